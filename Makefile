@@ -1,0 +1,56 @@
+# whisperft: make test | make demo | make bench
+# Everything runs from the project's own files: a venv, pinned dependencies, and
+# Debian packages (espeak-ng, sox, ffmpeg) installed with apt-get when missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install sysdeps lint test test-fast demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch is pinned first so that nothing can pull the multi-GB CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml requirements/lock.txt requirements/bundled.txt
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements/lock.txt
+	$(BIN)/pip install -q --require-hashes --only-binary :all: --no-deps -r requirements/bundled.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP) sysdeps
+
+sysdeps:
+	@missing=""; \
+	for t in espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing libsox-fmt-mp3"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing libsox-fmt-mp3 >/dev/null; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check whisperft tests benchmarks
+	$(BIN)/ruff format --check whisperft tests benchmarks
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: install
+	$(BIN)/python -m whisperft.demo
+
+bench: install
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) runs/demo .pytest_cache

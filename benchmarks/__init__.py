@@ -1,0 +1,1 @@
+"""Benchmarks: one script per performance claim; `make bench` runs them all."""

@@ -1,0 +1,106 @@
+"""Shared fixtures: the real tokenizer in tiny random models, and real speech from espeak-ng."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+from whisperft.testing import convert, make_tiny_model, speak
+
+SWEDISH = [
+    "Hej, jag heter Anna.",
+    "Det regnar i Stockholm idag.",
+    "Klockan är tre på eftermiddagen.",
+    "Vi åker till Göteborg i morgon.",
+    "Jag tycker mycket om kaffe.",
+    "Barnen leker i parken.",
+    "Tåget är försenat med tio minuter.",
+    "Hon läser en bok om Sverige.",
+    "Min bror bor i Malmö.",
+    "Vädret är fint i dag.",
+    "Butiken öppnar klockan nio.",
+    "Kan du hjälpa mig?",
+    "Vi ses på fredag.",
+    "Katten sover på soffan.",
+    "Han dricker te varje morgon.",
+    "Det kostar fyrtio kronor.",
+    "Bussen går från torget.",
+    "Jag har två systrar.",
+    "Sjön är kall på våren.",
+    "Tack så mycket för maten.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer multilingual Whisper with random weights and the real tokenizer."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_en_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer English-only Whisper (*.en vocabulary) with random weights."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-en", multilingual=False)
+
+
+@pytest.fixture(scope="session")
+def wavs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
+    """espeak-ng Swedish speech, one 22.05 kHz wav per sentence."""
+    root = tmp_path_factory.mktemp("wav")
+    return [(speak(s, root / f"s{i:02d}.wav", voice="sv"), s) for i, s in enumerate(SWEDISH)]
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(["client_id", "path", "sentence", "up_votes"])
+        for p, s in rows:
+            w.writerow(["c0ffee", p, s, 2])
+
+
+@pytest.fixture(scope="session")
+def cv_folder(tmp_path_factory: pytest.TempPathFactory, wavs: list[tuple[Path, str]]) -> Path:
+    """A Common Voice style release: clips/*.mp3 at 48 kHz stereo, train/dev/test TSVs."""
+    root = tmp_path_factory.mktemp("cv") / "sv-SE"
+    rows = []
+    for i, (wav, text) in enumerate(wavs):
+        name = f"common_voice_sv-SE_{i:04d}.mp3"
+        convert(wav, root / "clips" / name, rate=48000, channels=2)
+        rows.append((name, text))
+    write_tsv(root / "train.tsv", rows[:16])
+    write_tsv(root / "dev.tsv", rows[16:18])
+    write_tsv(root / "test.tsv", rows[18:])
+    return root
+
+
+@pytest.fixture(scope="session")
+def long_wav(tmp_path_factory: pytest.TempPathFactory, wavs: list[tuple[Path, str]]) -> Path:
+    """About 70 s of speech in one file, for long-form transcription."""
+    root = tmp_path_factory.mktemp("long")
+    parts = [str(w) for w, _ in wavs] * 3
+    out = root / "long.wav"
+    subprocess.run(["sox", *parts, str(out), "rate", "16000"], check=True, capture_output=True)
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the real ``whisperft`` command as a user would."""
+    exe = Path(sys.executable).with_name("whisperft")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "whisperft.cli"]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def have_tools() -> None:
+    for tool in ("espeak-ng", "ffmpeg", "sox"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is missing: run `make sysdeps`")

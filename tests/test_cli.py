@@ -1,0 +1,160 @@
+"""End to end through the real ``whisperft`` command: prepare -> train -> resume -> eval -> transcribe."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _config(path: Path, **train: object) -> Path:
+    data = {
+        "model": {"name": str(train.pop("model")), "audio_context_s": train.pop("audio_context_s", 4.0)},
+        "language": "sv",
+        "data": {"store": str(train.pop("store")), "num_workers": 0, **train.pop("data", {})},  # type: ignore[dict-item]
+        "train": {"learning_rate": 3e-3, "warmup_steps": 10, "batch_size": 8, "logging_steps": 10, **train},
+        "eval": {"batch_size": 16, "max_new_tokens": 24},
+    }
+    path.write_text("# whisperft train " + path.name + "\n" + yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model: Path) -> Path:
+    out = tmp_path_factory.mktemp("store") / "sv"
+    r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "train: kept 16" in r.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, store: Path, tiny_model: Path) -> Path:
+    """A tiny model trained on 16 utterances, evaluated on its own training set."""
+    root = tmp_path_factory.mktemp("run")
+    cfg = _config(
+        root / "learn.yaml",
+        model=tiny_model,
+        store=store,
+        output_dir=str(root / "run"),
+        max_steps=200,
+        eval_steps=100,
+        save_steps=100,
+        data={"eval_split": "train"},
+    )
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 0, r.stderr
+    return root / "run"
+
+
+def test_learning_drives_training_wer_down(trained: Path, store: Path, tiny_model: Path, tmp_path: Path) -> None:
+    before = run_cli("eval", "--model", str(tiny_model), "--data", str(store), "--split", "train",
+                     "--out", str(tmp_path / "before.json"))  # fmt: skip
+    assert before.returncode == 0, before.stderr
+    start = json.loads((tmp_path / "before.json").read_text())["wer"]
+    after = run_cli("eval", "--model", str(trained), "--data", str(store), "--split", "train",
+                    "--out", str(tmp_path / "after.json"))  # fmt: skip
+    assert after.returncode == 0, after.stderr
+    end = json.loads((tmp_path / "after.json").read_text())["wer"]
+    assert start >= 0.95
+    assert end <= 0.35, f"training-set WER {start:.2f} -> {end:.2f}"
+
+
+def test_final_model_folder_is_complete(trained: Path) -> None:
+    final = trained / "final"
+    for name in ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "config.yaml",
+                 "metrics.json", "processor_config.json"):  # fmt: skip
+        assert (final / name).is_file(), name
+    gen = json.loads((final / "generation_config.json").read_text())
+    assert gen["language"] == "sv" and gen["task"] == "transcribe"
+    assert gen.get("forced_decoder_ids") is None
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert metrics["steps"] == 200 and metrics["best_step"] in (100, 200)
+    assert len(list((trained / "checkpoints").glob("step-*"))) == 2
+
+
+def test_eval_writes_metrics_and_predictions(trained: Path, store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m" / "metrics.json"
+    r = run_cli("eval", "--model", str(trained), "--data", str(store), "--out", str(out), "--batch-size", "3")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(out.read_text())
+    for key in (
+        "wer",
+        "cer",
+        "wer_normalized",
+        "cer_normalized",
+        "num_utterances",
+        "audio_seconds",
+        "model",
+        "language",
+    ):
+        assert key in m
+    assert m["num_utterances"] == 2 and m["split"] == "test" and m["language"] == "sv"
+    preds = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and {"reference", "hypothesis", "word_errors"} <= preds[0].keys()
+    assert "WER" in r.stdout
+
+
+def test_eval_on_a_raw_source(trained: Path, cv_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "metrics.json"
+    r = run_cli("eval", "--model", str(trained), "--data", str(cv_folder), "--lang", "sv", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["num_utterances"] == 2
+
+
+def test_transcribe_to_subtitles(trained: Path, wavs: list[tuple[Path, str]], long_wav: Path, tmp_path: Path) -> None:
+    clip = wavs[0][0]
+    r = run_cli("transcribe", str(clip), str(long_wav), "--model", str(trained), "--lang", "sv", "--format", "srt",
+                "--output-dir", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    srt = (tmp_path / "long.srt").read_text()
+    assert srt.startswith("1\n00:00:") and " --> " in srt
+    assert (tmp_path / f"{clip.stem}.srt").is_file()
+    r = run_cli("transcribe", str(clip), "--model", str(trained), "--lang", "sv", "--format", "json",
+                "--output-dir", str(tmp_path))  # fmt: skip
+    data = json.loads((tmp_path / f"{clip.stem}.json").read_text())
+    assert data["language"] == "sv" and data["segments"] and {"start", "end", "text"} <= data["segments"][0].keys()
+    r = run_cli("transcribe", str(clip), "--model", str(trained), "--lang", "sv")
+    assert r.returncode == 0 and r.stdout.strip()
+    words = set(wavs[0][1].lower().replace(",", "").replace(".", "").split())
+    assert words & set(r.stdout.lower().replace(",", "").replace(".", "").split())
+
+
+def test_interrupted_run_resumes_to_the_same_weights(store: Path, tiny_model: Path, tmp_path: Path) -> None:
+    kw = {"model": tiny_model, "store": store, "max_steps": 12, "eval_steps": 100, "save_steps": 3, "batch_size": 4,
+          "gradient_accumulation_steps": 2}  # fmt: skip
+    straight = _config(tmp_path / "a.yaml", output_dir=str(tmp_path / "a"), **kw)
+    assert run_cli("train", str(straight)).returncode == 0
+
+    cfg = _config(tmp_path / "b.yaml", output_dir=str(tmp_path / "b"), **kw)
+    exe = Path(sys.executable).with_name("whisperft")
+    proc = subprocess.Popen([str(exe), "train", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (tmp_path / "b" / "checkpoints" / "step-0000003").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "interrupted at step" in err and "Traceback" not in err
+    assert not (tmp_path / "b" / "final").exists()
+
+    resumed = run_cli("train", str(cfg))
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(tmp_path / "a" / "checkpoints" / "step-0000012" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step-0000012" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-5, k
+    assert "resuming from" in resumed.stderr

@@ -1,0 +1,67 @@
+"""CLI errors: one clear line, exit 2 for usage/config, 1 for runtime, no traceback without --debug."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+def _no_traceback(stderr: str) -> None:
+    assert "Traceback" not in stderr
+
+
+def test_bad_config_lists_every_problem(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("language: svv\ntrain:\n  max_steps: 0\n  batch_size: -1\n  learning_rate: abc\n  bogus: 1\n")
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 2
+    _no_traceback(r.stderr)
+    for needle in ("train.max_steps", "train.batch_size", "train.learning_rate", "train.bogus", "language", "sv"):
+        assert needle in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["train", "nope.yaml"], 2, "config file not found"),
+        (["prepare", "--lang", "klingon", "--source", "."], 2, "unknown language 'klingon'"),
+        (["prepare", "--lang", "sv", "--source", "/no/such/dir"], 2, "no such file"),
+        (["eval", "--model", "./no-model-here", "--data", "."], 2, "not found"),
+        (["transcribe", "x.wav", "--model", "tiny", "--format", "doc"], 2, "--format must be one of"),
+        (["train", "c.yaml", "train.max_steps"], 2, "key=value"),
+    ],
+)
+def test_usage_errors(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+    (tmp_path / "c.yaml").write_text("language: sv\n")
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == code, r.stderr
+    assert needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    _no_traceback(r.stderr)
+
+
+def test_runtime_error_exits_1(tmp_path: Path, tiny_model: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "store.json").write_text('{"format": 1, "n_mels": 80, "splits": ["test"]}')
+    r = run_cli("eval", "--model", str(tiny_model), "--data", str(store), "--lang", "sv")
+    assert r.returncode == 1
+    assert "incomplete" in r.stderr
+    _no_traceback(r.stderr)
+    r = run_cli("--debug", "eval", "--model", str(tiny_model), "--data", str(store), "--lang", "sv")
+    assert "Traceback" in r.stderr
+
+
+def test_transcribe_reports_bad_files_and_keeps_going(tmp_path: Path, tiny_model: Path, wavs: list) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    r = run_cli("transcribe", str(bad), str(wavs[0][0]), "--model", str(tiny_model), "--lang", "sv",
+                "--format", "json", "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert r.returncode == 1
+    assert "bad.wav" in r.stderr
+    assert (tmp_path / "out" / f"{wavs[0][0].stem}.json").is_file()
+    r = run_cli("transcribe", str(tmp_path / "out"), "--model", str(tiny_model))
+    assert r.returncode == 2 and "no audio files" in r.stderr

@@ -1,0 +1,122 @@
+"""Decode any audio file or byte string to mono 16 kHz float32.
+
+soundfile (libsndfile: wav/flac/ogg/mp3) first, soxr to resample, and the ffmpeg
+binary as a fallback for everything else. Each failure raises AudioError with a
+short machine-readable reason, which prepare counts and reports.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from whisperft.errors import WhisperftError
+
+SAMPLE_RATE = 16_000
+FFMPEG_TIMEOUT_S = 600
+
+
+class AudioError(WhisperftError):
+    """Audio that cannot be used. ``reason`` is a short key such as ``undecodable``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+AudioSource = str | Path | bytes
+
+
+def _describe(source: AudioSource) -> str:
+    return f"<{len(source)} bytes>" if isinstance(source, bytes) else str(source)
+
+
+def _check_path(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError("missing_file", f"{path} does not exist") from None
+    except OSError as exc:  # symlink loops, permission on a parent, ...
+        raise AudioError("unreadable_file", f"{path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise AudioError("missing_file", f"{path} is not a file")
+    if st.st_size == 0:
+        raise AudioError("empty_audio", f"{path} is a zero-byte file")
+    if not os.access(path, os.R_OK):
+        raise AudioError("unreadable_file", f"{path}: permission denied")
+
+
+def _ffmpeg_decode(source: AudioSource, max_duration: float | None) -> np.ndarray:
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise AudioError("undecodable", f"{_describe(source)}: soundfile cannot read it and ffmpeg is not installed")
+    cmd = [exe, "-nostdin", "-v", "error", "-i", "pipe:0" if isinstance(source, bytes) else str(source)]
+    if max_duration is not None:
+        cmd += ["-t", str(max_duration + 1)]
+    cmd += ["-vn", "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "pipe:1"]
+    try:
+        proc = subprocess.run(
+            cmd,
+            input=source if isinstance(source, bytes) else None,
+            capture_output=True,
+            timeout=FFMPEG_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AudioError("undecodable", f"{_describe(source)}: ffmpeg timed out") from None
+    if proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        last = msg[-1] if msg else "ffmpeg failed"
+        raise AudioError("undecodable", last if str(source) in last else f"{_describe(source)}: {last}")
+    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+
+
+def decode_audio(source: AudioSource, max_duration: float | None = None) -> np.ndarray:
+    """Return mono float32 samples at 16 kHz.
+
+    ``max_duration`` (seconds) rejects long files from their header before decoding
+    them, so a 3-hour file in a training manifest costs nothing.
+    """
+    if isinstance(source, bytes):
+        if not source:
+            raise AudioError("empty_audio", "zero bytes of audio")
+        handle: io.BytesIO | Path = io.BytesIO(source)
+    else:
+        handle = Path(source)
+        _check_path(handle)
+    try:
+        with sf.SoundFile(handle) as f:
+            rate, frames = f.samplerate, f.frames
+            if max_duration is not None and frames > 0 and frames / rate > max_duration:
+                raise AudioError("too_long", f"{_describe(source)}: {frames / rate:.1f} s > {max_duration:g} s")
+            data = f.read(dtype="float32", always_2d=True)
+        audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if rate != SAMPLE_RATE and audio.size:
+            audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        audio = _ffmpeg_decode(source, max_duration)
+    except MemoryError:
+        raise AudioError("undecodable", f"{_describe(source)}: too large to decode") from None
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if audio.size == 0:
+        raise AudioError("empty_audio", f"{_describe(source)}: no samples")
+    if not np.isfinite(audio).all():
+        raise AudioError("non_finite_audio", f"{_describe(source)}: NaN or infinite samples")
+    if max_duration is not None and audio.size / SAMPLE_RATE > max_duration:
+        raise AudioError("too_long", f"{_describe(source)}: {audio.size / SAMPLE_RATE:.1f} s > {max_duration:g} s")
+    return audio
+
+
+def is_silent(audio: np.ndarray, threshold: float = 1e-4) -> bool:
+    """True when the peak amplitude is below ``threshold`` (digital silence)."""
+    return audio.size == 0 or float(np.abs(audio).max()) < threshold

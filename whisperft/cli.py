@@ -1,0 +1,246 @@
+"""The ``whisperft`` command line: thin Typer commands over the library.
+
+Errors print one line and exit 2 (usage/config) or 1 (runtime); ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from whisperft.errors import UsageError, WhisperftError
+
+app = typer.Typer(
+    name="whisperft",
+    help="Fine-tune OpenAI Whisper to a language, then evaluate it and transcribe with it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+logger = logging.getLogger("whisperft")
+_state: dict[str, Any] = {"debug": False}
+
+
+def _setup_logging(debug: bool) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    handler = RichHandler(
+        console=Console(stderr=True), show_time=False, show_path=False, markup=False, rich_tracebacks=debug
+    )
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.propagate = False
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not debug:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        logging.getLogger("accelerate").setLevel(logging.ERROR)
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False) -> None:
+    _state["debug"] = debug
+    _setup_logging(debug)
+
+
+def _fail(exc: BaseException) -> None:
+    if _state["debug"]:
+        raise exc
+    if isinstance(exc, WhisperftError):
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130)
+    typer.echo(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+    raise typer.Exit(1)
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(exc)
+    except KeyboardInterrupt as exc:
+        _fail(exc)
+
+
+def _counter(total: int | None, label: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    task = progress.add_task(label, total=total)
+    return progress, (lambda n: progress.advance(task, n))
+
+
+@app.command()
+def prepare(
+    lang: Annotated[str, typer.Option("--lang", help="Language: sv, swedish, sv-SE ...")],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Common Voice folder or .tar.gz, .csv/.tsv/.jsonl manifest, audiofolder, save_to_disk folder, "
+            "or hub:NAME[:CONFIG]. Default: FLEURS for --lang."
+        ),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Model whose tokenizer and feature size to use.")] = "small",
+    out: Annotated[Path | None, typer.Option(help="Feature store folder (default data/<lang>).")] = None,
+    max_duration: Annotated[float, typer.Option(help="Skip clips longer than this (seconds).")] = 30.0,
+    num_proc: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+) -> None:
+    """Decode, filter and featurize speech data into a compact feature store."""
+
+    def go() -> None:
+        from whisperft.languages import get_language
+        from whisperft.prepare import prepare as run
+
+        code = get_language(lang).code
+        target = out or Path("data") / code
+        progress, tick = _counter(None, "prepare")
+        with progress:
+            result = run(source, code, model, target, max_duration=max_duration, num_proc=num_proc, progress=tick)
+        for split, rep in result.report.items():
+            skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
+            typer.echo(f"{split}: kept {rep['kept']} ({rep['hours'] * 60:.1f} min), skipped: {skipped}")
+        typer.echo(f"feature store: {result.out} (report: {result.out / 'prepare_report.json'})")
+
+    _run(go)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config (see configs/).")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides: train.max_steps=20 model=base")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune (or resume fine-tuning) as a YAML config says."""
+
+    def go() -> None:
+        from whisperft.config import load_config
+        from whisperft.train import train as run
+
+        cfg = load_config(config, overrides or [])
+        result = run(cfg, str(config), progress=not no_progress and sys.stderr.isatty())
+        best = f", best WER {result.best_wer:.4f} at step {result.best_step}" if result.best_wer is not None else ""
+        typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s{best}; model: {result.final_dir}")
+
+    _run(go)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="Model spec: size, Hub id, folder, run folder or bundled:NAME.")],
+    data: Annotated[str, typer.Option(help="Feature store, or any source prepare accepts.")],
+    split: Annotated[str | None, typer.Option(help="Split (default: test, else validation).")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language (default: the store's).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    num_beams: Annotated[int, typer.Option(min=1)] = 1,
+    max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N utterances.")] = None,
+    out: Annotated[Path, typer.Option(help="metrics.json to write; predictions.jsonl goes beside it.")] = Path(
+        "metrics.json"
+    ),
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+) -> None:
+    """Measure WER and CER of a model on a dataset."""
+
+    def go() -> None:
+        from whisperft.run_eval import print_table, run_eval
+
+        result = run_eval(model, data, split, lang, batch_size, num_beams, max_samples, out, trust_pickle)
+        print_table(result)
+        typer.echo(f"metrics: {out}")
+
+    _run(go)
+
+
+@app.command()
+def transcribe(
+    audio: Annotated[list[str], typer.Argument(help="Audio files or folders.")],
+    model: Annotated[str, typer.Option(help="Model spec.")],
+    lang: Annotated[str, typer.Option(help="Language code, or auto to detect.")] = "auto",
+    format: Annotated[str, typer.Option("--format", help="txt, srt, vtt or json.")] = "txt",
+    output_dir: Annotated[Path | None, typer.Option(help="Write <name>.<format> files here.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    num_beams: Annotated[int, typer.Option(min=1)] = 1,
+    task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+) -> None:
+    """Transcribe audio of any length to text or subtitles."""
+
+    def go() -> int:
+        from whisperft.io import atomic_write_text
+        from whisperft.models import check_language, load_model, load_processor, resolve_model
+        from whisperft.transcribe import FORMATS, Transcriber, collect_audio, render, transcribe_files
+
+        if format not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if task not in ("transcribe", "translate"):
+            raise UsageError(f"--task must be transcribe or translate, got {task!r}")
+        files = collect_audio(audio)
+        if not files:
+            raise UsageError(f"no audio files found in {', '.join(audio)}")
+        path = resolve_model(model)
+        mdl = load_model(path, trust_pickle=trust_pickle)
+        check_language(mdl, lang)
+        transcriber = Transcriber(mdl, load_processor(path), device="cuda" if _cuda() else None)
+        results, errors = transcribe_files(transcriber, files, lang, batch_size, task, num_beams)
+        for _f, msg in errors:
+            typer.echo(f"error: {msg}", err=True)
+        names: dict[str, int] = {}
+        for t in results:
+            text = render(t, format)
+            if output_dir is None and format == "txt":
+                prefix = f"{t.file}: " if len(files) > 1 else ""
+                typer.echo(prefix + t.text)
+                continue
+            stem = Path(t.file).stem
+            names[stem] = names.get(stem, 0) + 1
+            if names[stem] > 1:
+                stem = f"{stem}-{names[stem]}"
+            target = (output_dir or Path(t.file).parent) / f"{stem}.{format}"
+            atomic_write_text(target, text)
+            typer.echo(f"{t.file} -> {target}")
+        return 1 if errors else 0
+
+    code = _run(go)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def languages() -> None:
+    """List language codes with their Common Voice locale and FLEURS config."""
+    from whisperft.languages import LANGUAGES
+
+    for lang in LANGUAGES.values():
+        typer.echo(f"{lang.code:5} {lang.name:16} cv={lang.common_voice:8} fleurs={lang.fleurs or '-'}")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,292 @@
+"""The one typed schema for a training run. Defaults live here and nowhere else.
+
+A YAML file is read into plain data, dotted ``key=value`` overrides are applied,
+and the result is checked field by field. Every problem is collected and reported
+at once with its dotted name, as a ConfigError (exit code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from whisperft.errors import ConfigError, UsageError
+from whisperft.languages import get_language
+
+
+@dataclass
+class ModelConfig:
+    """Which Whisper to start from. In YAML, ``model: small`` is short for ``model: {name: small}``."""
+
+    name: str = "small"
+    audio_context_s: float | None = None  # encoder window shorter than 30 s (opt-in)
+    attn_implementation: str = "sdpa"
+
+    def problems(self) -> list[str]:
+        out = []
+        if not self.name.strip():
+            out.append("model.name: must not be empty")
+        if self.audio_context_s is not None and not (0 < self.audio_context_s <= 30):
+            out.append(f"model.audio_context_s: must be in (0, 30] seconds, got {self.audio_context_s}")
+        if self.attn_implementation not in ("sdpa", "eager"):
+            out.append(f"model.attn_implementation: must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
+        return out
+
+
+@dataclass
+class DataConfig:
+    """Where the prepared feature store is, and how to read it."""
+
+    store: str = "data/sv"
+    train_split: str = "train"
+    eval_split: str = "validation"
+    max_duration: float = 30.0
+    max_eval_samples: int | None = None
+    num_workers: int = 2
+    pack: bool = False
+
+    def problems(self) -> list[str]:
+        out = []
+        if not (0 < self.max_duration <= 30):
+            out.append(f"data.max_duration: must be in (0, 30] seconds, got {self.max_duration}")
+        if self.max_eval_samples is not None and self.max_eval_samples <= 0:
+            out.append(f"data.max_eval_samples: must be positive, got {self.max_eval_samples}")
+        if self.num_workers < 0:
+            out.append(f"data.num_workers: must be >= 0, got {self.num_workers}")
+        return out
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation recipe and its bookkeeping."""
+
+    output_dir: str = "runs/whisper"
+    max_steps: int = 1000
+    learning_rate: float = 1e-5
+    warmup_steps: int = 50
+    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    freeze_encoder: bool = False
+    seed: int = 42
+    logging_steps: int = 10
+    eval_steps: int = 200
+    save_steps: int = 200
+    save_total_limit: int = 2
+    early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = off
+    max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+
+    def problems(self) -> list[str]:
+        out = []
+        for key in ("max_steps", "batch_size", "gradient_accumulation_steps", "eval_steps", "save_steps"):
+            if getattr(self, key) <= 0:
+                out.append(f"train.{key}: must be positive, got {getattr(self, key)}")
+        for key in ("warmup_steps", "save_total_limit", "early_stopping_patience", "logging_steps"):
+            if getattr(self, key) < 0:
+                out.append(f"train.{key}: must be >= 0, got {getattr(self, key)}")
+        if not (self.learning_rate > 0):
+            out.append(f"train.learning_rate: must be positive, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            out.append(f"train.weight_decay: must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm < 0:
+            out.append(f"train.max_grad_norm: must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
+        if self.max_bad_steps <= 0:
+            out.append(f"train.max_bad_steps: must be positive, got {self.max_bad_steps}")
+        if not self.output_dir.strip():
+            out.append("train.output_dir: must not be empty")
+        return out
+
+
+@dataclass
+class EvalConfig:
+    """Decoding settings for evaluation during and after training."""
+
+    batch_size: int = 16
+    num_beams: int = 1
+    max_new_tokens: int | None = None  # None: as many as the decoder allows
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.batch_size <= 0:
+            out.append(f"eval.batch_size: must be positive, got {self.batch_size}")
+        if self.num_beams <= 0:
+            out.append(f"eval.num_beams: must be positive, got {self.num_beams}")
+        if self.max_new_tokens is not None and self.max_new_tokens <= 0:
+            out.append(f"eval.max_new_tokens: must be positive, got {self.max_new_tokens}")
+        return out
+
+
+@dataclass
+class Config:
+    """A whole run: ``whisperft train CONFIG.yaml`` reads one of these."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    language: str = "sv"
+    task: Literal["transcribe", "translate"] = "transcribe"
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def problems(self) -> list[str]:
+        out = self.model.problems() + self.data.problems() + self.train.problems() + self.eval.problems()
+        try:
+            get_language(self.language)
+        except UsageError as exc:
+            out.append(f"language: {exc}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the resolved config as YAML (atomically)."""
+        from whisperft.io import atomic_write_text
+
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string", type(None): "null"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Check ``value`` against a field type; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return (value in typing.get_args(tp), value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, v = _coerce(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-5" as a string
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, value
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    return isinstance(value, tp), value
+
+
+def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{prefix.rstrip('.') or 'config'}: must be a mapping, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            close = [k for k in fields if k.startswith(str(key)[:3])]
+            hint = f" (did you mean {', '.join(close)}?)" if close else f" (valid keys: {', '.join(fields)})"
+            problems.append(f"{dotted}: unknown key{hint}")
+            continue
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if tp is ModelConfig and isinstance(value, str):
+                value = {"name": value}
+            kwargs[key] = _build(tp, value, f"{dotted}.", problems)
+            continue
+        ok, coerced = _coerce(value, tp)
+        if not ok:
+            problems.append(f"{dotted}: expected {_type_name(tp)}, got {value!r}")
+            continue
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``train.max_steps=20`` into (["train", "max_steps"], 20)."""
+    if "=" not in text:
+        raise UsageError(f"override {text!r} must look like key=value, e.g. train.max_steps=20")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UsageError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted overrides to raw config data (before validation)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        if path == ["model"]:
+            path = ["model", "name"]
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if part == "model" and isinstance(child, str):
+                child = {"name": child}
+            if not isinstance(child, dict):
+                child = {}
+            node[part] = child
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
+    """Validate raw data into a Config, raising ConfigError with every problem found."""
+    problems: list[str] = []
+    cfg = _build(Config, data, "", problems)
+    problems.extend(cfg.problems())
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config, apply overrides and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read config {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    data = apply_overrides(data, overrides or [])
+    return config_from_dict(data, str(path))

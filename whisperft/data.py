@@ -1,0 +1,337 @@
+"""Speech data sources, and ``prepare``: rows -> decoded, filtered, featurized store.
+
+A source yields Rows per split. Supported sources:
+
+- a Common Voice release folder (``clips/`` + ``train.tsv``/``dev.tsv``/``test.tsv``), or its ``.tar.gz``
+- a manifest ``.csv``/``.tsv``/``.jsonl`` (optional ``split`` column), paths relative to the manifest
+- an audiofolder with ``metadata.csv`` (optionally per-split subfolders)
+- a folder written by ``datasets.save_to_disk``
+- a Hub dataset ``hub:NAME[:CONFIG]`` (script datasets through ``refs/convert/parquet``)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.languages import Language
+
+logger = logging.getLogger("whisperft")
+
+AUDIO_COLUMNS = ("audio", "path", "file", "file_name", "filename")
+TEXT_COLUMNS = ("text", "sentence", "raw_transcription", "transcription", "transcript")
+SPLIT_ALIASES = {"train": "train", "dev": "validation", "validation": "validation", "valid": "validation",
+                 "val": "validation", "test": "test"}  # fmt: skip
+CV_SPLITS = {"train.tsv": "train", "dev.tsv": "validation", "test.tsv": "test"}
+
+
+@dataclass
+class Row:
+    """One utterance as read from a source, before decoding."""
+
+    id: str
+    audio: str | bytes | None  # a path, encoded bytes, or None when the source row has no audio
+    text: str | None
+    origin: str  # where it came from, for error messages: "train.tsv:12"
+    problem: str | None = None  # set when the row is already known to be bad
+    detail: str = ""
+
+
+@dataclass
+class Source:
+    """Splits of rows, plus a description for the report."""
+
+    description: str
+    splits: dict[str, Callable[[], Iterable[Row]]]
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _read_text_file(path: Path) -> str:
+    raw = path.read_bytes()
+    for enc in ("utf-8-sig", "utf-16"):
+        try:
+            text = raw.decode(enc)
+            if enc == "utf-16" and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                continue
+            return text
+        except UnicodeDecodeError:
+            continue
+    raise UsageError(
+        f"{path} is not UTF-8 text; re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 {path.name} > fixed.csv)"
+    )
+
+
+def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """Read a CSV/TSV/JSONL table into (columns, [(line_number, row)])."""
+    text = _read_text_file(path)
+    if path.suffix.lower() == ".jsonl":
+        rows: list[tuple[int, dict[str, Any]]] = []
+        columns: dict[str, None] = {}
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                rows.append((n, {"__error__": f"invalid JSON: {exc.msg}"}))
+                continue
+            if not isinstance(obj, dict):
+                rows.append((n, {"__error__": "line is not a JSON object"}))
+                continue
+            columns.update(dict.fromkeys(obj))
+            rows.append((n, obj))
+        return list(columns), rows
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    reader.fieldnames = columns
+    out = []
+    for rec in reader:
+        out.append((reader.line_num, {k: v for k, v in rec.items() if k is not None}))
+    return columns, out
+
+
+def _pick(columns: Iterable[str], candidates: tuple[str, ...], what: str, path: Path) -> str:
+    lowered = {c.lower(): c for c in columns}
+    for cand in candidates:
+        if cand in lowered:
+            return lowered[cand]
+    raise UsageError(
+        f"{path}: no {what} column; expected one of {', '.join(candidates)}, found {', '.join(columns) or 'none'}"
+    )
+
+
+def safe_join(base: Path, rel: str) -> Path | None:
+    """Join a manifest path onto its folder; None when a relative path escapes the folder via '..'."""
+    p = Path(rel)
+    if p.is_absolute():
+        return p
+    root = os.path.normpath(base)
+    joined = os.path.normpath(os.path.join(root, p))
+    if joined != root and not joined.startswith(root.rstrip(os.sep) + os.sep):
+        return None
+    return Path(joined)
+
+
+def _table_rows(
+    path: Path, audio_base: Path, rows: list[tuple[int, dict[str, Any]]], acol: str, tcol: str
+) -> Iterator[Row]:
+    for line, rec in rows:
+        origin = f"{path.name}:{line}"
+        if "__error__" in rec:
+            yield Row(origin, None, None, origin, "bad_row", rec["__error__"])
+            continue
+        rel = rec.get(acol)
+        text = rec.get(tcol)
+        if rel is None or text is None:
+            missing = acol if rel is None else tcol
+            yield Row(origin, None, None, origin, "bad_row", f"missing value for column {missing!r}")
+            continue
+        rel = str(rel).strip()
+        if not rel:
+            yield Row(origin, None, str(text), origin, "missing_file", "empty audio path")
+            continue
+        full = safe_join(audio_base, rel)
+        if full is None:
+            yield Row(rel, None, str(text), origin, "unsafe_path", f"{rel!r} escapes {audio_base}")
+            continue
+        yield Row(rel, str(full), str(text), origin)
+
+
+def manifest_source(path: Path) -> Source:
+    columns, rows = read_table(path)
+    acol = _pick(columns, AUDIO_COLUMNS, "audio", path)
+    tcol = _pick(columns, TEXT_COLUMNS, "text", path)
+    scol = next((c for c in columns if c.lower() == "split"), None)
+    base = path.parent
+    if scol is None:
+        return Source(f"manifest {path}", {"train": lambda: _table_rows(path, base, rows, acol, tcol)})
+    by_split: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for line, rec in rows:
+        name = SPLIT_ALIASES.get(str(rec.get(scol, "")).strip().lower())
+        if name is None:
+            raise UsageError(f"{path}:{line}: unknown split {rec.get(scol)!r}; use train, validation or test")
+        by_split.setdefault(name, []).append((line, rec))
+    return Source(
+        f"manifest {path}",
+        {name: (lambda r=r: _table_rows(path, base, r, acol, tcol)) for name, r in by_split.items()},
+    )
+
+
+def common_voice_source(folder: Path) -> Source:
+    splits = {}
+    for fname, name in CV_SPLITS.items():
+        tsv = folder / fname
+        if tsv.is_file():
+            columns, rows = read_table(tsv)
+            acol = _pick(columns, ("path",), "path", tsv)
+            tcol = _pick(columns, ("sentence",), "sentence", tsv)
+            splits[name] = lambda t=tsv, r=rows, a=acol, c=tcol: _table_rows(t, folder / "clips", r, a, c)
+    return Source(f"Common Voice folder {folder}", splits)
+
+
+def common_voice_tar_source(archive: Path) -> Source:
+    """Read a Common Voice release tarball in place, without extracting it."""
+    tables: dict[str, tuple[str, list[str], list[tuple[int, dict[str, Any]]]]] = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                base = Path(member.name).name
+                if member.isfile() and base in CV_SPLITS and "clips" not in Path(member.name).parts:
+                    fh = tar.extractfile(member)
+                    assert fh is not None
+                    tmp = Path(member.name)
+                    text = fh.read().decode("utf-8-sig")
+                    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t")
+                    rows = [(reader.line_num, dict(r)) for r in reader]
+                    tables[CV_SPLITS[base]] = (str(tmp.parent), list(reader.fieldnames or []), rows)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise WhisperftError(f"cannot read {archive}: {exc}") from None
+    if not tables:
+        raise UsageError(f"{archive}: no train.tsv/dev.tsv/test.tsv inside; is this a Common Voice release?")
+
+    def rows_for(split: str) -> Iterator[Row]:
+        prefix, _columns, rows = tables[split]
+        wanted = {}
+        for line, rec in rows:
+            rel = (rec.get("path") or "").strip()
+            text = rec.get("sentence")
+            wanted[f"{prefix}/clips/{rel}"] = (rel, text, f"{split}.tsv:{line}")
+        seen = set()
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                hit = wanted.get(member.name)
+                if hit is None or not member.isfile():
+                    continue
+                fh = tar.extractfile(member)
+                data = fh.read() if fh else b""
+                seen.add(member.name)
+                yield Row(hit[0], data, hit[1], hit[2])
+        for name, (rel, text, origin) in wanted.items():
+            if name not in seen:
+                yield Row(rel, None, text, origin, "missing_file", f"{rel} is not in {archive.name}")
+
+    return Source(f"Common Voice archive {archive}", {s: (lambda s=s: rows_for(s)) for s in tables})
+
+
+def audiofolder_source(folder: Path) -> Source:
+    splits = {}
+    subdirs = [d for d in sorted(folder.iterdir()) if d.is_dir() and (d / "metadata.csv").is_file()]
+    if (folder / "metadata.csv").is_file():
+        subdirs = [folder]
+    for d in subdirs:
+        meta = d / "metadata.csv"
+        columns, rows = read_table(meta)
+        acol = _pick(columns, ("file_name", *AUDIO_COLUMNS), "file_name", meta)
+        tcol = _pick(columns, TEXT_COLUMNS, "text", meta)
+        name = "train" if d == folder else SPLIT_ALIASES.get(d.name.lower(), d.name)
+        splits[name] = lambda m=meta, d=d, r=rows, a=acol, t=tcol: _table_rows(m, d, r, a, t)
+    return Source(f"audiofolder {folder}", splits)
+
+
+def _hf_rows(ds: Any, name: str) -> Iterator[Row]:
+    from datasets import Audio
+
+    columns = list(ds.column_names or [])
+    acol = next((c for c in columns if c.lower() == "audio"), None) or _pick(
+        columns, AUDIO_COLUMNS, "audio", Path(name)
+    )
+    tcol = _pick(columns, TEXT_COLUMNS, "text", Path(name))
+    if isinstance(ds.features.get(acol), Audio):
+        ds = ds.cast_column(acol, Audio(decode=False))
+    for i, rec in enumerate(ds):
+        audio = rec[acol]
+        origin = f"{name}[{i}]"
+        if isinstance(audio, dict):
+            data = audio.get("bytes") or audio.get("path")
+            ident = audio.get("path") or origin
+        else:
+            data, ident = audio, str(audio) if audio else origin
+        yield Row(str(rec.get("id", ident)), data, rec.get(tcol), origin)
+
+
+def disk_source(folder: Path) -> Source:
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    try:
+        ds = load_from_disk(str(folder))
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"cannot load {folder} with datasets.load_from_disk: {exc}") from None
+    if isinstance(ds, Dataset):
+        return Source(f"datasets folder {folder}", {"train": lambda: _hf_rows(ds, folder.name)})
+    assert isinstance(ds, DatasetDict)
+    return Source(
+        f"datasets folder {folder}",
+        {SPLIT_ALIASES.get(k, k): (lambda k=k: _hf_rows(ds[k], f"{folder.name}/{k}")) for k in ds},
+    )
+
+
+def hub_source(name: str, config: str | None, parquet: bool = False) -> Source:
+    """A Hub dataset, streamed. Script datasets (like google/fleurs) load through the parquet conversion."""
+    import datasets
+
+    kwargs: dict[str, Any] = {"streaming": True}
+    if parquet:
+        kwargs["revision"] = "refs/convert/parquet"
+        if config:
+            kwargs["data_dir"] = config
+    elif config:
+        kwargs["name"] = config
+    token = os.environ.get("HF_TOKEN")  # read from the environment only; never logged or stored
+    try:
+        dsd = datasets.load_dataset(name, token=token, **kwargs)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "mozilla-foundation/common_voice" in name:
+            msg += (
+                " (Common Voice left the Hugging Face Hub in October 2025: download the release from the "
+                "Mozilla Data Collective and pass its folder or .tar.gz as --source)"
+            )
+        raise WhisperftError(f"cannot load Hub dataset {name}: {msg}") from None
+    label = f"hub:{name}" + (f":{config}" if config else "")
+    return Source(label, {SPLIT_ALIASES.get(k, k): (lambda k=k: _hf_rows(dsd[k], f"{label}/{k}")) for k in dsd})
+
+
+def open_source(source: str | None, language: Language) -> Source:
+    """Resolve ``--source``; with none, FLEURS for the language through the Hub's parquet conversion."""
+    if source is None:
+        if language.fleurs is None:
+            raise UsageError(f"FLEURS has no {language.name}; pass --source (a Common Voice folder or a manifest)")
+        logger.info("no --source given: using google/fleurs %s (parquet conversion) from the Hub", language.fleurs)
+        return hub_source("google/fleurs", language.fleurs, parquet=True)
+    if source.startswith("hub:"):
+        parts = source[4:].split(":")
+        if not parts[0]:
+            raise UsageError("--source hub:NAME[:CONFIG] needs a dataset name")
+        name = parts[0]
+        return hub_source(name, parts[1] if len(parts) > 1 else None, parquet=name == "google/fleurs")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(f"--source {source}: no such file or folder")
+    if path.is_file():
+        if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+            return common_voice_tar_source(path)
+        if path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
+            return manifest_source(path)
+        raise UsageError(f"--source {source}: expected a folder, a .csv/.tsv/.jsonl manifest or a .tar.gz")
+    if any((path / f).is_file() for f in CV_SPLITS) and (path / "clips").is_dir():
+        return common_voice_source(path)
+    if (path / "metadata.csv").is_file() or any(path.glob("*/metadata.csv")):
+        return audiofolder_source(path)
+    if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
+        return disk_source(path)
+    raise UsageError(
+        f"--source {source}: not a Common Voice folder (clips/ + train.tsv), an audiofolder (metadata.csv) "
+        "or a datasets.save_to_disk folder"
+    )
