@@ -37,8 +37,8 @@ sysdeps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check whisperft tests benchmarks
-	$(BIN)/ruff format --check whisperft tests benchmarks
+	$(BIN)/ruff check whisperft tests benchmarks demo
+	$(BIN)/ruff format --check whisperft tests benchmarks demo
 
 test: install lint
 	$(BIN)/python -m pytest -q
@@ -47,7 +47,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 demo: install
-	$(BIN)/python -m whisperft.demo
+	$(BIN)/python demo/run.py
 
 bench: install
 	$(BIN)/python -m benchmarks.run_all

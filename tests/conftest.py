@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("WHISPERFT_CACHE", tempfile.mkdtemp(prefix="whisperft-test-cache-"))
 
 from whisperft.testing import convert, make_tiny_model, speak
 

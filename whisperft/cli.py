@@ -151,6 +151,7 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     num_beams: Annotated[int, typer.Option(min=1)] = 1,
     max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N utterances.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Cap on tokens generated per utterance.")] = None,
     out: Annotated[Path, typer.Option(help="metrics.json to write; predictions.jsonl goes beside it.")] = Path(
         "metrics.json"
     ),
@@ -161,7 +162,18 @@ def eval_cmd(
     def go() -> None:
         from whisperft.run_eval import print_table, run_eval
 
-        result = run_eval(model, data, split, lang, batch_size, num_beams, max_samples, out, trust_pickle)
+        result = run_eval(
+            model,
+            data,
+            split,
+            lang,
+            batch_size,
+            num_beams,
+            max_samples,
+            out,
+            trust_pickle,
+            max_new_tokens=max_new_tokens,
+        )
         print_table(result)
         typer.echo(f"metrics: {out}")
 
@@ -178,6 +190,10 @@ def transcribe(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     num_beams: Annotated[int, typer.Option(min=1)] = 1,
     task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
+    timestamps: Annotated[
+        bool,
+        typer.Option(help="Timestamped segments inside each chunk; --no-timestamps: one segment per chunk at pauses."),
+    ] = True,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
 ) -> None:
     """Transcribe audio of any length to text or subtitles."""
@@ -198,7 +214,7 @@ def transcribe(
         mdl = load_model(path, trust_pickle=trust_pickle)
         check_language(mdl, lang)
         transcriber = Transcriber(mdl, load_processor(path), device="cuda" if _cuda() else None)
-        results, errors = transcribe_files(transcriber, files, lang, batch_size, task, num_beams)
+        results, errors = transcribe_files(transcriber, files, lang, batch_size, task, num_beams, timestamps)
         for _f, msg in errors:
             typer.echo(f"error: {msg}", err=True)
         names: dict[str, int] = {}
@@ -220,6 +236,62 @@ def transcribe(
     code = _run(go)
     if code:
         raise typer.Exit(code)
+
+
+@app.command("import-ct2")
+def import_ct2_cmd(
+    ct2_dir: Annotated[Path, typer.Argument(help="A CTranslate2 / faster-whisper model folder.")],
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the Hugging Face model folder.")],
+) -> None:
+    """Convert a CTranslate2 Whisper model into a Hugging Face model folder."""
+
+    def go() -> None:
+        from whisperft.ct2 import import_ct2
+
+        if not ct2_dir.is_dir():
+            raise UsageError(f"{ct2_dir} is not a folder")
+        typer.echo(f"converted: {import_ct2(ct2_dir, out_dir)}")
+
+    _run(go)
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Model spec to export.")],
+    out: Annotated[Path, typer.Argument(help="Output folder.")],
+    to: Annotated[str, typer.Option("--to", help="Target format (ct2: CTranslate2 / faster-whisper).")] = "ct2",
+    quantization: Annotated[str, typer.Option(help="int8, int8_float16, float16, bfloat16 or float32.")] = "int8",
+    verify_audio: Annotated[list[Path] | None, typer.Option(help="Clips for the parity check.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Language for the parity check (default: the model's).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the parity check.")] = False,
+) -> None:
+    """Export a model for faster-whisper, and check that both transcribe alike."""
+
+    def go() -> None:
+        from whisperft.audio import decode_audio
+        from whisperft.ct2 import export_ct2, parity_clips
+        from whisperft.models import resolve_model
+
+        if to != "ct2":
+            raise UsageError(f"--to must be ct2, got {to!r}")
+        path = resolve_model(model)
+        code = lang
+        if code is None:
+            from transformers import GenerationConfig
+
+            code = getattr(GenerationConfig.from_pretrained(path), "language", None) or "en"
+        clips = None
+        if not no_verify:
+            clips = [decode_audio(p) for p in verify_audio] if verify_audio else parity_clips(str(code))
+        res = export_ct2(path, out, quantization, clips, str(code))
+        if res.parity_wer is not None:
+            typer.echo(
+                f"parity: {100 * res.parity_wer:.1f}% WER between HF and CTranslate2 outputs on {len(res.pairs)} "
+                f"clips (tolerance {100 * res.tolerance:.0f}%)"
+            )
+        typer.echo(f"exported ({res.quantization}): {res.out}")
+
+    _run(go)
 
 
 @app.command()

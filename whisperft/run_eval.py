@@ -29,6 +29,7 @@ def run_eval(
     out: Path | None = None,
     trust_pickle: bool = False,
     progress: bool = True,
+    max_new_tokens: int | None = None,
 ) -> EvalResult:
     """Evaluate ``model_spec`` on ``data`` and write metrics.json and predictions.jsonl."""
     from whisperft.models import check_language, context_frames, load_model, load_processor, resolve_model
@@ -68,6 +69,7 @@ def run_eval(
             language,
             batch_size=batch_size,
             num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
             indices=range(n),
             n_frames=context_frames(model.config),
             progress=bar[1] if bar else None,

@@ -1,9 +1,9 @@
 """``whisperft transcribe``: audio of any length to text and subtitles.
 
-Clips up to 30 s are decoded in one window; longer audio goes through Whisper's
-sequential long-form algorithm (30 s windows that advance by the predicted
-timestamps), with temperature fallback, a compression-ratio check and no-speech
-detection so silence does not turn into hallucinated text. Files are batched.
+Audio is cut at pauses (an energy detector) into chunks that fit the encoder window,
+and the chunks of all files are decoded together in batches, with timestamps,
+temperature fallback, a compression-ratio check and no-speech detection. Silence
+is never sent to the model, so it cannot turn into hallucinated text.
 """
 
 from __future__ import annotations
@@ -91,6 +91,60 @@ def collect_audio(inputs: list[str]) -> list[Path]:
     return out
 
 
+FRAME = 320  # 20 ms energy frames
+
+
+def speech_chunks(
+    audio: np.ndarray,
+    max_seconds: float = 30.0,
+    min_silence_s: float = 0.3,
+    pad_s: float = 0.2,
+    floor_db: float = -50.0,
+    range_db: float = 40.0,
+) -> list[tuple[int, int]]:
+    """Cut audio into chunks of at most ``max_seconds`` at pauses, dropping silence.
+
+    Speech is any 20 ms frame within ``range_db`` of the loudest frame and above ``floor_db``
+    dBFS. Pauses of ``min_silence_s`` separate regions; regions are padded, then packed
+    greedily into chunks; a region longer than a chunk is cut at its quietest frame near
+    the limit. Pure silence gives no chunks at all, so nothing can be hallucinated from it.
+    """
+    n = len(audio) // FRAME
+    if n == 0:
+        return [(0, len(audio))] if len(audio) and np.abs(audio).max() > 10 ** (floor_db / 20) else []
+    frames = audio[: n * FRAME].reshape(n, FRAME).astype(np.float64)
+    db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    threshold = max(floor_db, float(db.max()) - range_db)
+    speech = db > threshold
+    if not speech.any():
+        return []
+    gap = int(min_silence_s * SAMPLE_RATE / FRAME)
+    pad = int(pad_s * SAMPLE_RATE / FRAME)
+    regions: list[list[int]] = []
+    for i in np.flatnonzero(speech):
+        if regions and i - regions[-1][1] <= gap:
+            regions[-1][1] = int(i) + 1
+        else:
+            regions.append([int(i), int(i) + 1])
+    limit = int(max_seconds * SAMPLE_RATE / FRAME)
+    pieces: list[tuple[int, int]] = []
+    for a, b in regions:
+        a, b = max(0, a - pad), min(n, b + pad)
+        while b - a > limit:
+            lo = a + max(1, limit - int(5 * SAMPLE_RATE / FRAME))
+            cut = lo + int(np.argmin(db[lo : a + limit]))
+            pieces.append((a, cut))
+            a = cut
+        pieces.append((a, b))
+    chunks: list[list[int]] = []
+    for a, b in pieces:
+        if chunks and b - chunks[-1][0] <= limit and a >= chunks[-1][1] - pad:
+            chunks[-1][1] = b
+        else:
+            chunks.append([a, b])
+    return [(a * FRAME, min(len(audio), b * FRAME)) for a, b in chunks]
+
+
 class Transcriber:
     """A loaded model with its processor, ready to transcribe batches of audio."""
 
@@ -101,6 +155,7 @@ class Transcriber:
         if device:
             self.model.to(device)
         self.n_mels = int(model.config.num_mel_bins)
+        self.window = context_frames(model.config)  # mel frames per encoder window
 
     @property
     def multilingual(self) -> bool:
@@ -110,55 +165,30 @@ class Transcriber:
 
     @torch.inference_mode()
     def detect_language(self, features: torch.Tensor) -> list[str]:
-        """Language codes detected from the first 30 s window of each item."""
+        """Language codes detected from one window of features per item."""
         if not self.multilingual:
             return ["en"] * features.shape[0]
         dtype = next(self.model.parameters()).dtype
-        window = context_frames(self.model.config)
-        ids = self.model.detect_language(features[..., :window].to(self.model.device, dtype))
+        ids = self.model.detect_language(features[..., : self.window].to(self.model.device, dtype))
         toks = self.tokenizer.convert_ids_to_tokens(ids.view(-1).tolist())
         return [t.strip("<|>") for t in toks]
 
-    @torch.inference_mode()
-    def transcribe(
-        self,
-        audios: list[np.ndarray],
-        language: str | None = None,
-        task: str = "transcribe",
-        num_beams: int = 1,
-        timestamps: bool = True,
-    ) -> list[tuple[str | None, str, list[Segment]]]:
-        """Transcribe a batch of 16 kHz clips. Returns (language, text, segments) per clip."""
-        from whisperft.languages import get_language
+    def _features(self, clips: list[np.ndarray]) -> torch.Tensor:
+        return pad_features(log_mel_batch(clips, self.n_mels), self.window)
 
-        lengths = [len(a) for a in audios]
-        longest = max(lengths)
-        window = context_frames(self.model.config)
-        if longest <= window * 160:
-            items = log_mel_batch(audios, self.n_mels)
-            features = pad_features(items, window)
-            attention = None
-        else:
-            fe = self.processor.feature_extractor(
-                audios,
-                sampling_rate=SAMPLE_RATE,
-                return_tensors="pt",
-                truncation=False,
-                padding="longest",
-                return_attention_mask=True,
-            )
-            features, attention = fe.input_features, fe.attention_mask
-        if language in (None, "auto"):
-            langs: list[str | None] = (
-                list(self.detect_language(features)) if self.multilingual else [None] * len(audios)
-            )
-        else:
-            langs = [get_language(language).code] * len(audios)
+    @torch.inference_mode()
+    def _decode(
+        self, features: torch.Tensor, langs: list[str | None], task: str, num_beams: int, timestamps: bool
+    ) -> list[list[tuple[float, float, str]]]:
+        """Decode windows; per window a list of (start, end, text) relative to it.
+
+        Without timestamps (how the standard recipe fine-tunes) a window is one segment, whose
+        end is filled in by the caller.
+        """
         kwargs: dict[str, Any] = {
             "return_timestamps": timestamps,
-            "num_beams": num_beams,
             "return_segments": True,
-            "condition_on_prev_tokens": False,
+            "num_beams": num_beams,
             "no_speech_threshold": 0.6,
             "logprob_threshold": -1.0,
             "compression_ratio_threshold": 2.4,
@@ -166,31 +196,71 @@ class Transcriber:
         }
         if self.multilingual:
             kwargs["task"] = task
-            kwargs["language"] = [c for c in langs] if len(set(langs)) > 1 else langs[0]
+            kwargs["language"] = langs if len(set(langs)) > 1 else langs[0]
         dtype = next(self.model.parameters()).dtype
-        feats = features.to(self.model.device, dtype)
-        if attention is not None:
-            kwargs["attention_mask"] = attention.to(self.model.device)
-        out = self.model.generate(feats, **kwargs)
+        out = self.model.generate(features.to(self.model.device, dtype), **kwargs)
         results = []
-        segments_all = out["segments"] if isinstance(out, dict) and "segments" in out else None
-        sequences = out["sequences"] if isinstance(out, dict) else out
-        for b in range(len(audios)):
-            duration = lengths[b] / SAMPLE_RATE
-            segs: list[Segment] = []
-            if segments_all is not None:
-                for s in segments_all[b]:
-                    text = _clean(self.tokenizer.decode(s["tokens"], skip_special_tokens=True))
-                    start = float(s["start"])
-                    end = min(float(s["end"]), duration)
-                    if text and start < duration:
-                        segs.append(Segment(round(start, 3), round(max(end, start), 3), text))
-                text = " ".join(s.text for s in segs)
+        for b in range(features.shape[0]):
+            segs = []
+            if timestamps:
+                for seg in out["segments"][b]:
+                    text = _clean(self.tokenizer.decode(seg["tokens"], skip_special_tokens=True))
+                    if text:
+                        segs.append((float(seg["start"]), float(seg["end"]), text))
             else:
+                sequences = out["sequences"] if isinstance(out, dict) else out
                 text = _clean(self.tokenizer.decode(sequences[b], skip_special_tokens=True))
                 if text:
-                    segs = [Segment(0.0, round(duration, 3), text)]
-            results.append((langs[b], text, segs))
+                    segs.append((0.0, float("inf"), text))
+            results.append(segs)
+        return results
+
+    def transcribe(
+        self,
+        audios: list[np.ndarray],
+        language: str | None = None,
+        task: str = "transcribe",
+        num_beams: int = 1,
+        batch_size: int = 8,
+        timestamps: bool = True,
+    ) -> list[tuple[str | None, str, list[Segment]]]:
+        """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
+
+        Each recording is cut at pauses into chunks that fit the encoder window, and the chunks
+        of all recordings are decoded together in batches; timestamps are shifted back.
+        """
+        from whisperft.languages import get_language
+
+        window_s = self.window / 100
+        chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
+        jobs = [(i, a, b) for i, cs in enumerate(chunks) for a, b in cs]
+        if language in (None, "auto"):
+            langs: list[str | None] = [None] * len(audios)
+            firsts = [next(((a, b) for j, a, b in jobs if j == i), None) for i in range(len(audios))]
+            todo = [i for i, f in enumerate(firsts) if f is not None]
+            for k in range(0, len(todo), batch_size):
+                part = todo[k : k + batch_size]
+                feats = self._features([audios[i][firsts[i][0] : firsts[i][1]] for i in part])  # type: ignore[index]
+                for i, code in zip(part, self.detect_language(feats), strict=True):
+                    langs[i] = code
+        else:
+            langs = [get_language(language).code] * len(audios)
+        segments: list[list[Segment]] = [[] for _ in audios]
+        jobs.sort(key=lambda j: j[2] - j[1])
+        for k in range(0, len(jobs), batch_size):
+            part = jobs[k : k + batch_size]
+            feats = self._features([audios[i][a:b] for i, a, b in part])
+            decoded = self._decode(feats, [langs[i] or "en" for i, _, _ in part], task, num_beams, timestamps)
+            for (i, a, b), segs in zip(part, decoded, strict=True):
+                offset, end = a / SAMPLE_RATE, b / SAMPLE_RATE
+                for s0, s1, text in segs:
+                    start = round(offset + s0, 3)
+                    if start < end:
+                        segments[i].append(Segment(start, round(min(offset + max(s1, s0), end), 3), text))
+        results = []
+        for i, segs in enumerate(segments):
+            segs.sort(key=lambda s: s.start)
+            results.append((langs[i], " ".join(s.text for s in segs), segs))
         return results
 
 
@@ -205,8 +275,9 @@ def transcribe_files(
     batch_size: int = 8,
     task: str = "transcribe",
     num_beams: int = 1,
+    timestamps: bool = True,
 ) -> tuple[list[Transcript], list[tuple[Path, str]]]:
-    """Transcribe files in batches (similar lengths together). Returns transcripts and per-file errors."""
+    """Transcribe files together (their chunks share batches). Returns transcripts and per-file errors."""
     decoded: list[tuple[Path, np.ndarray]] = []
     errors: list[tuple[Path, str]] = []
     for f in files:
@@ -214,11 +285,11 @@ def transcribe_files(
             decoded.append((f, decode_audio(f)))
         except AudioError as exc:
             errors.append((f, exc.detail if exc.reason != "empty_audio" else f"{f}: no audio samples"))
-    decoded.sort(key=lambda x: len(x[1]))
     done: dict[Path, Transcript] = {}
-    for start in range(0, len(decoded), batch_size):
-        chunk = decoded[start : start + batch_size]
-        outs = transcriber.transcribe([a for _, a in chunk], language, task=task, num_beams=num_beams)
+    group = max(1, batch_size * 4)  # files per round, so memory stays bounded for many files
+    for start in range(0, len(decoded), group):
+        chunk = decoded[start : start + group]
+        outs = transcriber.transcribe([a for _, a in chunk], language, task, num_beams, batch_size, timestamps)
         for (f, audio), (lang, text, segs) in zip(chunk, outs, strict=True):
             done[f] = Transcript(str(f), lang, round(len(audio) / SAMPLE_RATE, 3), text, segs)
     return [done[f] for f in files if f in done], errors

@@ -1,0 +1,144 @@
+"""Shared benchmark plumbing: offline data made with espeak-ng, timing, memory, and result lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "runs" / "bench"
+SV = [s.strip() for s in (ROOT / "demo" / "sentences_sv.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
+EN = [
+    "The weather is lovely today, so we are going for a walk in the park.",
+    "Please send me the quarterly report by Friday afternoon.",
+    "My brother lives in a small house near the river.",
+    "We are going to the cinema tonight with some friends.",
+    "Can you tell me where the nearest train station is?",
+    "She bought three apples, a loaf of bread and some cheese.",
+    "The meeting has been moved to next Tuesday at ten o'clock.",
+    "Our team won the final match after extra time.",
+    "The library opens at nine in the morning on weekdays.",
+    "He has been working as a nurse for almost twenty years.",
+    "It started to rain just as we left the house.",
+    "The children built a sandcastle on the beach.",
+    "I would like to book a table for four people, please.",
+    "The price of coffee has gone up again this year.",
+    "They spent their summer holiday on a small island.",
+    "The museum is free for students on Wednesdays.",
+    "Remember to turn off the lights when you leave.",
+    "The new bridge took three years to build.",
+    "She plays the violin in the city orchestra.",
+    "We need to buy milk, eggs and butter for the cake.",
+    "The train was delayed because of a signal failure.",
+    "He learned to ride a bicycle when he was five.",
+    "The doctor told me to rest for a week.",
+    "Thousands of people gathered in the square to celebrate.",
+    "The hotel room had a beautiful view of the mountains.",
+    "Could you speak a little more slowly, please?",
+    "The river froze completely during the cold winter.",
+    "My grandmother bakes bread every Sunday morning.",
+    "The company is hiring two hundred new employees.",
+    "We watched the sunset from the top of the hill.",
+]
+
+
+def setup() -> None:
+    """Same conditions for every measurement: two threads, offline."""
+    torch.set_num_threads(2)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def best_of(fn: Callable[[], Any], repeats: int = 3) -> tuple[float, Any]:
+    """Minimum wall time over ``repeats`` runs, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024, 1)
+
+
+def emit(claim: str, **fields: Any) -> None:
+    """One machine-readable result line; run_all.py collects them into BENCHMARKS.md."""
+    fields.setdefault("peak_rss_mb", peak_rss_mb())
+    print("BENCH " + json.dumps({"claim": claim, **fields}), flush=True)
+
+
+def _clip(job: tuple[str, Path, int, str]) -> float:
+    from whisperft.testing import render_clip
+
+    text, out, seed, lang = job
+    if not out.exists():
+        render_clip(text, out, random.Random(seed), lang=lang)
+    info = subprocess.run(["soxi", "-D", str(out)], capture_output=True, text=True, check=True)
+    return float(info.stdout)
+
+
+def cv_corpus(name: str = "cv-sv", n: int = 240, lang: str = "sv") -> Path:
+    """A Common Voice style folder of ``n`` mp3 clips of about 2-8 s (1-3 sentences each)."""
+    root = DATA / name
+    if (root / "train.tsv").is_file():
+        return root
+    texts = SV if lang == "sv" else EN
+    rng = random.Random(7)
+    jobs = []
+    for i in range(n):
+        k = rng.choice([1, 1, 2, 2, 3]) if lang == "sv" else rng.choice([1, 1, 2])
+        jobs.append((" ".join(rng.sample(texts, k)), root / "clips" / f"{name}_{i:05d}.mp3", i, lang))
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(2) as pool:
+        durations = list(pool.map(_clip, jobs))
+    with open(root / "train.tsv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(["client_id", "path", "sentence", "duration"])
+        for (text, path, _, _), dur in zip(jobs, durations, strict=True):
+            w.writerow(["bench", path.name, text, f"{dur:.2f}"])
+    return root
+
+
+def long_english(minutes: float = 10.0) -> tuple[Path, str]:
+    """One long English recording (espeak-ng, 16 kHz wav) and its reference transcript."""
+    out = DATA / f"long-en-{minutes:g}min.wav"
+    ref = out.with_suffix(".txt")
+    if out.is_file() and ref.is_file():
+        return out, ref.read_text()
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(3)
+    sentences, seconds = [], 0.0
+    parts = []
+    tmp = DATA / "long-parts"
+    tmp.mkdir(exist_ok=True)
+    while seconds < minutes * 60:
+        text = rng.choice(EN)
+        part = tmp / f"{len(parts):04d}.wav"
+        speed = rng.randint(140, 175)
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(part), text], check=True)
+        seconds += float(subprocess.run(["soxi", "-D", str(part)], capture_output=True, text=True).stdout)
+        sentences.append(text)
+        parts.append(str(part))
+    subprocess.run(["sox", *parts, str(out), "rate", "16000", "channels", "1"], check=True)
+    ref.write_text(" ".join(sentences))
+    return out, " ".join(sentences)
+
+
+def python() -> str:
+    return sys.executable

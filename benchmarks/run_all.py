@@ -1,0 +1,65 @@
+"""make bench: run every benchmark in its own process and write BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ["bench_store", "bench_prepare", "bench_generate", "bench_train", "bench_longform"]
+
+
+def main() -> None:
+    results = []
+    for name in sys.argv[1:] or SCRIPTS:
+        print(f"== {name}", flush=True)
+        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT, capture_output=True, text=True)
+        lines = [json.loads(x[6:]) for x in proc.stdout.splitlines() if x.startswith("BENCH ")]
+        if proc.returncode != 0 or not lines:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            sys.exit(f"benchmark {name} failed")
+        for r in lines:
+            print(json.dumps(r), flush=True)
+        results.extend(lines)
+    write(results)
+
+
+def write(results: list[dict]) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    old = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.startswith("<!-- "):
+                r = json.loads(line[5:-4])
+                old[r["claim"]] = r
+    for r in results:
+        r["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        old[r["claim"]] = r
+    machine = f"{platform.machine()}, {__import__('os').cpu_count()} cores, torch threads 2, no GPU"
+    out = [
+        "# Benchmarks",
+        "",
+        f"Machine: {machine}. Each figure is the best of 3 runs, measured by `make bench`",
+        "(one script per claim in `benchmarks/`, whisperft and its reference measured in the same run).",
+        "",
+        "| claim | whisperft | reference | ratio | target | details | date |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in old.values():
+        keys = [k for k in r if k not in ("claim", "ratio", "target", "date")]
+        ours = next((f"{k.removeprefix('ours_')}: {r[k]}" for k in keys if k.startswith("ours_")), "")
+        ref = next((f"{k}: {r[k]}" for k in keys if not k.startswith("ours_") and k.endswith(("per_s", "per_hour",
+                    "realtime"))), "")  # fmt: skip
+        details = ", ".join(f"{k}: {r[k]}" for k in keys if f"{k}: {r[k]}" != ref and not k.startswith("ours_"))
+        out.append(f"| {r['claim']} | {ours} | {ref} | {r['ratio']}x | {r['target']} | {details} | {r['date']} |")
+    out += ["", "Raw results:", ""] + [f"<!-- {json.dumps(r)} -->" for r in old.values()]
+    path.write_text("\n".join(out) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""CTranslate2 import/export and the bundled real Whisper weights."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperForConditionalGeneration
+
+from tests.conftest import run_cli
+from whisperft.audio import decode_audio
+from whisperft.ct2 import CT2FormatError, ct2_transcribe, import_ct2, read_model_bin
+from whisperft.evaluate import generate_texts, score
+from whisperft.features import log_mel_batch, pad_features
+from whisperft.testing import speak
+
+ENGLISH = [
+    "The sun is shining and the sky is blue.",
+    "Please send me the report by Friday.",
+    "My brother lives in a small house near the river.",
+    "We are going to the cinema tonight.",
+    "Can you tell me where the train station is?",
+    "She bought three apples and a loaf of bread.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_ct2(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """A real CTranslate2 model folder, made by ctranslate2's own converter from the tiny HF model."""
+    from ctranslate2.converters import TransformersConverter
+
+    out = tmp_path_factory.mktemp("ct2") / "tiny-ct2"
+    TransformersConverter(str(tiny_model), copy_files=["tokenizer.json"]).convert(str(out), quantization="float32")
+    return out
+
+
+@pytest.fixture(scope="module")
+def english(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    root = tmp_path_factory.mktemp("en")
+    return [decode_audio(speak(s, root / f"{i}.wav", voice="en")) for i, s in enumerate(ENGLISH)]
+
+
+def test_import_reproduces_every_weight(tiny_ct2: Path, tiny_model: Path, tmp_path: Path) -> None:
+    out = import_ct2(tiny_ct2, tmp_path / "hf")
+    a = WhisperForConditionalGeneration.from_pretrained(tiny_model).state_dict()
+    b = WhisperForConditionalGeneration.from_pretrained(out).state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    gen = json.loads((out / "generation_config.json").read_text())
+    assert gen["is_multilingual"] and gen["lang_to_id"]["<|sv|>"] == 50273
+    assert gen["task_to_id"] == {"transcribe": 50359, "translate": 50358}
+    assert gen["decoder_start_token_id"] == 50258 and gen["eos_token_id"] == 50257
+    assert gen["no_timestamps_token_id"] == 50363
+
+
+def _tensor_offsets(path: Path) -> tuple[int, int]:
+    """Offsets of the first tensor's dtype byte and of the end of the header (for corrupting files)."""
+    data = path.read_bytes()
+    pos = 4
+    (n,) = struct.unpack_from("<H", data, pos)
+    pos += 2 + n + 4 + 4
+    (n,) = struct.unpack_from("<H", data, pos)
+    pos += 2 + n
+    rank = data[pos]
+    pos += 1 + 4 * rank
+    return pos, len(data)
+
+
+@pytest.mark.parametrize("fault", ["truncated", "wrong_magic", "unknown_dtype", "empty"])
+def test_bad_model_bin_gives_a_clear_error_and_no_output(tiny_ct2: Path, tmp_path: Path, fault: str) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in tiny_ct2.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    data = bytearray((bad / "model.bin").read_bytes())
+    dtype_at, size = _tensor_offsets(bad / "model.bin")
+    if fault == "truncated":
+        data = data[: size // 2]
+    elif fault == "wrong_magic":
+        data[:4] = struct.pack("<I", 0x464C457F)
+    elif fault == "unknown_dtype":
+        data[dtype_at] = 42
+    else:
+        data = bytearray()
+    (bad / "model.bin").write_bytes(bytes(data))
+    with pytest.raises(CT2FormatError) as err:
+        read_model_bin(bad / "model.bin")
+    msg = str(err.value)
+    assert {"truncated": "truncated", "wrong_magic": "not a CTranslate2", "unknown_dtype": "unknown dtype id 42",
+            "empty": "truncated"}[fault] in msg  # fmt: skip
+    out = tmp_path / "out"
+    r = run_cli("import-ct2", str(bad), str(out))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".tmp-out-*"))
+
+
+@pytest.mark.slow
+def test_bundled_base_transcribes_english(english: list[np.ndarray]) -> None:
+    from whisperft.models import load_model, load_processor, resolve_model
+
+    path = resolve_model("bundled:base")
+    model, tok = load_model(path), load_processor(path).tokenizer
+    hyps = generate_texts(model, tok, pad_features(log_mel_batch(english)), "en")
+    metrics, _ = score([str(i) for i in range(len(hyps))], ENGLISH, hyps, "en")
+    assert metrics["wer_normalized"] <= 0.10, list(zip(ENGLISH, hyps, strict=True))
+
+
+@pytest.mark.slow
+def test_conversion_matches_ctranslate2_runtime(english: list[np.ndarray], tmp_path: Path) -> None:
+    """Our HF conversion of bundled:base transcribes like the ctranslate2 runtime on the original weights."""
+    from whisperft.bundled import source_files
+    from whisperft.models import load_model, load_processor, resolve_model
+
+    parts, meta, _ = source_files("base")
+    src = tmp_path / "ct2"
+    src.mkdir()
+    with open(src / "model.bin", "wb") as out:
+        for p in parts:
+            out.write(p.read_bytes())
+    for f in ("tokenizer.json", "config.json", "vocabulary.json"):
+        (src / f).write_bytes((meta / f).read_bytes())
+    path = resolve_model("bundled:base")
+    model, tok = load_model(path), load_processor(path).tokenizer
+    feats = pad_features(log_mel_batch(english))
+    hf = generate_texts(model, tok, feats, "en")
+    prompt = tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"])
+    ct = ct2_transcribe(src, feats.numpy(), prompt, tok)
+    metrics, _ = score([str(i) for i in range(len(hf))], hf, ct, "en")
+    assert metrics["wer_normalized"] <= 0.02, list(zip(hf, ct, strict=True))
+
+
+@pytest.mark.slow
+def test_export_round_trip_keeps_transcripts(english: list[np.ndarray], tmp_path: Path) -> None:
+    """bundled:tiny.en -> export --to ct2 (parity-checked) -> import-ct2 -> the same transcripts."""
+    from whisperft.models import load_model, load_processor, resolve_model
+
+    wavs = []
+    for i, s in enumerate(ENGLISH[:3]):
+        wavs.append(str(speak(s, tmp_path / f"v{i}.wav", voice="en")))
+    r = run_cli("export", "bundled:tiny.en", str(tmp_path / "ct2"), "--to", "ct2", "--quantization", "float32",
+                *[arg for w in wavs for arg in ("--verify-audio", w)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "parity: 0.0% WER" in r.stdout
+    for f in ("model.bin", "tokenizer.json", "preprocessor_config.json", "config.json", "vocabulary.json"):
+        assert (tmp_path / "ct2" / f).is_file(), f
+    assert run_cli("import-ct2", str(tmp_path / "ct2"), str(tmp_path / "back")).returncode == 0
+    feats = pad_features(log_mel_batch(english))
+    orig = resolve_model("bundled:tiny.en")
+    a = generate_texts(load_model(orig), load_processor(orig).tokenizer, feats, None)
+    b = generate_texts(
+        load_model(str(tmp_path / "back")), load_processor(str(tmp_path / "back")).tokenizer, feats, None
+    )
+    assert a == b
+
+
+def test_export_refuses_a_short_audio_context(tiny_model: Path, tmp_path: Path) -> None:
+    from whisperft.models import apply_audio_context
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_model)
+    apply_audio_context(model, 10)
+    model.save_pretrained(tmp_path / "short")
+    for f in ("tokenizer.json", "tokenizer_config.json", "processor_config.json"):
+        (tmp_path / "short" / f).write_bytes((tiny_model / f).read_bytes())
+    r = run_cli("export", str(tmp_path / "short"), str(tmp_path / "out"), "--no-verify")
+    assert r.returncode == 2 and "audio context" in r.stderr
+
+
+@pytest.mark.slow
+def test_english_only_model_refuses_other_languages(english: list[np.ndarray], tmp_path: Path) -> None:
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", english[0], 16000)
+    r = run_cli("transcribe", str(tmp_path / "a.wav"), "--model", "bundled:tiny.en", "--lang", "sv")
+    assert r.returncode == 2 and "English-only" in r.stderr
+    r = run_cli("transcribe", str(tmp_path / "a.wav"), "--model", "bundled:tiny.en")
+    assert r.returncode == 0
+    assert score(["0"], [ENGLISH[0]], [r.stdout], "en")[0]["wer_normalized"] <= 0.3, r.stdout
+
+
+def _convert(cache: str, q: multiprocessing.Queue) -> None:
+    import os
+
+    os.environ["WHISPERFT_CACHE"] = cache
+    from whisperft.bundled import ensure_bundled
+
+    q.put(str(ensure_bundled("tiny.en")))
+
+
+def test_bundled_cache_is_shared_safely_by_two_processes(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    q: multiprocessing.Queue = ctx.Queue()
+    procs = [ctx.Process(target=_convert, args=(str(tmp_path), q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    paths = {q.get(), q.get()}
+    assert len(paths) == 1
+    target = Path(paths.pop())
+    assert target.parent == tmp_path / "bundled" and (target / "_COMPLETE").is_file()
+    assert [p.name for p in target.parent.iterdir() if not p.name.startswith(".")] == [target.name]
+    assert not list(target.parent.glob(".tmp-*")) and not list(target.parent.glob(".src-*"))

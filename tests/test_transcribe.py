@@ -1,0 +1,74 @@
+"""Transcription building blocks: chunking at pauses, silence, subtitle formats."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import run_cli
+from whisperft.audio import SAMPLE_RATE, decode_audio
+from whisperft.transcribe import Segment, Transcript, format_timestamp, render, speech_chunks
+
+
+def test_chunks_fit_the_window_and_cover_the_speech(long_wav: Path) -> None:
+    audio = decode_audio(long_wav)
+    chunks = speech_chunks(audio, max_seconds=30)
+    assert len(chunks) >= 3
+    assert all(0 < b - a <= 30 * SAMPLE_RATE for a, b in chunks)
+    assert all(b1 <= a2 + 0.5 * SAMPLE_RATE for (_, b1), (a2, _) in itertools.pairwise(chunks))
+    covered = sum(b - a for a, b in chunks)
+    assert covered > 0.8 * len(audio)
+
+
+def test_silence_gives_no_chunks() -> None:
+    assert speech_chunks(np.zeros(SAMPLE_RATE * 600, np.float32)) == []
+    rng = np.random.default_rng(0)
+    hiss = (rng.standard_normal(SAMPLE_RATE * 60) * 1e-4).astype(np.float32)  # -80 dBFS noise floor
+    assert speech_chunks(hiss) == []
+
+
+def test_a_long_unbroken_sound_is_cut_below_the_limit() -> None:
+    t = np.arange(SAMPLE_RATE * 75) / SAMPLE_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))).astype(np.float32)
+    chunks = speech_chunks(tone, max_seconds=30)
+    assert len(chunks) == 3 and all(b - a <= 30 * SAMPLE_RATE for a, b in chunks)
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(tone)
+
+
+def test_formats() -> None:
+    t = Transcript("a.wav", "sv", 4.0, "Hej. Då.", [Segment(0.0, 1.5, "Hej."), Segment(1.5, 3.25, "Då.")])
+    assert render(t, "srt") == "1\n00:00:00,000 --> 00:00:01,500\nHej.\n\n2\n00:00:01,500 --> 00:00:03,250\nDå.\n"
+    assert render(t, "vtt").startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHej.\n")
+    assert render(t, "txt") == "Hej. Då.\n"
+    assert '"segments"' in render(t, "json")
+
+
+@given(st.floats(min_value=0, max_value=360_000, allow_nan=False))
+def test_timestamps_round_trip(seconds: float) -> None:
+    text = format_timestamp(seconds)
+    h, m, rest = text.split(":")
+    s, ms = rest.split(",")
+    assert len(ms) == 3 and 0 <= int(m) < 60 and 0 <= int(s) < 60
+    back = int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+    assert abs(back - seconds) <= 0.0005 + 1e-9
+
+
+@pytest.mark.slow
+def test_silence_and_tiny_clips_through_the_cli(tmp_path: Path, tiny_model: Path) -> None:
+    import soundfile as sf
+
+    sf.write(tmp_path / "silence.wav", np.zeros(SAMPLE_RATE * 600, np.float32), SAMPLE_RATE)
+    sf.write(tmp_path / "blip.wav", (np.random.default_rng(1).standard_normal(1600) * 0.1).astype(np.float32), 16000)
+    r = run_cli("transcribe", str(tmp_path / "silence.wav"), str(tmp_path / "blip.wav"), "--model", str(tiny_model),
+                "--lang", "sv", "--format", "json", "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import json
+
+    silence = json.loads((tmp_path / "out" / "silence.json").read_text())
+    assert silence["text"] == "" and silence["segments"] == [] and silence["duration"] == 600.0
+    assert (tmp_path / "out" / "blip.json").is_file()
