@@ -29,9 +29,12 @@ class ModelConfig:
     attn_implementation: str = "sdpa"
 
     def problems(self) -> list[str]:
+        from whisperft.models import model_spec_problem
+
         out = []
-        if not self.name.strip():
-            out.append("model.name: must not be empty")
+        problem = model_spec_problem(self.name)
+        if problem:
+            out.append(f"model.name: {problem}")
         if self.audio_context_s is not None and not (0 < self.audio_context_s <= 30):
             out.append(f"model.audio_context_s: must be in (0, 30] seconds, got {self.audio_context_s}")
         if self.attn_implementation not in ("sdpa", "eager"):

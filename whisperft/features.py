@@ -23,21 +23,31 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
 
 
-@lru_cache(maxsize=4)
-def mel_filters(n_mels: int) -> torch.Tensor:
-    """The Slaney mel filter bank Whisper uses, shape (n_mels, n_fft // 2 + 1)."""
-    from transformers.audio_utils import mel_filter_bank
+_FILTERS: dict[int, torch.Tensor] = {}
 
-    fb = mel_filter_bank(
-        num_frequency_bins=1 + N_FFT // 2,
-        num_mel_filters=n_mels,
-        min_frequency=0.0,
-        max_frequency=8000.0,
-        sampling_rate=SAMPLE_RATE,
-        norm="slaney",
-        mel_scale="slaney",
-    )
-    return torch.from_numpy(np.asarray(fb, dtype=np.float32)).T.contiguous()
+
+def mel_filters(n_mels: int) -> torch.Tensor:
+    """The Slaney mel filter bank Whisper uses, shape (n_mels, n_fft // 2 + 1). Computed once per process."""
+    if n_mels not in _FILTERS:
+        from transformers.audio_utils import mel_filter_bank
+
+        fb = mel_filter_bank(
+            num_frequency_bins=1 + N_FFT // 2,
+            num_mel_filters=n_mels,
+            min_frequency=0.0,
+            max_frequency=8000.0,
+            sampling_rate=SAMPLE_RATE,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        _FILTERS[n_mels] = torch.from_numpy(np.asarray(fb, dtype=np.float32)).T.contiguous()
+    return _FILTERS[n_mels]
+
+
+def set_mel_filters(filters: np.ndarray) -> None:
+    """Install a filter bank computed elsewhere (prepare hands its workers the parent's)."""
+    t = torch.from_numpy(np.asarray(filters, dtype=np.float32))
+    _FILTERS[t.shape[0]] = t
 
 
 def num_frames(num_samples: int) -> int:
@@ -45,33 +55,35 @@ def num_frames(num_samples: int) -> int:
     return min(N_FRAMES, math.ceil((num_samples + N_FFT // 2) / HOP_LENGTH))
 
 
-def log_mel_batch(waves: list[np.ndarray], n_mels: int = 80) -> list[tuple[np.ndarray, float]]:
-    """Compute unpadded Whisper log-mels for several clips at once.
+def log_mel(wave: np.ndarray, n_mels: int = 80) -> tuple[np.ndarray, float]:
+    """Unpadded Whisper log-mel of one clip: ``(frames, pad_value)``.
 
-    Returns, per clip, ``(frames, pad_value)``: frames has shape (T, n_mels), time-major,
-    and pad_value is what the frames after T hold in Whisper's padded 30 s input.
+    frames has shape (T, n_mels), time-major; pad_value is what the frames after T hold in
+    Whisper's padded 30 s input.
     """
-    if not waves:
-        return []
-    waves = [w[:N_SAMPLES] for w in waves]
-    keep = [num_frames(len(w)) for w in waves]
-    length = min(N_SAMPLES, max(k * HOP_LENGTH + N_FFT for k in keep))
-    batch = torch.zeros(len(waves), length, dtype=torch.float32)
-    for i, w in enumerate(waves):
-        batch[i, : min(len(w), length)] = torch.from_numpy(np.asarray(w[:length], dtype=np.float32))
-    window = torch.hann_window(N_FFT)
-    stft = torch.stft(batch, N_FFT, HOP_LENGTH, window=window, return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    mel = mel_filters(n_mels) @ power  # (B, n_mels, frames)
-    log_spec = torch.clamp(mel, min=1e-10).log10()
-    out = []
-    for i, k in enumerate(keep):
-        spec = log_spec[i, :, :k]
-        peak = float(spec.max())
-        spec = (torch.maximum(spec, torch.tensor(peak - 8.0)) + 4.0) / 4.0
-        pad = (max(-10.0, peak - 8.0) + 4.0) / 4.0
-        out.append((spec.T.contiguous().numpy(), pad))
-    return out
+    wave = np.asarray(wave[:N_SAMPLES], dtype=np.float32)
+    keep = num_frames(len(wave))
+    length = min(N_SAMPLES, keep * HOP_LENGTH + N_FFT)
+    buf = torch.zeros(length, dtype=torch.float32)
+    n = min(len(wave), length)
+    buf[:n] = torch.from_numpy(wave[:n])
+    stft = torch.stft(buf, N_FFT, HOP_LENGTH, window=_window(), return_complex=True)
+    power = stft[:, :keep].abs() ** 2  # the last STFT frame is dropped, as Whisper does
+    log_spec = torch.clamp(mel_filters(n_mels) @ power, min=1e-10).log10()
+    peak = float(log_spec.max())
+    spec = (torch.clamp(log_spec, min=peak - 8.0) + 4.0) / 4.0
+    pad = (max(-10.0, peak - 8.0) + 4.0) / 4.0
+    return spec.T.contiguous().numpy(), pad
+
+
+def log_mel_batch(waves: list[np.ndarray], n_mels: int = 80) -> list[tuple[np.ndarray, float]]:
+    """``log_mel`` for several clips. Clip by clip: on a CPU this is ~10x faster than one padded batched STFT."""
+    return [log_mel(w, n_mels) for w in waves]
+
+
+@lru_cache(maxsize=1)
+def _window() -> torch.Tensor:
+    return torch.hann_window(N_FFT)
 
 
 def pad_features(items: list[tuple[np.ndarray, float]], n_frames: int = N_FRAMES) -> torch.Tensor:

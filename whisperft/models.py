@@ -42,11 +42,35 @@ SIZES = {
 }
 
 
-def resolve_model(spec: str) -> str:
-    """Turn a model spec into something ``from_pretrained`` accepts: a local folder or a Hub id."""
+def model_spec_problem(spec: str) -> str | None:
+    """Why a model spec cannot work, checked without the network; None when it may."""
     spec = spec.strip()
     if not spec:
-        raise UsageError("empty model spec")
+        return "empty model spec"
+    if spec.startswith("bundled:"):
+        from whisperft.bundled import BUNDLES
+
+        name = spec.split(":", 1)[1]
+        if name not in BUNDLES:
+            return f"unknown bundled model {spec!r}; available: {', '.join(f'bundled:{n}' for n in BUNDLES)}"
+        return None
+    path = Path(spec).expanduser()
+    if spec in SIZES or path.exists():
+        return None
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/"):
+        return (
+            f"model {spec!r} not found: not a size ({', '.join(sorted(SIZES))}), not an existing folder, "
+            "not bundled:base/bundled:tiny.en, and not a Hub id (org/name)"
+        )
+    return None
+
+
+def resolve_model(spec: str) -> str:
+    """Turn a model spec into something ``from_pretrained`` accepts: a local folder or a Hub id."""
+    problem = model_spec_problem(spec)
+    if problem:
+        raise UsageError(problem)
+    spec = spec.strip()
     if spec.startswith("bundled:"):
         from whisperft.bundled import ensure_bundled
 
@@ -56,12 +80,6 @@ def resolve_model(spec: str) -> str:
         return SIZES[spec]
     if path.exists():
         return str(_model_folder(path))
-    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/")
-    if looks_local:
-        raise UsageError(
-            f"model {spec!r} not found: not a size ({', '.join(sorted(SIZES))}), "
-            "not an existing folder, not bundled:base/bundled:tiny.en, and not a Hub id (org/name)"
-        )
     return spec  # a Hub id
 
 

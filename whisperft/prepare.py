@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -77,53 +77,62 @@ class PrepareResult:
 _W: dict[str, Any] = {}
 
 
-def _init_worker(model_path: str, n_mels: int, max_duration: float, max_text_tokens: int) -> None:
+def _init_worker(n_mels: int, max_duration: float, filters: Any = None, worker: bool = True) -> None:
+    """Worker set-up: one torch thread, and the mel filter bank handed over by the parent."""
     import torch
 
-    torch.set_num_threads(1)
-    from whisperft.models import load_processor
+    if worker:
+        torch.set_num_threads(1)
+    if filters is not None:
+        from whisperft.features import set_mel_filters
 
-    _W.update(
-        tokenizer=load_processor(model_path).tokenizer,
-        n_mels=n_mels,
-        max_duration=max_duration,
-        max_text_tokens=max_text_tokens,
-    )
+        set_mel_filters(filters)
+    _W.update(n_mels=n_mels, max_duration=max_duration)
 
 
-def _process(rows: list[Row]) -> list[tuple[str, Any]]:
-    """Decode, featurize and tokenize a batch; each result is ("ok", Example) or (reason, detail)."""
+def _tokenize(rows: list[Row], tokenizer: Any, max_text_tokens: int) -> list[list[int]]:
+    """Clean and tokenize transcripts in the parent (fast, batched); mark empty and too-long labels."""
+    texts = [clean_text(r.text) for r in rows]
+    todo = [i for i, r in enumerate(rows) if r.problem is None and texts[i]]
+    ids: list[list[int]] = [[] for _ in rows]
+    encoded = tokenizer([" " + texts[i] for i in todo], add_special_tokens=False).input_ids if todo else []
+    for i, seq in zip(todo, encoded, strict=True):
+        ids[i] = seq
+    for i, r in enumerate(rows):
+        r.text = texts[i] if r.problem is None else r.text
+        if r.problem is not None:
+            continue
+        if not texts[i]:
+            r.problem, r.detail = "empty_text", "empty transcript after cleaning"
+        elif len(ids[i]) > max_text_tokens:
+            r.problem, r.detail = "label_too_long", f"{len(ids[i])} tokens > {max_text_tokens} the decoder allows"
+    return ids
+
+
+def _process(rows: list[Row], ids: list[list[int]]) -> list[tuple[str, Any]]:
+    """Decode and featurize a batch; each result is ("ok", Example) or (reason, detail)."""
     from whisperft.features import log_mel_batch
 
     results: list[tuple[str, Any] | None] = [None] * len(rows)
-    waves: list[tuple[int, np.ndarray, list[int], str]] = []
-    texts = [clean_text(r.text) for r in rows]
-    todo = [i for i, r in enumerate(rows) if r.problem is None and texts[i]]
+    waves: list[tuple[int, np.ndarray]] = []
     for i, r in enumerate(rows):
         if r.problem is not None:
             results[i] = (r.problem, r.detail)
-        elif not texts[i]:
-            results[i] = ("empty_text", f"empty transcript {r.text!r}")
-    tok = _W["tokenizer"]
-    encoded = tok([" " + texts[i] for i in todo], add_special_tokens=False).input_ids if todo else []
-    for i, ids in zip(todo, encoded, strict=True):
-        if len(ids) > _W["max_text_tokens"]:
-            results[i] = ("label_too_long", f"{len(ids)} tokens > {_W['max_text_tokens']} the decoder allows")
             continue
         try:
-            audio = decode_audio(rows[i].audio, max_duration=_W["max_duration"])  # type: ignore[arg-type]
+            audio = decode_audio(r.audio, max_duration=_W["max_duration"])  # type: ignore[arg-type]
         except AudioError as exc:
             results[i] = (exc.reason, exc.detail)
             continue
         if is_silent(audio):
             results[i] = ("silent_audio", "no signal above -80 dBFS")
             continue
-        waves.append((i, audio, ids, texts[i]))
+        waves.append((i, audio))
     feats = log_mel_batch([w[1] for w in waves], _W["n_mels"])
-    for (i, audio, ids, text), (frames, pad) in zip(waves, feats, strict=True):
-        ex = Example(
-            rows[i].id, text, frames.astype(np.float16), pad, np.asarray(ids, np.int32), len(audio) / SAMPLE_RATE
-        )
+    for (i, audio), (frames, pad) in zip(waves, feats, strict=True):
+        r = rows[i]
+        ex = Example(r.id, str(r.text), frames.astype(np.float16), pad, np.asarray(ids[i], np.int32),
+                     len(audio) / SAMPLE_RATE)  # fmt: skip
         results[i] = ("ok", ex)
     return [r for r in results if r is not None]
 
@@ -224,17 +233,26 @@ def prepare(
                 if progress is not None:
                     progress(1)
 
-        init = (model_path, n_mels, max_duration, max_text_tokens)
+        from whisperft.features import mel_filters
+
+        init = (n_mels, max_duration, mel_filters(n_mels).numpy())
         if num_proc == 1:
-            _init_worker(*init)
+            _init_worker(*init, worker=False)
             for split, batch in tagged():
-                consume(split, batch, _process(batch))
+                consume(split, batch, _process(batch, _tokenize(batch, processor.tokenizer, max_text_tokens)))
         else:
-            ctx = get_context("spawn")
+            # forkserver: workers fork from a clean server that has already imported torch and
+            # transformers, so they start fast without inheriting this process's threads
+            if "forkserver" in get_all_start_methods():
+                ctx = get_context("forkserver")
+                ctx.set_forkserver_preload(["whisperft.prepare", "whisperft.features", "torch", "transformers"])
+            else:
+                ctx = get_context("spawn")
             with ctx.Pool(num_proc, initializer=_init_worker, initargs=init) as pool:
                 pending: deque = deque()
                 for split, batch in tagged():
-                    pending.append((split, batch, pool.apply_async(_process, (batch,))))
+                    ids = _tokenize(batch, processor.tokenizer, max_text_tokens)
+                    pending.append((split, batch, pool.apply_async(_process, (batch, ids))))
                     while len(pending) > 2 * num_proc:
                         s, b, res = pending.popleft()
                         consume(s, b, res.get())

@@ -361,7 +361,8 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
                             loss_sum += float(loss.detach())
                             loss_n += 1
                         if accelerator.sync_gradients and finite and cfg.train.max_grad_norm > 0:
-                            accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                            finite = norm is None or bool(torch.isfinite(torch.as_tensor(norm)))
                         if finite:
                             optimizer.step()
                         optimizer.zero_grad(set_to_none=True)

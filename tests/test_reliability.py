@@ -1,0 +1,135 @@
+"""Crashes, locks, non-finite losses and unsafe weights: nothing is lost beyond the last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model: Path) -> Path:
+    out = tmp_path_factory.mktemp("rstore") / "sv"
+    r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _cfg(path: Path, model: Path, store: Path, out: Path, **train: object) -> Path:
+    data = {
+        "model": {"name": str(model), "audio_context_s": 4.0},
+        "language": "sv",
+        "data": {"store": str(store), "num_workers": 0},
+        "train": {"output_dir": str(out), "learning_rate": 3e-3, "warmup_steps": 2, "batch_size": 4,
+                  "eval_steps": 1000, "logging_steps": 1, **train},
+        "eval": {"max_new_tokens": 8},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _popen(cfg: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("whisperft")
+    return subprocess.Popen([str(exe), "train", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.time() < deadline
+        time.sleep(0.002)
+
+
+def test_kill_9_during_steps_and_checkpoints_then_resume(tmp_path: Path, store: Path, tiny_model: Path) -> None:
+    kw = {"max_steps": 12, "save_steps": 3, "save_total_limit": 10}
+    straight = _cfg(tmp_path / "a.yaml", tiny_model, store, tmp_path / "a", **kw)
+    assert run_cli("train", str(straight)).returncode == 0
+
+    cfg = _cfg(tmp_path / "b.yaml", tiny_model, store, tmp_path / "b", **kw)
+    ckpts = tmp_path / "b" / "checkpoints"
+    # 1) kill -9 in the middle of training steps, right after a checkpoint landed
+    proc = _popen(cfg)
+    _wait_for(ckpts / "step-0000003", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # 2) kill -9 while a checkpoint is being written (its temp folder exists, the marker does not)
+    proc = _popen(cfg)
+    _wait_for(ckpts / ".tmp-step-0000006", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # and a checkpoint folder that lost its completion marker must never be picked
+    if (ckpts / "step-0000009").exists():
+        (ckpts / "step-0000009" / "_COMPLETE").unlink()
+    shutil.copytree(ckpts / "step-0000003", ckpts / "step-0000010")
+    (ckpts / "step-0000010" / "_COMPLETE").unlink()
+    (ckpts / "step-0000010" / "model.safetensors").write_bytes(b"half written")
+
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "resuming from" in r.stderr
+    a = load_file(tmp_path / "a" / "checkpoints" / "step-0000012" / "model.safetensors")
+    b = load_file(ckpts / "step-0000012" / "model.safetensors")
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-5, k
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 12
+
+
+def test_second_run_on_the_same_folder_is_refused(tmp_path: Path, store: Path, tiny_model: Path) -> None:
+    cfg = _cfg(tmp_path / "c.yaml", tiny_model, store, tmp_path / "c", max_steps=10_000, save_steps=10_000,
+               mixed_precision="fp16")  # fmt: skip
+    first = _popen(cfg)
+    _wait_for(tmp_path / "c" / "train_log.jsonl", first)
+    second = run_cli("train", str(cfg))
+    assert second.returncode == 1
+    assert "in use by another run" in second.stderr and "Traceback" not in second.stderr
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 1 and "interrupted at step" in err
+    assert "fp16 needs a CUDA GPU" in err  # fp16 on a CPU: a clear warning, then fp32
+
+
+def test_non_finite_losses_stop_the_run_clearly(tmp_path: Path, store: Path, tiny_model: Path) -> None:
+    bad = tmp_path / "nan-store"
+    shutil.copytree(store, bad)
+    frames = bad / "train" / "frames.f16"
+    frames.write_bytes(np.full(frames.stat().st_size // 2, np.nan, dtype=np.float16).tobytes())
+    cfg = _cfg(tmp_path / "n.yaml", tiny_model, bad, tmp_path / "n", max_steps=20, save_steps=5, max_bad_steps=3)
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 1
+    assert "3 non-finite losses in a row" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "n" / "final").exists()
+
+
+def test_pickle_weights_are_refused_unless_trusted(tmp_path: Path, tiny_model: Path, wavs: list) -> None:
+    from transformers import WhisperForConditionalGeneration
+
+    folder = tmp_path / "pickled"
+    import torch
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_model)
+    folder.mkdir()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")  # an old-style pickle checkpoint
+    for f in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+              "processor_config.json"):  # fmt: skip
+        shutil.copy(tiny_model / f, folder / f)
+    assert list(folder.glob("*.bin")) and not list(folder.glob("*.safetensors"))
+    r = run_cli("transcribe", str(wavs[0][0]), "--model", str(folder), "--lang", "sv")
+    assert r.returncode == 2 and "pickle" in r.stderr
+    r = run_cli("transcribe", str(wavs[0][0]), "--model", str(folder), "--lang", "sv", "--trust-pickle",
+                "--no-timestamps")  # fmt: skip
+    assert r.returncode == 0, r.stderr
