@@ -207,3 +207,15 @@ def test_bundled_cache_is_shared_safely_by_two_processes(tmp_path: Path) -> None
     assert target.parent == tmp_path / "bundled" and (target / "_COMPLETE").is_file()
     assert [p.name for p in target.parent.iterdir() if not p.name.startswith(".")] == [target.name]
     assert not list(target.parent.glob(".tmp-*")) and not list(target.parent.glob(".src-*"))
+
+
+@pytest.mark.slow
+def test_language_is_detected_with_lang_auto(english: list[np.ndarray], tmp_path: Path) -> None:
+    import soundfile as sf
+
+    sf.write(tmp_path / "en.wav", english[1], 16000)
+    r = run_cli("transcribe", str(tmp_path / "en.wav"), "--model", "bundled:base", "--lang", "auto",
+                "--format", "json", "--output-dir", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "en.json").read_text())
+    assert out["language"] == "en" and "report" in out["text"].lower()

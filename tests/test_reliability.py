@@ -133,3 +133,14 @@ def test_pickle_weights_are_refused_unless_trusted(tmp_path: Path, tiny_model: P
     r = run_cli("transcribe", str(wavs[0][0]), "--model", str(folder), "--lang", "sv", "--trust-pickle",
                 "--no-timestamps")  # fmt: skip
     assert r.returncode == 0, r.stderr
+
+
+def test_gradient_checkpointing_and_early_stopping(tmp_path: Path, store: Path, tiny_model: Path) -> None:
+    cfg = _cfg(tmp_path / "e.yaml", tiny_model, store, tmp_path / "e", max_steps=50, eval_steps=1, save_steps=50,
+               learning_rate=1e-12, warmup_steps=0, gradient_checkpointing=True, early_stopping_patience=2)  # fmt: skip
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "e" / "final" / "metrics.json").read_text())
+    # the weights barely move, so WER cannot improve: two evaluations without improvement stop the run
+    assert metrics["stopped_early"] is True and metrics["steps"] == 3 and metrics["best_step"] == 1
+    assert metrics["final_from"] == "best (step 1)"

@@ -72,3 +72,13 @@ def test_silence_and_tiny_clips_through_the_cli(tmp_path: Path, tiny_model: Path
     silence = json.loads((tmp_path / "out" / "silence.json").read_text())
     assert silence["text"] == "" and silence["segments"] == [] and silence["duration"] == 600.0
     assert (tmp_path / "out" / "blip.json").is_file()
+
+
+def test_cer_is_the_headline_for_spaceless_scripts() -> None:
+    from whisperft.evaluate import score
+    from whisperft.languages import get_language
+
+    metrics, utts = score(["a"], ["今日は良い天気です"], ["今日は悪い天気です"], "ja")
+    assert get_language("ja").spaceless and not get_language("sv").spaceless
+    assert metrics["cer"] == pytest.approx(1 / 9) and utts[0].char_errors == 1
+    assert metrics["wer"] == 1.0  # one "word" without spaces: why WER says nothing here
