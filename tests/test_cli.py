@@ -164,16 +164,9 @@ def test_interrupted_run_resumes_to_the_same_weights(store: Path, tiny_model: Pa
 
 def test_two_processes_with_torchrun(store: Path, tiny_model: Path, tmp_path: Path) -> None:
     """torchrun --nproc_per_node 2: same optimizer steps over twice the data, main process writes, eval gathered."""
-    import socket
-
     cfg = _config(tmp_path / "ddp.yaml", model=tiny_model, store=store, output_dir=str(tmp_path / "ddp"), max_steps=4,
                   eval_steps=4, save_steps=2, batch_size=4, data={"eval_split": "train"})  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    r = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "whisperft.cli",
-                        "train", str(cfg), "--no-progress"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    r = subprocess.run(_torchrun(cfg), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((tmp_path / "ddp" / "final" / "metrics.json").read_text())
     assert metrics["steps"] == 4
@@ -193,3 +186,41 @@ def test_two_processes_with_torchrun(store: Path, tiny_model: Path, tmp_path: Pa
                 "--max-new-tokens", "24", "--out", str(single))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads(single.read_text())["wer"] == pytest.approx(evals[0]["eval_wer"])
+
+
+def _torchrun(cfg: Path) -> list[str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), "-m", "whisperft.cli", "train",
+            str(cfg), "--no-progress"]  # fmt: skip
+
+
+def test_two_process_run_resumes_after_kill_9(store: Path, tiny_model: Path, tmp_path: Path) -> None:
+    import os
+
+    kw = {"model": tiny_model, "store": store, "max_steps": 6, "eval_steps": 100, "save_steps": 2, "batch_size": 4}
+    straight = _config(tmp_path / "s.yaml", output_dir=str(tmp_path / "s"), **kw)
+    r = subprocess.run(_torchrun(straight), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    cfg = _config(tmp_path / "k.yaml", output_dir=str(tmp_path / "k"), **kw)
+    proc = subprocess.Popen(
+        _torchrun(cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 300
+    while not (tmp_path / "k" / "checkpoints" / "step-0000002").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+    proc.wait()
+    r = subprocess.run(_torchrun(cfg), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming from" in r.stderr
+    a = load_file(tmp_path / "s" / "checkpoints" / "step-0000006" / "model.safetensors")
+    b = load_file(tmp_path / "k" / "checkpoints" / "step-0000006" / "model.safetensors")
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-5, k
