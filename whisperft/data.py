@@ -248,7 +248,7 @@ def _hf_rows(ds: Any, name: str) -> Iterator[Row]:
         columns, AUDIO_COLUMNS, "audio", Path(name)
     )
     tcol = _pick(columns, TEXT_COLUMNS, "text", Path(name))
-    if isinstance(ds.features.get(acol), Audio):
+    if isinstance((ds.features or {}).get(acol), Audio):
         ds = ds.cast_column(acol, Audio(decode=False))
     for i, rec in enumerate(ds):
         audio = rec[acol]
