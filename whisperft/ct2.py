@@ -174,33 +174,31 @@ def hf_state_dict(model: CT2Model) -> tuple[dict[str, torch.Tensor], dict[str, A
             if part != "k_proj":  # Whisper's key projections have no bias
                 sd[f"{hf_prefix}.{part}.bias"] = b[i * d_model : (i + 1) * d_model].clone()
 
-    put("model.encoder.conv1", "encoder/conv1")
-    put("model.encoder.conv2", "encoder/conv2")
-    sd["model.encoder.embed_positions.weight"] = _float(model, "encoder/position_encodings/encodings")
-    for i in range(enc_layers):
-        p, c = f"model.encoder.layers.{i}", f"encoder/layer_{i}"
+    def layer(p: str, c: str) -> None:
+        """What encoder and decoder layers share: self-attention and the feed-forward block."""
         norm(f"{p}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
         split_fused(f"{p}.self_attn", f"{c}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
         put(f"{p}.self_attn.out_proj", f"{c}/self_attention/linear_1")
         norm(f"{p}.final_layer_norm", f"{c}/ffn/layer_norm")
         put(f"{p}.fc1", f"{c}/ffn/linear_0")
         put(f"{p}.fc2", f"{c}/ffn/linear_1")
+
+    put("model.encoder.conv1", "encoder/conv1")
+    put("model.encoder.conv2", "encoder/conv2")
+    sd["model.encoder.embed_positions.weight"] = _float(model, "encoder/position_encodings/encodings")
+    for i in range(enc_layers):
+        layer(f"model.encoder.layers.{i}", f"encoder/layer_{i}")
     norm("model.encoder.layer_norm", "encoder/layer_norm")
 
     sd["model.decoder.embed_tokens.weight"] = emb
     sd["model.decoder.embed_positions.weight"] = _float(model, "decoder/position_encodings/encodings")
     for i in range(dec_layers):
         p, c = f"model.decoder.layers.{i}", f"decoder/layer_{i}"
-        norm(f"{p}.self_attn_layer_norm", f"{c}/self_attention/layer_norm")
-        split_fused(f"{p}.self_attn", f"{c}/self_attention/linear_0", ("q_proj", "k_proj", "v_proj"))
-        put(f"{p}.self_attn.out_proj", f"{c}/self_attention/linear_1")
+        layer(p, c)
         norm(f"{p}.encoder_attn_layer_norm", f"{c}/attention/layer_norm")
         put(f"{p}.encoder_attn.q_proj", f"{c}/attention/linear_0")
         split_fused(f"{p}.encoder_attn", f"{c}/attention/linear_1", ("k_proj", "v_proj"))
         put(f"{p}.encoder_attn.out_proj", f"{c}/attention/linear_2")
-        norm(f"{p}.final_layer_norm", f"{c}/ffn/layer_norm")
-        put(f"{p}.fc1", f"{c}/ffn/linear_0")
-        put(f"{p}.fc2", f"{c}/ffn/linear_1")
     norm("model.decoder.layer_norm", "decoder/layer_norm")
 
     heads = int(model.tensors["encoder/num_heads"]) if "encoder/num_heads" in model.tensors else d_model // 64
