@@ -8,7 +8,6 @@ and so destroys words in Devanagari, Tamil, Thai and other scripts.
 from __future__ import annotations
 
 import logging
-import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -194,8 +193,3 @@ def write_predictions(path: Path, utts: list[Utterance]) -> None:
 
     lines = [json.dumps(asdict(u), ensure_ascii=False) for u in utts]
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
-
-
-def timed() -> Callable[[], float]:
-    t0 = time.perf_counter()
-    return lambda: time.perf_counter() - t0

@@ -20,7 +20,6 @@ N_FFT = 400
 HOP_LENGTH = 160
 N_SAMPLES = 30 * SAMPLE_RATE  # Whisper's 30 s window
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000
-FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100
 
 
 _FILTERS: dict[int, torch.Tensor] = {}

@@ -431,9 +431,8 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         if interrupted:
-            if state.step > 0 and not (
-                find_checkpoints(out) and find_checkpoints(out)[-1].name == f"step-{state.step:07d}"
-            ):
+            saved = find_checkpoints(out)
+            if state.step > 0 and not (saved and saved[-1].name == f"step-{state.step:07d}"):
                 save_checkpoint()
             raise WhisperftError(
                 f"interrupted at step {state.step}; checkpoint saved. Run the same command again to resume"
