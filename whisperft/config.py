@@ -52,7 +52,8 @@ class DataConfig:
     max_duration: float = 30.0
     max_eval_samples: int | None = None
     num_workers: int = 2
-    pack: bool = False
+    pack: bool = False  # several clips per encoder window (see packing.py)
+    timestamp_fraction: float = 0.5  # packed windows whose labels carry timestamp tokens
 
     def problems(self) -> list[str]:
         out = []
@@ -62,6 +63,8 @@ class DataConfig:
             out.append(f"data.max_eval_samples: must be positive, got {self.max_eval_samples}")
         if self.num_workers < 0:
             out.append(f"data.num_workers: must be >= 0, got {self.num_workers}")
+        if not (0 <= self.timestamp_fraction <= 1):
+            out.append(f"data.timestamp_fraction: must be in [0, 1], got {self.timestamp_fraction}")
         return out
 
 

@@ -35,16 +35,19 @@ logger = logging.getLogger("whisperft")
 CKPT_RE = re.compile(r"^step-(\d+)$")
 
 
+def fitting_rows(split: Split, max_frames: int) -> np.ndarray:
+    """Clips whose speech fits the encoder window; longer ones are left out (their text would be cut)."""
+    return np.flatnonzero(np.round(split.duration * 100) <= max_frames)
+
+
 class StoreDataset(Dataset):
-    """Training examples from a store split: frames, pad value, and full labels."""
+    """Training examples from a store split, one clip each: frames, pad value, and full labels."""
 
     def __init__(self, split: Split, prefix: list[int], eot: int, max_frames: int = N_FRAMES) -> None:
         self.split = split
         self.prefix = list(prefix)
         self.eot = int(eot)
-        # clips whose speech does not fit the encoder window are left out (their text would be cut)
-        fits = np.round(split.duration * 100) <= max_frames
-        self.rows = np.flatnonzero(fits)
+        self.rows = fitting_rows(split, max_frames)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -213,16 +216,17 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
             model.model.encoder._requires_grad = False
 
         prefix = decoder_prefix(tokenizer, model.config, cfg.language, cfg.task)
-        dataset = StoreDataset(train_split, prefix, tokenizer.eos_token_id, max_frames=n_frames)
-        if len(dataset) < len(train_split):
+        rows = fitting_rows(train_split, n_frames)
+        if len(rows) < len(train_split):
             logger.warning(
                 "%d of %d training clips are longer than the %.1f s audio context and are left out",
-                len(train_split) - len(dataset),
+                len(train_split) - len(rows),
                 len(train_split),
                 n_frames / 100,
             )
-        if len(dataset) == 0:
+        if len(rows) == 0:
             raise UsageError("model.audio_context_s is shorter than every training clip")
+        dataset = _training_dataset(cfg, train_split, rows, tokenizer, model.config, prefix, n_frames)
         sampler = EpochSampler(len(dataset), cfg.train.seed)
         collator = WhisperCollator(model.config.decoder_start_token_id, n_frames)
         workers = cfg.data.num_workers
@@ -471,6 +475,39 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         accelerator.end_training()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _training_dataset(
+    cfg: Config, split: Split, rows: np.ndarray, tokenizer: Any, model_config: Any, prefix: list[int], n_frames: int
+) -> Dataset:
+    """One clip per example, or with ``data.pack`` several clips per encoder window."""
+    if not cfg.data.pack:
+        return StoreDataset(split, prefix, tokenizer.eos_token_id, max_frames=n_frames)
+    from whisperft.packing import PackedDataset
+
+    notimestamps = int(tokenizer.convert_tokens_to_ids("<|notimestamps|>"))
+    packed = PackedDataset(
+        split,
+        rows,
+        prefix,
+        notimestamps=notimestamps,
+        timestamp_begin=notimestamps + 1,  # <|0.00|> follows <|notimestamps|> in every Whisper vocabulary
+        eot=tokenizer.eos_token_id,
+        window_frames=n_frames,
+        label_budget=int(model_config.max_target_positions),
+        timestamp_fraction=cfg.data.timestamp_fraction,
+        seed=cfg.train.seed,
+    )
+    plan = packed.plan
+    logger.info(
+        "packed %d clips into %d windows of %.1f s: %.1f clips per window, %.0f%% of frames hold speech",
+        plan.clips,
+        len(plan.windows),
+        n_frames / 100,
+        plan.clips_per_window,
+        plan.fill * 100,
+    )
+    return packed
 
 
 def _model_bytes(model: Any) -> int:
