@@ -219,3 +219,48 @@ def test_language_is_detected_with_lang_auto(english: list[np.ndarray], tmp_path
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / "en.json").read_text())
     assert out["language"] == "en" and "report" in out["text"].lower()
+
+
+def test_split_segments_reads_timestamp_pairs() -> None:
+    from whisperft.ct2_backend import compression_ratio, split_segments
+
+    ts = 50364
+    ids = [ts + 0, 1, 2, ts + 120, ts + 120, 3, ts + 200, 4]
+    assert split_segments(ids, ts) == [(0.0, 2.4, [1, 2]), (2.4, 4.0, [3]), (0.0, None, [4])]
+    assert split_segments([5, 6], ts) == [(0.0, None, [5, 6])]
+    assert split_segments([ts + 10, ts + 50], ts) == []
+    assert compression_ratio("the cat " * 40) > 2.4 > compression_ratio(ENGLISH[0])
+
+
+@pytest.mark.slow
+def test_transcribe_through_ctranslate2_matches_pytorch(tmp_path: Path) -> None:
+    """A CTranslate2 folder (as faster-whisper ships them) takes the fast path, with timestamps, like PyTorch."""
+    import subprocess
+
+    from whisperft.bundled import source_files
+
+    parts, meta, _ = source_files("tiny.en")
+    assert len(parts) == 1 and (meta / "tokenizer.json").is_file()
+    wavs = [str(speak(s, tmp_path / f"{i}.wav", voice="en")) for i, s in enumerate(ENGLISH)]
+    long = tmp_path / "talk.wav"
+    subprocess.run(["sox", *wavs, "-r", "16000", str(long), "pad", "0", "1"], check=True, capture_output=True)
+    silence = tmp_path / "silence.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", str(silence), "trim", "0", "20"], check=True, capture_output=True)
+    results = {}
+    for name, spec in (("ct2", str(meta)), ("torch", "bundled:tiny.en")):
+        out = tmp_path / name
+        r = run_cli(
+            "transcribe", str(long), str(silence), "--model", spec, "--format", "json", "--output-dir", str(out)
+        )
+        assert r.returncode == 0, r.stderr
+        results[name] = json.loads((out / "talk.json").read_text())
+        assert json.loads((out / "silence.json").read_text())["text"] == ""
+    ct, pt = results["ct2"], results["torch"]
+    metrics, _ = score(["talk"], [" ".join(ENGLISH)], [ct["text"]], "en")
+    assert metrics["wer_normalized"] <= 0.15, ct["text"]
+    agree, _ = score(["talk"], [pt["text"]], [ct["text"]], "en")
+    assert agree["wer_normalized"] <= 0.05, (pt["text"], ct["text"])
+    starts = [s["start"] for s in ct["segments"]]
+    assert len(starts) >= 3 and starts == sorted(starts) and ct["segments"][-1]["end"] <= ct["duration"]
+    r = run_cli("eval", "--model", str(meta), "--data", str(tmp_path))
+    assert r.returncode == 2 and "is a CTranslate2 model" in r.stderr and "import-ct2" in r.stderr

@@ -195,12 +195,16 @@ def transcribe(
         typer.Option(help="Timestamped segments inside each chunk; --no-timestamps: one segment per chunk at pauses."),
     ] = True,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+    compute_type: Annotated[
+        str, typer.Option(help="CTranslate2 models only: default (as exported), int8, int8_float32, float32...")
+    ] = "default",
 ) -> None:
-    """Transcribe audio of any length to text or subtitles."""
+    """Transcribe audio of any length to text or subtitles. A CTranslate2 model folder takes the fast path."""
 
     def go() -> int:
+        from whisperft.ct2_backend import CT2Transcriber, is_ct2_folder
         from whisperft.io import atomic_write_text
-        from whisperft.models import check_language, load_model, load_processor, resolve_model
+        from whisperft.models import check_language, load_model, load_processor, require_language, resolve_model
         from whisperft.transcribe import FORMATS, Transcriber, collect_audio, render, transcribe_files
 
         if format not in FORMATS:
@@ -210,10 +214,15 @@ def transcribe(
         files = collect_audio(audio)
         if not files:
             raise UsageError(f"no audio files found in {', '.join(audio)}")
-        path = resolve_model(model)
-        mdl = load_model(path, trust_pickle=trust_pickle)
-        check_language(mdl, lang)
-        transcriber = Transcriber(mdl, load_processor(path), device="cuda" if _cuda() else None)
+        transcriber: Transcriber
+        if is_ct2_folder(Path(model).expanduser()):
+            transcriber = CT2Transcriber(Path(model).expanduser(), compute_type=compute_type)
+            require_language(transcriber.multilingual, lang)
+        else:
+            path = resolve_model(model)
+            mdl = load_model(path, trust_pickle=trust_pickle)
+            check_language(mdl, lang)
+            transcriber = Transcriber(mdl, load_processor(path), device="cuda" if _cuda() else None)
         results, errors = transcribe_files(transcriber, files, lang, batch_size, task, num_beams, timestamps)
         for _f, msg in errors:
             typer.echo(f"error: {msg}", err=True)

@@ -85,6 +85,13 @@ def resolve_model(spec: str) -> str:
 
 def _model_folder(path: Path) -> Path:
     """A local HF model folder, or the model inside a training output folder."""
+    from whisperft.ct2_backend import is_ct2_folder
+
+    if is_ct2_folder(path):
+        raise UsageError(
+            f"{path} is a CTranslate2 model: transcribe takes it as is; for train or eval convert it "
+            f"with whisperft import-ct2 {path} OUT"
+        )
     if (path / "config.json").is_file():
         return path
     for sub in ("final", "best"):
@@ -145,10 +152,15 @@ def is_multilingual(model_config: Any) -> bool:
 
 def check_language(model: WhisperForConditionalGeneration, language: str | None) -> Language | None:
     """Validate a requested language against the model; English-only models accept only English."""
+    return require_language(is_multilingual(model.config), language)
+
+
+def require_language(multilingual: bool, language: str | None) -> Language | None:
+    """``check_language`` for a model known only by whether it is multilingual (a CTranslate2 model)."""
     if language in (None, "auto"):
         return None
     lang = get_language(language)
-    if not is_multilingual(model.config) and lang.code != "en":
+    if not multilingual and lang.code != "en":
         raise UsageError(
             f"this model is English-only (*.en) and cannot be trained or decoded for {lang.name}; "
             "use a multilingual model such as base or small"
