@@ -94,11 +94,28 @@ def long_wav(tmp_path_factory: pytest.TempPathFactory, wavs: list[tuple[Path, st
     return out
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the real ``whisperft`` command as a user would."""
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = 900, wrap: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Run the real ``whisperft`` command as a user would (``wrap``: a command that runs it, like setpriv)."""
     exe = Path(sys.executable).with_name("whisperft")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "whisperft.cli"]
-    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*wrap, *cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def as_ordinary_user() -> tuple[str, ...]:
+    """A prefix that runs a command without root's power to read any file.
+
+    CI runs as root, and root reads a chmod 000 file. Dropping CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH from the bounding set before exec makes permissions bite, as
+    they do for every ordinary user.
+    """
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise RuntimeError("running as root without setpriv (util-linux): cannot test file permissions")
+    return (setpriv, "--bounding-set", "-dac_override,-dac_read_search")
 
 
 @pytest.fixture(scope="session")

@@ -180,6 +180,29 @@ def test_symlink_loop(tmp_path: Path) -> None:
     assert err.value.reason == "unreadable_file"
 
 
+def test_unreadable_file_is_skipped_and_reported(
+    tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path
+) -> None:
+    """A file without read permission: prepare skips the row, transcribe reports the file, the rest goes on."""
+    from tests.conftest import as_ordinary_user, run_cli
+
+    shutil.copy(wavs[0][0], tmp_path / "ok.wav")
+    shutil.copy(wavs[1][0], tmp_path / "locked.wav")
+    (tmp_path / "locked.wav").chmod(0)
+    (tmp_path / "m.csv").write_text(f"path,text\nok.wav,{wavs[0][1]}\nlocked.wav,{wavs[1][1]}\n")
+    wrap = as_ordinary_user()
+    r = run_cli("prepare", "--lang", "sv", "--source", str(tmp_path / "m.csv"), "--model", str(tiny_model),
+                "--out", str(tmp_path / "store"), "--num-proc", "1", wrap=wrap)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())
+    assert sum(s["kept"] for s in report.values()) == 1 and report["train"]["skipped"] == {"unreadable_file": 1}
+    assert "permission denied" in report["train"]["examples"]["unreadable_file"][0]["detail"].lower()
+    r = run_cli("transcribe", str(tmp_path / "locked.wav"), str(tmp_path / "ok.wav"), "--model", str(tiny_model),
+                "--lang", "sv", "--format", "json", "--output-dir", str(tmp_path / "out"), wrap=wrap)  # fmt: skip
+    assert r.returncode == 1 and "locked.wav" in r.stderr and "ermission denied" in r.stderr
+    assert (tmp_path / "out" / "ok.json").is_file() and not (tmp_path / "out" / "locked.json").exists()
+
+
 # ---------------------------------------------------------------------------------------------- manifests
 
 

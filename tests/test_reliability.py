@@ -144,3 +144,29 @@ def test_gradient_checkpointing_and_early_stopping(tmp_path: Path, store: Path, 
     # the weights barely move, so WER cannot improve: two evaluations without improvement stop the run
     assert metrics["stopped_early"] is True and metrics["steps"] == 3 and metrics["best_step"] == 1
     assert metrics["final_from"] == "best (step 1)"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 2 MB filesystem (tmpfs), so 'disk full' is the kernel's answer, not a mock."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()}); needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_is_refused_before_any_work(
+    small_disk: Path, tmp_path: Path, cv_folder: Path, store: Path, tiny_model: Path
+) -> None:
+    r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model),
+                "--out", str(small_disk / "store"))  # fmt: skip
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "not enough free disk space for the feature store" in r.stderr
+    cfg = _cfg(tmp_path / "t.yaml", tiny_model, store, small_disk / "run", max_steps=2)
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 1 and "not enough free disk space for checkpoints" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(small_disk.iterdir()) in ([], [small_disk / "run"])  # nothing but the lock's folder

@@ -264,6 +264,8 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         elif main and (out / "final").exists():
             raise UsageError(f"{out} already holds a finished run (final/); choose another train.output_dir")
         if main:
+            # refuse now rather than after hours of steps: a checkpoint holds weights and optimizer moments
+            check_free_space(out, _model_bytes(model) * 4, "checkpoints")
             out.mkdir(parents=True, exist_ok=True)
             cfg.save(out / "config.yaml")
 
