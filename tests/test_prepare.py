@@ -118,9 +118,19 @@ def test_audiofolder_and_save_to_disk(tmp_path: Path, wavs: list[tuple[Path, str
 
 
 def test_hub_source_uses_parquet_conversion_for_fleurs(
-    tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    wavs: list[tuple[Path, str]],
+    tiny_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    import logging
+
     import datasets
+
+    secret = "hf_NotARealTokenButSecret42"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    caplog.set_level(logging.DEBUG)
 
     calls = []
 
@@ -143,6 +153,10 @@ def test_hub_source_uses_parquet_conversion_for_fleurs(
     res = prepare(None, "sv", str(tiny_model), tmp_path / "s", num_proc=1)
     name, kwargs = calls[0]
     assert name == "google/fleurs" and kwargs["revision"] == "refs/convert/parquet" and kwargs["data_dir"] == "sv_se"
+    # the Hub token goes to the Hub and nowhere else: not in logs, not in any file written
+    assert kwargs["token"] == secret
+    assert secret not in caplog.text
+    assert not [p for p in res.out.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert res.report["train"]["kept"] == 3
     store = FeatureStore(res.out)
     assert store.split("test").texts == [wavs[4][1]]  # raw_transcription, with case and punctuation
