@@ -8,7 +8,6 @@ import os
 import random
 import resource
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -138,7 +137,3 @@ def long_english(minutes: float = 10.0) -> tuple[Path, str]:
     subprocess.run(["sox", *parts, str(out), "rate", "16000", "channels", "1"], check=True)
     ref.write_text(" ".join(sentences))
     return out, " ".join(sentences)
-
-
-def python() -> str:
-    return sys.executable
