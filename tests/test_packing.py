@@ -91,6 +91,14 @@ def test_windows_respect_frame_and_label_budgets(store: Path, tiny_model: Path) 
     assert batch["input_features"].shape == (len(ds), 80, 600)
     assert max(len(ds[i]["labels"]) for i in range(len(ds))) <= 40
     assert sorted(i for w in ds.plan.windows for i in w) == list(range(len(split)))
+    # a clip as long as prepare allows (prefix + text + eot = the decoder's limit) has no room for timestamps
+    limit = int(split.n_labels.max()) + 4
+    ds, split, tok = _packed(store, tiny_model, 1.0, window=600, budget=limit)
+    longest = int(np.argmax(split.n_labels))
+    w = next(k for k, clips in enumerate(ds.plan.windows) if longest in clips)
+    labels = [ds[k]["labels"] for k in range(len(ds))]
+    assert max(len(x) for x in labels) <= limit
+    assert ds.plan.windows[w] == [longest] and "<|notimestamps|>" in tok.convert_ids_to_tokens(labels[w])
 
 
 @settings(max_examples=60, deadline=None)

@@ -117,6 +117,7 @@ class PackedDataset(Dataset):
         self.timestamp_begin = int(timestamp_begin)
         self.eot = int(eot)
         self.window_frames = window_frames
+        self.max_labels = label_budget
         # the prefix, <|notimestamps|> or nothing, and <|endoftext|> share the budget with the clips
         budget = label_budget - len(self.prefix) - 2
         self.plan = plan_windows(split.n_frames, split.n_labels, rows, window_frames, budget, seed)
@@ -143,7 +144,14 @@ class PackedDataset(Dataset):
         return {"frames": frames, "pad": floor, "labels": self.labels(clips, offsets, bool(self.with_timestamps[idx]))}
 
     def labels(self, clips: list[int], offsets: list[int], timestamps: bool) -> list[int]:
-        """The label sequence for clips starting at ``offsets`` (frames), with or without timestamp tokens."""
+        """The label sequence for clips starting at ``offsets`` (frames), with or without timestamp tokens.
+
+        A lone clip whose text nearly fills the decoder (prepare allows up to the limit without
+        timestamps) has no room for two timestamp tokens; it gets the <|notimestamps|> form.
+        """
+        texts = sum(int(self.split.n_labels[i]) for i in clips)
+        if timestamps and len(self.prefix) + texts + 2 * len(clips) + 1 > self.max_labels:
+            timestamps = False
         out = list(self.prefix)
         if not timestamps:
             out.append(self.notimestamps)
