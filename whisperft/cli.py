@@ -202,7 +202,8 @@ def transcribe(
     """Transcribe audio of any length to text or subtitles. A CTranslate2 model folder takes the fast path."""
 
     def go() -> int:
-        from whisperft.ct2_backend import CT2Transcriber, is_ct2_folder
+        from whisperft.ct2 import is_ct2_folder
+        from whisperft.ct2_backend import CT2Transcriber
         from whisperft.io import atomic_write_text
         from whisperft.models import check_language, load_model, load_processor, require_language, resolve_model
         from whisperft.transcribe import FORMATS, Transcriber, collect_audio, render, transcribe_files

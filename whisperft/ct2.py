@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from whisperft.errors import WhisperftError
+from whisperft.features import TIME_PRECISION
 
 logger = logging.getLogger("whisperft")
 
@@ -32,6 +33,18 @@ SUPPORTED_VERSIONS = (5, 6)
 
 class CT2FormatError(WhisperftError):
     """A model.bin that cannot be read."""
+
+
+def is_ct2_folder(path: str | Path) -> bool:
+    """A CTranslate2 Whisper folder: ``model.bin`` beside a config.json that is not a transformers config."""
+    p = Path(path)
+    if not (p / "model.bin").is_file():
+        return False
+    try:
+        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return "model_type" not in cfg
 
 
 @dataclass
@@ -283,7 +296,9 @@ def _add_timestamp_tokens(tok: Any, vocab_size: int) -> None:
     have = len(tok)
     if have >= vocab_size or have != begin:
         return
-    stamps = [AddedToken(f"<|{i * 0.02:.2f}|>", special=True, normalized=False) for i in range(vocab_size - begin)]
+    stamps = [
+        AddedToken(f"<|{i * TIME_PRECISION:.2f}|>", special=True, normalized=False) for i in range(vocab_size - begin)
+    ]
     tok.add_tokens(stamps, special_tokens=True)
 
 

@@ -10,7 +10,6 @@ no-speech detection.
 
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,14 @@ import numpy as np
 import torch
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.features import N_FRAMES
+from whisperft.features import N_FRAMES, TIME_PRECISION
 from whisperft.transcribe import Transcriber
 
-TIME_PRECISION = 0.02
 TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # tried in turn after greedy decoding repeats itself
 COMPRESSION_RATIO_THRESHOLD = 2.4
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 MAX_LENGTH = 448  # Whisper's decoder positions
-
-
-def is_ct2_folder(path: str | Path) -> bool:
-    """A CTranslate2 Whisper folder: ``model.bin`` beside a config.json that is not a transformers config."""
-    p = Path(path)
-    if not (p / "model.bin").is_file():
-        return False
-    try:
-        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True
-    return "model_type" not in cfg
 
 
 def compression_ratio(text: str) -> float:

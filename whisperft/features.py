@@ -20,6 +20,7 @@ N_FFT = 400
 HOP_LENGTH = 160
 N_SAMPLES = 30 * SAMPLE_RATE  # Whisper's 30 s window
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000
+TIME_PRECISION = 2 * HOP_LENGTH / SAMPLE_RATE  # 0.02 s per timestamp token: two mel frames
 
 
 _FILTERS: dict[int, torch.Tensor] = {}

@@ -85,7 +85,7 @@ def resolve_model(spec: str) -> str:
 
 def _model_folder(path: Path) -> Path:
     """A local HF model folder, or the model inside a training output folder."""
-    from whisperft.ct2_backend import is_ct2_folder
+    from whisperft.ct2 import is_ct2_folder
 
     if is_ct2_folder(path):
         raise UsageError(

@@ -21,18 +21,15 @@ so fine-tuning keeps the timestamp ability that transcribe's subtitles rely on.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from whisperft.features import TIME_PRECISION
 from whisperft.store import Split
 
-logger = logging.getLogger("whisperft")
-
-TIME_PRECISION = 0.02  # seconds per timestamp token
 FRAMES_PER_TOKEN = 2  # mel frames are 10 ms, so clip starts are aligned to even frames
 GAP_FRAMES = 10  # 0.1 s of silence between packed clips
 SEARCH_WINDOWS = 64  # first-fit looks back this many open windows: O(n) planning, tight packing
