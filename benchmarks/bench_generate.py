@@ -9,11 +9,11 @@ from benchmarks.common import DATA, best_of, cv_corpus, emit, setup
 
 def main() -> None:
     setup()
-    from whisperft.evaluate import evaluate_split, generate_texts
+    from whisperft.data.store import FeatureStore
     from whisperft.features import pad_features
-    from whisperft.models import load_model, load_processor, resolve_model
+    from whisperft.models.decode import decode_split, generate_texts
+    from whisperft.models.registry import load_model, load_processor, resolve_model
     from whisperft.prepare import prepare
-    from whisperft.store import FeatureStore
 
     src = cv_corpus("cv-en", n=48, lang="en")
     out = DATA / "store-en"
@@ -31,7 +31,7 @@ def main() -> None:
         ]
 
     def batched() -> list[str]:
-        hyps = evaluate_split(model, tok, split, "en", batch_size=16, indices=idx)
+        hyps = decode_split(model, tok, split, "en", batch_size=16, indices=idx)
         return [hyps[i] for i in idx]
 
     t_single, a = best_of(one_by_one)

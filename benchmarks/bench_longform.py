@@ -14,11 +14,12 @@ def main(repeats: int = 3, minutes: float = 10.0) -> None:
     from transformers import pipeline
 
     from whisperft.audio import decode_audio
-    from whisperft.ct2 import export_ct2, parity_clips
-    from whisperft.ct2_backend import CT2Transcriber
-    from whisperft.evaluate import score
-    from whisperft.models import load_model, load_processor, resolve_model
-    from whisperft.transcribe import Transcriber
+    from whisperft.export.ct2 import export_ct2
+    from whisperft.export.parity import parity_clips
+    from whisperft.metrics import score
+    from whisperft.models.registry import load_model, load_processor, resolve_model
+    from whisperft.transcribe.ct2_engine import CT2Transcriber
+    from whisperft.transcribe.engine import Transcriber
 
     wav, ref = long_english(minutes)
     audio = decode_audio(wav)

@@ -30,7 +30,7 @@ def run(store: str, model: str, out: Path, pack: bool, steps: int, skip_first: b
                       "warmup_steps": WARMUP, "logging_steps": 1, "save_steps": 10_000, "eval_steps": 10_000},
         }
     )  # fmt: skip
-    train(cfg, progress=False)
+    train(cfg, progress=None)
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     return sum(1 / r["steps_per_s"] for r in log if "steps_per_s" in r and r["step"] > int(skip_first))
 
@@ -39,10 +39,11 @@ def clips_per_example(store: str, model: str, pack: bool) -> tuple[float, float]
     """(clips, utterance-audio-seconds) per training example, as train() builds them."""
     from transformers import AutoConfig
 
-    from whisperft.models import decoder_prefix, load_processor
-    from whisperft.packing import PackedDataset
-    from whisperft.store import FeatureStore
-    from whisperft.train import fitting_rows
+    from whisperft.data.batches import fitting_rows
+    from whisperft.data.packing import PackedDataset
+    from whisperft.data.store import FeatureStore
+    from whisperft.models.registry import load_processor
+    from whisperft.models.whisper import decoder_prefix
 
     split = FeatureStore(store).split("train")
     rows = fitting_rows(split, 3000)
@@ -66,9 +67,9 @@ def seconds_per_step(store: str, model: str, pack: bool) -> float:
 
 def main() -> None:
     setup()
-    from whisperft.models import resolve_model
+    from whisperft.evaluate import run_eval
+    from whisperft.models.registry import resolve_model
     from whisperft.prepare import prepare
-    from whisperft.run_eval import run_eval
 
     model = resolve_model("bundled:base")
     store = DATA / "store-pack-bench"
@@ -88,7 +89,7 @@ def main() -> None:
         t0 = time.perf_counter()
         loop = run(str(store), model, out, pack, steps)
         wall = time.perf_counter() - t0
-        res = run_eval(str(out / "final"), str(store), split="validation", lang="sv", batch_size=8, progress=False)
+        res = run_eval(str(out / "final"), str(store), split="validation", lang="sv", batch_size=8, progress=None)
         results[name] = (steps, loop, wall, res.wer)
     emit(
         "packing_throughput",

@@ -42,7 +42,7 @@ def recipe(src: Path, model_path: str) -> float:
 
 def main() -> None:
     setup()
-    from whisperft.models import resolve_model
+    from whisperft.models.registry import resolve_model
     from whisperft.prepare import prepare
 
     src = cv_corpus()

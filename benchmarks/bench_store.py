@@ -22,11 +22,12 @@ def main() -> None:
     from transformers import WhisperFeatureExtractor
 
     from whisperft.audio import decode_audio
-    from whisperft.evaluate import generate_texts, score
+    from whisperft.data.store import FeatureStore
     from whisperft.features import pad_features
-    from whisperft.models import load_model, load_processor, resolve_model
+    from whisperft.metrics import score
+    from whisperft.models.decode import generate_texts
+    from whisperft.models.registry import load_model, load_processor, resolve_model
     from whisperft.prepare import prepare
-    from whisperft.store import FeatureStore
 
     src = cv_corpus()
     out = DATA / "store-bench"

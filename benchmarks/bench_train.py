@@ -16,9 +16,10 @@ STEPS, WINDOW, BATCH, CONTEXT_S = 20, 5, 4, 6.0
 
 def bare_loop(store_dir: str, model_path: str) -> float:
     """Steps per second of the plainest loop: pre-collated batches, forward, backward, clip, AdamW."""
-    from whisperft.models import apply_audio_context, context_frames, decoder_prefix, load_model, load_processor
-    from whisperft.store import FeatureStore
-    from whisperft.train import StoreDataset, WhisperCollator
+    from whisperft.data.batches import StoreDataset, WhisperCollator
+    from whisperft.data.store import FeatureStore
+    from whisperft.models.registry import load_model, load_processor
+    from whisperft.models.whisper import apply_audio_context, context_frames, decoder_prefix
 
     torch.manual_seed(0)
     model = load_model(model_path)
@@ -69,7 +70,7 @@ def ours(store_dir: str, model_path: str) -> float:
 
 def main() -> None:
     setup()
-    from whisperft.models import resolve_model
+    from whisperft.models.registry import resolve_model
     from whisperft.prepare import prepare
 
     path = resolve_model("bundled:base")

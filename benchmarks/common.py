@@ -83,7 +83,7 @@ def emit(claim: str, **fields: Any) -> None:
 
 
 def _clip(job: tuple[str, Path, int, str]) -> float:
-    from whisperft.testing import render_clip
+    from whisperft.synth import render_clip
 
     text, out, seed, lang = job
     if not out.exists():

@@ -13,7 +13,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from whisperft.testing import render_clip
+from whisperft.synth import render_clip
 
 HERE = Path(__file__).parent
 

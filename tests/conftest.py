@@ -16,7 +16,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("WHISPERFT_CACHE", tempfile.mkdtemp(prefix="whisperft-test-cache-"))
 
-from whisperft.testing import convert, make_tiny_model, speak
+from whisperft.models.tiny import make_tiny_model
+from whisperft.synth import convert, speak
 
 SWEDISH = [
     "Hej, jag heter Anna.",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,3 +226,60 @@ def test_two_process_run_resumes_after_kill_9(store: Path, tiny_model: Path, tmp
     b = load_file(tmp_path / "k" / "checkpoints" / "step-0000006" / "model.safetensors")
     for k in a:
         assert (a[k] - b[k]).abs().max() < 1e-5, k
+
+
+def test_eval_and_transcribe_default_to_the_newest_run(
+    trained: Path, store: Path, wavs: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    for name in ("older", "newer", "unfinished"):
+        shutil.copytree(trained / "final", work / "runs" / name / "final")
+    os.utime(work / "runs" / "older" / "final" / "_COMPLETE", (1e9, 1e9))
+    (work / "runs" / "unfinished" / "final" / "_COMPLETE").unlink()  # never chosen: not finished
+    r = run_cli("transcribe", str(wavs[0][0]), "--lang", "sv", "--no-timestamps", cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert "model: runs/newer/final" in r.stderr and r.stdout.strip()
+    r = run_cli("eval", "--data", str(store), "--out", str(tmp_path / "m.json"), cwd=work)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["model"] == "runs/newer/final"
+
+
+def test_without_model_or_run_one_line_says_what_to_pass(wavs: list[tuple[Path, str]], tmp_path: Path) -> None:
+    for args in (("transcribe", str(wavs[0][0])), ("eval", "--data", str(tmp_path))):
+        r = run_cli(*args, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and "--model bundled:base" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_an_empty_evaluation_split_is_an_error_not_a_wer(
+    tiny_model: Path, wavs: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    """A split whose every row was filtered out: eval and train say so in one line, unless evaluation is off."""
+    from tests.conftest import write_tsv
+    from whisperft.synth import convert
+
+    cv = tmp_path / "cv"
+    for i, (wav, _) in enumerate(wavs[:4]):
+        convert(wav, cv / "clips" / f"c{i}.mp3", rate=48000)
+    write_tsv(cv / "train.tsv", [(f"c{i}.mp3", wavs[i][1]) for i in range(4)])
+    write_tsv(cv / "dev.tsv", [("gone.mp3", "Saknas.")])
+    write_tsv(cv / "test.tsv", [("gone.mp3", "Saknas.")])
+    out = tmp_path / "store"
+    r = run_cli("prepare", "--lang", "sv", "--source", str(cv), "--model", str(tiny_model), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "test: kept 0" in r.stdout
+
+    r = run_cli("eval", "--model", str(tiny_model), "--data", str(out), "--split", "test")
+    assert r.returncode == 2 and "no utterances in test" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (Path.cwd() / "predictions.jsonl").exists()
+
+    cfg = _config(tmp_path / "t.yaml", model=tiny_model, store=out, output_dir=str(tmp_path / "run"), max_steps=2,
+                  eval_steps=2, save_steps=2, batch_size=2)  # fmt: skip
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 2 and "data.eval_split" in r.stderr and "null" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "run" / "checkpoints").exists()
+    r = run_cli("train", str(cfg), "data.eval_split=null")
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "run" / "final" / "metrics.json").read_text())
+    assert metrics["final_from"] == "last (step 2)" and metrics["best_wer"] is None

@@ -7,10 +7,11 @@ import pytest
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperTokenizerFast
 
+from whisperft.data.batches import EpochSampler, WhisperCollator
 from whisperft.errors import UsageError
 from whisperft.features import N_FRAMES
-from whisperft.models import check_language, decoder_prefix, load_model
-from whisperft.train import EpochSampler, WhisperCollator
+from whisperft.models.registry import load_model
+from whisperft.models.whisper import check_language, decoder_prefix
 
 
 def _item(labels: list[int], frames: int = 50) -> dict:

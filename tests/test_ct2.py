@@ -14,10 +14,12 @@ from transformers import WhisperForConditionalGeneration
 
 from tests.conftest import run_cli
 from whisperft.audio import decode_audio
-from whisperft.ct2 import CT2FormatError, ct2_transcribe, import_ct2, read_model_bin
-from whisperft.evaluate import generate_texts, score
+from whisperft.export.parity import ct2_transcribe
 from whisperft.features import log_mel_batch, pad_features
-from whisperft.testing import speak
+from whisperft.metrics import score
+from whisperft.models.ct2_format import CT2FormatError, import_ct2, read_model_bin
+from whisperft.models.decode import generate_texts
+from whisperft.synth import speak
 
 ENGLISH = [
     "The sun is shining and the sky is blue.",
@@ -102,7 +104,7 @@ def test_bad_model_bin_gives_a_clear_error_and_no_output(tiny_ct2: Path, tmp_pat
 
 @pytest.mark.slow
 def test_bundled_base_transcribes_english(english: list[np.ndarray]) -> None:
-    from whisperft.models import load_model, load_processor, resolve_model
+    from whisperft.models.registry import load_model, load_processor, resolve_model
 
     path = resolve_model("bundled:base")
     model, tok = load_model(path), load_processor(path).tokenizer
@@ -114,8 +116,8 @@ def test_bundled_base_transcribes_english(english: list[np.ndarray]) -> None:
 @pytest.mark.slow
 def test_conversion_matches_ctranslate2_runtime(english: list[np.ndarray], tmp_path: Path) -> None:
     """Our HF conversion of bundled:base transcribes like the ctranslate2 runtime on the original weights."""
-    from whisperft.bundled import source_files
-    from whisperft.models import load_model, load_processor, resolve_model
+    from whisperft.models.bundled import source_files
+    from whisperft.models.registry import load_model, load_processor, resolve_model
 
     parts, meta, _ = source_files("base")
     src = tmp_path / "ct2"
@@ -138,7 +140,7 @@ def test_conversion_matches_ctranslate2_runtime(english: list[np.ndarray], tmp_p
 @pytest.mark.slow
 def test_export_round_trip_keeps_transcripts(english: list[np.ndarray], tmp_path: Path) -> None:
     """bundled:tiny.en -> export --to ct2 (parity-checked) -> import-ct2 -> the same transcripts."""
-    from whisperft.models import load_model, load_processor, resolve_model
+    from whisperft.models.registry import load_model, load_processor, resolve_model
 
     wavs = []
     for i, s in enumerate(ENGLISH[:3]):
@@ -160,7 +162,7 @@ def test_export_round_trip_keeps_transcripts(english: list[np.ndarray], tmp_path
 
 
 def test_export_refuses_a_short_audio_context(tiny_model: Path, tmp_path: Path) -> None:
-    from whisperft.models import apply_audio_context
+    from whisperft.models.whisper import apply_audio_context
 
     model = WhisperForConditionalGeneration.from_pretrained(tiny_model)
     apply_audio_context(model, 10)
@@ -187,7 +189,7 @@ def _convert(cache: str, q: multiprocessing.Queue) -> None:
     import os
 
     os.environ["WHISPERFT_CACHE"] = cache
-    from whisperft.bundled import ensure_bundled
+    from whisperft.models.bundled import ensure_bundled
 
     q.put(str(ensure_bundled("tiny.en")))
 
@@ -222,7 +224,7 @@ def test_language_is_detected_with_lang_auto(english: list[np.ndarray], tmp_path
 
 
 def test_split_segments_reads_timestamp_pairs() -> None:
-    from whisperft.ct2_backend import compression_ratio, split_segments
+    from whisperft.transcribe.ct2_engine import compression_ratio, split_segments
 
     ts = 50364
     ids = [ts + 0, 1, 2, ts + 120, ts + 120, 3, ts + 200, 4]
@@ -237,7 +239,7 @@ def test_transcribe_through_ctranslate2_matches_pytorch(tmp_path: Path) -> None:
     """A CTranslate2 folder (as faster-whisper ships them) takes the fast path, with timestamps, like PyTorch."""
     import subprocess
 
-    from whisperft.bundled import source_files
+    from whisperft.models.bundled import source_files
 
     parts, meta, _ = source_files("tiny.en")
     assert len(parts) == 1 and (meta / "tokenizer.json").is_file()

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
-from whisperft.data import read_table, safe_join
-from whisperft.evaluate import normalize_text
-from whisperft.prepare import clean_text, prepare
+from whisperft.data.sources import read_table, safe_join
+from whisperft.prepare import prepare
+from whisperft.text import clean_text, normalize_text
 
 # ---------------------------------------------------------------------------------------------- audio files
 

@@ -12,11 +12,11 @@ from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
 from tests.conftest import run_cli
 from whisperft.audio import SAMPLE_RATE, decode_audio
+from whisperft.data.batches import WhisperCollator
+from whisperft.data.packing import GAP_FRAMES, PackedDataset, plan_windows
+from whisperft.data.store import FeatureStore
 from whisperft.features import HOP_LENGTH, N_FRAMES
-from whisperft.packing import GAP_FRAMES, PackedDataset, plan_windows
 from whisperft.prepare import prepare
-from whisperft.store import FeatureStore
-from whisperft.train import WhisperCollator
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError
-from whisperft.prepare import clean_text, prepare
-from whisperft.store import FeatureStore
-from whisperft.testing import convert
+from whisperft.prepare import prepare
+from whisperft.synth import convert
+from whisperft.text import clean_text
 
 
 def test_common_voice_folder(tmp_path: Path, cv_folder: Path, tiny_model: Path) -> None:
@@ -77,7 +78,7 @@ def test_manifest_with_filters_and_reasons(tmp_path: Path, wavs: list[tuple[Path
 def test_label_limit_comes_from_model_config(tmp_path: Path, wavs: list[tuple[Path, str]]) -> None:
     from transformers import AutoConfig
 
-    from whisperft.testing import make_tiny_model
+    from whisperft.models.tiny import make_tiny_model
 
     model = make_tiny_model(tmp_path / "m")
     cfg = AutoConfig.from_pretrained(model)
@@ -112,9 +113,10 @@ def test_audiofolder_and_save_to_disk(tmp_path: Path, wavs: list[tuple[Path, str
     ds = ds.cast_column("audio", Audio(sampling_rate=16000))
     DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(tmp_path / "disk")
     res = prepare(str(tmp_path / "disk"), "sv", str(tiny_model), tmp_path / "s2", num_proc=1)
-    assert res.report["train"]["kept"] + res.report["validation"]["kept"] == 3
-    # the test row repeats a training row: it is skipped, so test never leaks into training
-    assert res.report["test"]["kept"] == 0 and res.report["test"]["skipped"] == {"duplicate": 1}
+    # the test row repeats a training row: test keeps it, and train drops its copy as a leak
+    assert res.report["test"]["kept"] == 1 and res.report["test"]["skipped"] == {}
+    assert res.report["train"]["kept"] + res.report["validation"]["kept"] == 2
+    assert res.report["train"]["skipped"] == {"leaked_into_eval": 1}
 
 
 def test_hub_source_uses_parquet_conversion_for_fleurs(

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 from whisperft.audio import SAMPLE_RATE, decode_audio
-from whisperft.transcribe import Segment, Transcript, format_timestamp, render, speech_chunks
+from whisperft.transcribe.chunking import speech_chunks
+from whisperft.transcribe.subtitles import Segment, Transcript, format_timestamp, render
 
 
 def test_chunks_fit_the_window_and_cover_the_speech(long_wav: Path) -> None:
@@ -75,8 +76,8 @@ def test_silence_and_tiny_clips_through_the_cli(tmp_path: Path, tiny_model: Path
 
 
 def test_cer_is_the_headline_for_spaceless_scripts() -> None:
-    from whisperft.evaluate import score
     from whisperft.languages import get_language
+    from whisperft.metrics import score
 
     metrics, utts = score(["a"], ["今日は良い天気です"], ["今日は悪い天気です"], "ja")
     assert get_language("ja").spaceless and not get_language("sv").spaceless

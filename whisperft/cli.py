@@ -1,6 +1,8 @@
-"""The ``whisperft`` command line: thin Typer commands over the library.
+"""The ``whisperft`` command line: thin Typer commands over the stages.
 
 Errors print one line and exit 2 (usage/config) or 1 (runtime); ``--debug`` shows tracebacks.
+Each command imports its stage inside its body: the stages import torch and transformers,
+and ``whisperft --help`` should not wait seconds for them.
 """
 
 from __future__ import annotations
@@ -8,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND
 
 app = typer.Typer(
     name="whisperft",
@@ -27,7 +31,7 @@ _state: dict[str, Any] = {"debug": False}
 
 
 def _setup_logging(debug: bool) -> None:
-    from rich.console import Console
+    from rich.console import Console  # deferred, like every UI library here: start-up time
     from rich.logging import RichHandler
 
     handler = RichHandler(
@@ -38,10 +42,8 @@ def _setup_logging(debug: bool) -> None:
     logger.propagate = False
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not debug:
-        import warnings
-
         warnings.filterwarnings("ignore")
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging as hf_logging  # deferred: slow to import
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
@@ -100,18 +102,27 @@ def prepare(
     out: Annotated[Path | None, typer.Option(help="Feature store folder (default data/<lang>).")] = None,
     max_duration: Annotated[float, typer.Option(help="Skip clips longer than this (seconds).")] = 30.0,
     num_proc: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    min_chars_per_second: Annotated[
+        float, typer.Option(help="Skip clips with fewer letters/digits per second of audio (implausible_rate).")
+    ] = MIN_CHARS_PER_SECOND,
+    max_chars_per_second: Annotated[
+        float, typer.Option(help="Skip clips with more letters/digits per second (truncated or mislabelled).")
+    ] = MAX_CHARS_PER_SECOND,
 ) -> None:
     """Decode, filter and featurize speech data into a compact feature store."""
 
     def go() -> None:
         from whisperft.languages import get_language
+        from whisperft.prepare import RateBounds
         from whisperft.prepare import prepare as run
 
         code = get_language(lang).code
         target = out or Path("data") / code
+        bounds = RateBounds(min_chars_per_second, max_chars_per_second)
         progress, tick = _counter(None, "prepare")
         with progress:
-            result = run(source, code, model, target, max_duration=max_duration, num_proc=num_proc, progress=tick)
+            result = run(source, code, model, target, max_duration=max_duration, num_proc=num_proc, progress=tick,
+                         bounds=bounds)  # fmt: skip
         for split, rep in result.report.items():
             skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
             typer.echo(f"{split}: kept {rep['kept']} ({rep['hours'] * 60:.1f} min), skipped: {skipped}")
@@ -144,8 +155,11 @@ def train(
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Option(help="Model spec: size, Hub id, folder, run folder or bundled:NAME.")],
     data: Annotated[str, typer.Option(help="Feature store, or any source prepare accepts.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model spec: size, Hub id, folder, run folder or bundled:NAME. Default: newest run."),
+    ] = None,
     split: Annotated[str | None, typer.Option(help="Split (default: test, else validation).")] = None,
     lang: Annotated[str | None, typer.Option(help="Language (default: the store's).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
@@ -160,21 +174,14 @@ def eval_cmd(
     """Measure WER and CER of a model on a dataset."""
 
     def go() -> None:
-        from whisperft.run_eval import print_table, run_eval
+        from whisperft.evaluate import run_eval
 
-        result = run_eval(
-            model,
-            data,
-            split,
-            lang,
-            batch_size,
-            num_beams,
-            max_samples,
-            out,
-            trust_pickle,
-            max_new_tokens=max_new_tokens,
-        )
-        print_table(result)
+        spec = model or _newest_run()
+        progress, tick = _counter(None, "eval")
+        with progress:
+            result = run_eval(spec, data, split, lang, batch_size, num_beams, max_samples, out, trust_pickle,
+                              progress=tick, max_new_tokens=max_new_tokens)  # fmt: skip
+        _print_eval(result)
         typer.echo(f"metrics: {out}")
 
     _run(go)
@@ -183,7 +190,9 @@ def eval_cmd(
 @app.command()
 def transcribe(
     audio: Annotated[list[str], typer.Argument(help="Audio files or folders.")],
-    model: Annotated[str, typer.Option(help="Model spec.")],
+    model: Annotated[
+        str | None, typer.Option(help="Model spec, or a CTranslate2 folder. Default: the newest run under ./runs.")
+    ] = None,
     lang: Annotated[str, typer.Option(help="Language code, or auto to detect.")] = "auto",
     format: Annotated[str, typer.Option("--format", help="txt, srt, vtt or json.")] = "txt",
     output_dir: Annotated[Path | None, typer.Option(help="Write <name>.<format> files here.")] = None,
@@ -202,11 +211,9 @@ def transcribe(
     """Transcribe audio of any length to text or subtitles. A CTranslate2 model folder takes the fast path."""
 
     def go() -> int:
-        from whisperft.ct2 import is_ct2_folder
-        from whisperft.ct2_backend import CT2Transcriber
-        from whisperft.io import atomic_write_text
-        from whisperft.models import check_language, load_model, load_processor, require_language, resolve_model
-        from whisperft.transcribe import FORMATS, Transcriber, collect_audio, render, transcribe_files
+        from whisperft.transcribe.engine import collect_audio, transcribe_files
+        from whisperft.transcribe.run import load_transcriber, write_transcripts
+        from whisperft.transcribe.subtitles import FORMATS
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -215,32 +222,16 @@ def transcribe(
         files = collect_audio(audio)
         if not files:
             raise UsageError(f"no audio files found in {', '.join(audio)}")
-        transcriber: Transcriber
-        if is_ct2_folder(Path(model).expanduser()):
-            transcriber = CT2Transcriber(Path(model).expanduser(), compute_type=compute_type)
-            require_language(transcriber.multilingual, lang)
-        else:
-            path = resolve_model(model)
-            mdl = load_model(path, trust_pickle=trust_pickle)
-            check_language(mdl, lang)
-            transcriber = Transcriber(mdl, load_processor(path), device="cuda" if _cuda() else None)
+        transcriber = load_transcriber(model or _newest_run(), lang, compute_type, trust_pickle)
         results, errors = transcribe_files(transcriber, files, lang, batch_size, task, num_beams, timestamps)
         for _f, msg in errors:
             typer.echo(f"error: {msg}", err=True)
-        names: dict[str, int] = {}
-        for t in results:
-            text = render(t, format)
-            if output_dir is None and format == "txt":
-                prefix = f"{t.file}: " if len(files) > 1 else ""
-                typer.echo(prefix + t.text)
-                continue
-            stem = Path(t.file).stem
-            names[stem] = names.get(stem, 0) + 1
-            if names[stem] > 1:
-                stem = f"{stem}-{names[stem]}"
-            target = (output_dir or Path(t.file).parent) / f"{stem}.{format}"
-            atomic_write_text(target, text)
-            typer.echo(f"{t.file} -> {target}")
+        if output_dir is None and format == "txt":
+            for t in results:
+                typer.echo((f"{t.file}: " if len(files) > 1 else "") + t.text)
+        else:
+            for source, target in write_transcripts(results, format, output_dir):
+                typer.echo(f"{source} -> {target}")
         return 1 if errors else 0
 
     code = _run(go)
@@ -256,7 +247,7 @@ def import_ct2_cmd(
     """Convert a CTranslate2 Whisper model into a Hugging Face model folder."""
 
     def go() -> None:
-        from whisperft.ct2 import import_ct2
+        from whisperft.models.ct2_format import import_ct2
 
         if not ct2_dir.is_dir():
             raise UsageError(f"{ct2_dir} is not a folder")
@@ -279,8 +270,9 @@ def export(
 
     def go() -> None:
         from whisperft.audio import decode_audio
-        from whisperft.ct2 import export_ct2, parity_clips
-        from whisperft.models import resolve_model
+        from whisperft.export.ct2 import export_ct2
+        from whisperft.export.parity import parity_clips
+        from whisperft.models.registry import resolve_model
 
         if to != "ct2":
             raise UsageError(f"--to must be ct2, got {to!r}")
@@ -313,10 +305,35 @@ def languages() -> None:
         typer.echo(f"{lang.code:5} {lang.name:16} cv={lang.common_voice:8} fleurs={lang.fleurs or '-'}")
 
 
-def _cuda() -> bool:
-    import torch
+def _newest_run() -> str:
+    """The model of the newest finished run under ./runs, named on stderr; a one-line error when there is none."""
+    from whisperft.models.registry import default_model
 
-    return torch.cuda.is_available()
+    spec = default_model()
+    typer.echo(f"model: {spec} (the newest finished run; pass --model to choose)", err=True)
+    return spec
+
+
+def _print_eval(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} on {result.extra.get('split')} ({result.language})")
+    for col in ("utterances", "audio (min)", "WER", "CER", "WER norm", "CER norm", "S / D / I"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(result.num_utterances),
+        f"{result.audio_seconds / 60:.1f}",
+        f"{100 * result.wer:.2f}%",
+        f"{100 * result.cer:.2f}%",
+        f"{100 * result.wer_normalized:.2f}%",
+        f"{100 * result.cer_normalized:.2f}%",
+        f"{result.extra.get('substitutions')} / {result.extra.get('deletions')} / {result.extra.get('insertions')}",
+    )
+    console = Console()
+    console.print(table)
+    if result.headline == "cer":
+        console.print("headline metric: CER (this language is written without spaces)")
 
 
 def run() -> None:

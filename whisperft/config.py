@@ -17,7 +17,9 @@ from typing import Any, Literal
 import yaml
 
 from whisperft.errors import ConfigError, UsageError
+from whisperft.io import atomic_write_text
 from whisperft.languages import get_language
+from whisperft.models.registry import model_spec_problem
 
 
 @dataclass
@@ -29,8 +31,6 @@ class ModelConfig:
     attn_implementation: str = "sdpa"
 
     def problems(self) -> list[str]:
-        from whisperft.models import model_spec_problem
-
         out = []
         problem = model_spec_problem(self.name)
         if problem:
@@ -48,7 +48,7 @@ class DataConfig:
 
     store: str = "data/sv"
     train_split: str = "train"
-    eval_split: str = "validation"
+    eval_split: str | None = "validation"  # null: train without evaluation (final/ is then the last weights)
     max_duration: float = 30.0
     max_eval_samples: int | None = None
     num_workers: int = 2
@@ -156,8 +156,6 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML (atomically)."""
-        from whisperft.io import atomic_write_text
-
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
 

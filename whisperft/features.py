@@ -20,6 +20,7 @@ N_FFT = 400
 HOP_LENGTH = 160
 N_SAMPLES = 30 * SAMPLE_RATE  # Whisper's 30 s window
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames per second of audio
 TIME_PRECISION = 2 * HOP_LENGTH / SAMPLE_RATE  # 0.02 s per timestamp token: two mel frames
 
 
@@ -29,7 +30,7 @@ _FILTERS: dict[int, torch.Tensor] = {}
 def mel_filters(n_mels: int) -> torch.Tensor:
     """The Slaney mel filter bank Whisper uses, shape (n_mels, n_fft // 2 + 1). Computed once per process."""
     if n_mels not in _FILTERS:
-        from transformers.audio_utils import mel_filter_bank
+        from transformers.audio_utils import mel_filter_bank  # deferred: transformers is slow to import
 
         fb = mel_filter_bank(
             num_frequency_bins=1 + N_FFT // 2,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.io import is_complete
+from whisperft.models.ct2_format import import_ct2
 
 logger = logging.getLogger("whisperft")
 
@@ -97,8 +99,6 @@ def source_files(name: str) -> tuple[list[Path], Path, str]:
 
 def ensure_bundled(name: str) -> Path:
     """The HF folder for ``bundled:NAME``, converting it on first use."""
-    from whisperft.ct2 import import_ct2
-
     parts, meta_dir, key = source_files(name)
     root = cache_dir() / "bundled"
     target = root / f"{name}-{key}"
@@ -120,3 +120,15 @@ def ensure_bundled(name: str) -> Path:
                 shutil.copy(meta_dir / fname, src / fname)
             import_ct2(src, target)
     return target
+
+
+def bundled_tokenizer_file(multilingual: bool = True) -> Path:
+    """The real Whisper ``tokenizer.json`` shipped in the bundled packages: multilingual (base) or English (tiny.en)."""
+    meta_dir, _ = _locate(*BUNDLES["base" if multilingual else "tiny.en"].meta)
+    return meta_dir / "tokenizer.json"
+
+
+def bundled_suppress_tokens(multilingual: bool = True) -> tuple[list[int], list[int]]:
+    """The suppress lists (anywhere, at the beginning) from the bundled CTranslate2 config."""
+    cfg = json.loads(bundled_tokenizer_file(multilingual).with_name("config.json").read_text())
+    return list(cfg.get("suppress_ids", [])), list(cfg.get("suppress_ids_begin", []))

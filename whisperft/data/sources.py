@@ -238,7 +238,7 @@ def audiofolder_source(folder: Path) -> Source:
 
 
 def _hf_rows(ds: Any, name: str) -> Iterator[Row]:
-    from datasets import Audio
+    from datasets import Audio  # deferred: datasets is slow to import; only Hub/disk sources need it
 
     columns = list(ds.column_names or [])
     acol = next((c for c in columns if c.lower() == "audio"), None) or _pick(
@@ -259,7 +259,7 @@ def _hf_rows(ds: Any, name: str) -> Iterator[Row]:
 
 
 def disk_source(folder: Path) -> Source:
-    from datasets import Dataset, DatasetDict, load_from_disk
+    from datasets import Dataset, DatasetDict, load_from_disk  # deferred: slow to import (see _hf_rows)
 
     try:
         ds = load_from_disk(str(folder))
@@ -276,7 +276,7 @@ def disk_source(folder: Path) -> Source:
 
 def hub_source(name: str, config: str | None, parquet: bool = False) -> Source:
     """A Hub dataset, streamed. Script datasets (like google/fleurs) load through the parquet conversion."""
-    import datasets
+    import datasets  # deferred: slow to import (see _hf_rows)
 
     kwargs: dict[str, Any] = {"streaming": True}
     if parquet:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from whisperft.data.store import Split
 from whisperft.features import TIME_PRECISION
-from whisperft.store import Split
 
 FRAMES_PER_TOKEN = 2  # mel frames are 10 ms, so clip starts are aligned to even frames
 GAP_FRAMES = 10  # 0.1 s of silence between packed clips

@@ -1,8 +1,7 @@
-"""Model specs, loading, and the generation config Whisper's ``generate`` needs.
+"""What every Whisper checkpoint needs around its weights: language rules, prompts, generation config.
 
-Every model spec a user can type is resolved in ``resolve_model`` and nowhere else:
-a size (``small``), a Hub id, a local HF folder, a training output folder, or a
-bundled offline model (``bundled:base``).
+Pure functions over a transformers Whisper model, its config and its tokenizer. Nothing here
+resolves a model spec or reads a model folder; ``registry`` does that.
 """
 
 from __future__ import annotations
@@ -25,129 +24,13 @@ from whisperft.languages import LANGUAGES, Language, get_language
 
 logger = logging.getLogger("whisperft")
 
-SIZES = {
-    "tiny": "openai/whisper-tiny",
-    "tiny.en": "openai/whisper-tiny.en",
-    "base": "openai/whisper-base",
-    "base.en": "openai/whisper-base.en",
-    "small": "openai/whisper-small",
-    "small.en": "openai/whisper-small.en",
-    "medium": "openai/whisper-medium",
-    "medium.en": "openai/whisper-medium.en",
-    "large": "openai/whisper-large-v3",
-    "large-v2": "openai/whisper-large-v2",
-    "large-v3": "openai/whisper-large-v3",
-    "turbo": "openai/whisper-large-v3-turbo",
-    "large-v3-turbo": "openai/whisper-large-v3-turbo",
-}
-
-
-def model_spec_problem(spec: str) -> str | None:
-    """Why a model spec cannot work, checked without the network; None when it may."""
-    spec = spec.strip()
-    if not spec:
-        return "empty model spec"
-    if spec.startswith("bundled:"):
-        from whisperft.bundled import BUNDLES
-
-        name = spec.split(":", 1)[1]
-        if name not in BUNDLES:
-            return f"unknown bundled model {spec!r}; available: {', '.join(f'bundled:{n}' for n in BUNDLES)}"
-        return None
-    path = Path(spec).expanduser()
-    if spec in SIZES or path.exists():
-        return None
-    if spec.startswith((".", "/", "~")) or spec.count("/") != 1 or spec.endswith("/"):
-        return (
-            f"model {spec!r} not found: not a size ({', '.join(sorted(SIZES))}), not an existing folder, "
-            "not bundled:base/bundled:tiny.en, and not a Hub id (org/name)"
-        )
-    return None
-
-
-def resolve_model(spec: str) -> str:
-    """Turn a model spec into something ``from_pretrained`` accepts: a local folder or a Hub id."""
-    problem = model_spec_problem(spec)
-    if problem:
-        raise UsageError(problem)
-    spec = spec.strip()
-    if spec.startswith("bundled:"):
-        from whisperft.bundled import ensure_bundled
-
-        return str(ensure_bundled(spec.split(":", 1)[1]))
-    path = Path(spec).expanduser()
-    if spec in SIZES and not (path / "config.json").is_file():
-        return SIZES[spec]
-    if path.exists():
-        return str(_model_folder(path))
-    return spec  # a Hub id
-
-
-def _model_folder(path: Path) -> Path:
-    """A local HF model folder, or the model inside a training output folder."""
-    from whisperft.ct2 import is_ct2_folder
-
-    if is_ct2_folder(path):
-        raise UsageError(
-            f"{path} is a CTranslate2 model: transcribe takes it as is; for train or eval convert it "
-            f"with whisperft import-ct2 {path} OUT"
-        )
-    if (path / "config.json").is_file():
-        return path
-    for sub in ("final", "best"):
-        if (path / sub / "config.json").is_file():
-            return path / sub
-    if path.is_dir() and any(path.glob("checkpoints/step-*")):
-        raise UsageError(f"{path} is a training run without a final model yet; resume it with whisperft train")
-    raise UsageError(f"{path} is not a Whisper model folder (no config.json)")
-
-
-def load_processor(model_path: str) -> WhisperProcessor:
-    """Load the feature extractor and tokenizer that belong to a model."""
-    try:
-        processor = WhisperProcessor.from_pretrained(model_path)
-    except (OSError, ValueError) as exc:
-        raise WhisperftError(f"cannot load the processor of {model_path}: {_short(exc)}") from None
-    tok = processor.tokenizer
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return processor
-
-
-def load_model(
-    model_path: str,
-    attn_implementation: str = "sdpa",
-    trust_pickle: bool = False,
-    dtype: torch.dtype | None = None,
-) -> WhisperForConditionalGeneration:
-    """Load Whisper weights. Only safetensors, unless ``trust_pickle`` allows a pickle checkpoint."""
-    local = Path(model_path)
-    pickles_only = not list(local.glob("*.safetensors")) and (list(local.glob("*.bin")) or list(local.glob("*.pt")))
-    if local.is_dir() and not trust_pickle and pickles_only:
-        raise UsageError(
-            f"{local} holds only pickle weights (*.bin), which can run code when loaded; "
-            "convert them to safetensors or pass --trust-pickle if you trust the source"
-        )
-    try:
-        model = WhisperForConditionalGeneration.from_pretrained(
-            model_path,
-            attn_implementation=attn_implementation,
-            use_safetensors=None if trust_pickle else True,
-            dtype=dtype,
-        )
-    except (OSError, ValueError) as exc:
-        raise WhisperftError(f"cannot load model {model_path}: {_short(exc)}") from None
-    return model
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+MULTILINGUAL_VOCAB = 51865  # multilingual Whisper vocabularies have 51865 tokens or more; *.en have 51864
+POSITIONS_PER_SECOND = 50  # 100 mel frames per second, halved by the encoder's stride-2 conv
 
 
 def is_multilingual(model_config: Any) -> bool:
     """Whisper's rule: the multilingual vocabulary has 51865 tokens or more; *.en models have 51864."""
-    return int(model_config.vocab_size) >= 51865
+    return int(model_config.vocab_size) >= MULTILINGUAL_VOCAB
 
 
 def check_language(model: WhisperForConditionalGeneration, language: str | None) -> Language | None:
@@ -251,7 +134,7 @@ def apply_audio_context(model: WhisperForConditionalGeneration, seconds: float |
     """
     if seconds is None:
         return
-    positions = round(seconds * 50)  # 100 mel frames per second, halved by the encoder's stride-2 conv
+    positions = round(seconds * POSITIONS_PER_SECOND)
     current = int(model.config.max_source_positions)
     if positions >= current:
         return

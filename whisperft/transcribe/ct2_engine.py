@@ -2,7 +2,7 @@
 
 ``transcribe --model FOLDER`` takes this path when FOLDER is a CTranslate2 model
 (``model.bin`` + ``tokenizer.json``). Chunking, batching across files, timestamps
-and subtitle writing are shared with the PyTorch path (``transcribe.Transcriber``);
+and subtitle writing are shared with the PyTorch path (``engine.Transcriber``);
 only the encoder/decoder calls differ. The safeguards match the PyTorch path:
 temperature fallback when the output repeats itself (gzip compression ratio) and
 no-speech detection.
@@ -19,7 +19,8 @@ import torch
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.features import N_FRAMES, TIME_PRECISION
-from whisperft.transcribe import Transcriber
+from whisperft.models.whisper import new_processor
+from whisperft.transcribe.engine import Transcriber
 
 TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # tried in turn after greedy decoding repeats itself
 COMPRESSION_RATIO_THRESHOLD = 2.4
@@ -63,14 +64,13 @@ class CT2Transcriber(Transcriber):
 
     def __init__(self, folder: str | Path, compute_type: str = "default", device: str | None = None) -> None:
         try:
-            import ctranslate2
+            import ctranslate2  # deferred: an optional extra, and slow to import
         except ImportError:
             raise WhisperftError(
                 f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]', "
                 "or convert it with whisperft import-ct2"
             ) from None
-        from whisperft.models import new_processor
-
+        self._ct2 = ctranslate2
         folder = Path(folder)
         if not (folder / "tokenizer.json").is_file():
             raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")
@@ -95,9 +95,7 @@ class CT2Transcriber(Transcriber):
         return bool(self.model.is_multilingual)
 
     def _storage(self, features: torch.Tensor) -> Any:
-        import ctranslate2
-
-        return ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy(), dtype=np.float32))
+        return self._ct2.StorageView.from_array(np.ascontiguousarray(features.numpy(), dtype=np.float32))
 
     def detect_language(self, features: torch.Tensor) -> list[str]:
         if not self.multilingual:

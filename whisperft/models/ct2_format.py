@@ -1,4 +1,4 @@
-"""CTranslate2 (faster-whisper) <-> Hugging Face Whisper.
+"""CTranslate2 (faster-whisper) Whisper models: read `model.bin`, convert it into a Hugging Face folder.
 
 ``model.bin`` layout (little endian): uint32 binary version, a string spec name,
 uint32 spec revision, uint32 tensor count, then per tensor: string name, uint8
@@ -21,9 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import AddedToken
+from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from whisperft.errors import WhisperftError
 from whisperft.features import TIME_PRECISION
+from whisperft.io import mark_complete, staged_dir
+from whisperft.models.whisper import build_generation_config, new_processor
 
 logger = logging.getLogger("whisperft")
 
@@ -234,11 +238,6 @@ def hf_state_dict(model: CT2Model) -> tuple[dict[str, torch.Tensor], dict[str, A
 
 def import_ct2(ct2_dir: str | Path, out_dir: str | Path, model_bin: Path | None = None) -> Path:
     """Convert a CTranslate2 Whisper folder into a complete HF model folder at ``out_dir`` (atomically)."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from whisperft.io import mark_complete, staged_dir
-    from whisperft.models import build_generation_config, new_processor
-
     ct2_dir = Path(ct2_dir)
     bin_path = model_bin or ct2_dir / "model.bin"
     tok_path = ct2_dir / "tokenizer.json"
@@ -290,8 +289,6 @@ def import_ct2(ct2_dir: str | Path, out_dir: str | Path, model_bin: Path | None 
 
 def _add_timestamp_tokens(tok: Any, vocab_size: int) -> None:
     """English-only CTranslate2 tokenizers stop before the timestamp tokens; add them so ids line up."""
-    from tokenizers import AddedToken
-
     begin = tok.convert_tokens_to_ids("<|notimestamps|>") + 1
     have = len(tok)
     if have >= vocab_size or have != begin:
@@ -300,110 +297,3 @@ def _add_timestamp_tokens(tok: Any, vocab_size: int) -> None:
         AddedToken(f"<|{i * TIME_PRECISION:.2f}|>", special=True, normalized=False) for i in range(vocab_size - begin)
     ]
     tok.add_tokens(stamps, special_tokens=True)
-
-
-QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
-PARITY_TOLERANCE = {"float32": 0.10, "float16": 0.10, "bfloat16": 0.10}  # int8 variants: 0.20
-PARITY_SENTENCES = {
-    "en": ["The weather is nice today.", "Please call me back tomorrow morning.", "We met at the station at nine."],
-    "sv": ["Det regnar i Stockholm idag.", "Tåget går klockan nio.", "Vi ses på fredag efter jobbet."],
-}
-
-
-def ct2_transcribe(ct2_dir: str | Path, features: np.ndarray, prompt: list[int], tokenizer: Any) -> list[str]:
-    """Greedy decoding with the ctranslate2 runtime (what faster-whisper uses) on (B, n_mels, 3000) features."""
-    import ctranslate2
-
-    model = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="default")
-    sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
-    results = model.generate(sv, [prompt] * features.shape[0], beam_size=1, max_length=448)
-    return [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
-
-
-@dataclass
-class ExportResult:
-    out: Path
-    quantization: str
-    parity_wer: float | None
-    tolerance: float
-    pairs: list[tuple[str, str]]
-
-
-def export_ct2(
-    model_path: str,
-    out: str | Path,
-    quantization: str = "int8",
-    verify_audio: list[np.ndarray] | None = None,
-    language: str | None = None,
-) -> ExportResult:
-    """Export an HF Whisper to a faster-whisper folder, then check both transcribe alike."""
-    try:
-        from ctranslate2.converters import TransformersConverter
-    except ImportError:
-        raise WhisperftError("export needs the ctranslate2 package: pip install 'whisperft[ct2]'") from None
-    from transformers import AutoConfig
-
-    from whisperft.errors import UsageError
-    from whisperft.evaluate import generate_texts, score
-    from whisperft.features import log_mel_batch, pad_features
-    from whisperft.io import staged_dir
-    from whisperft.models import decoder_prefix, is_multilingual, load_model, load_processor
-
-    if quantization not in QUANTIZATIONS:
-        raise UsageError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    cfg = AutoConfig.from_pretrained(model_path)
-    if int(cfg.max_source_positions) != 1500:
-        raise UsageError(
-            f"{model_path} was trained with a {cfg.max_source_positions / 50:.1f} s audio context "
-            "(model.audio_context_s); CTranslate2 and faster-whisper always feed 30 s windows, so the export "
-            "would transcribe garbage. Retrain without audio_context_s to export"
-        )
-    processor = load_processor(model_path)
-    tok = processor.tokenizer
-    lang = str(language or "en").strip("<|>")
-    out = Path(out)
-    tolerance = PARITY_TOLERANCE.get(quantization, 0.20)
-    with staged_dir(out) as tmp:
-        try:
-            TransformersConverter(model_path, copy_files=["tokenizer.json"]).convert(
-                str(tmp), quantization=quantization, force=True
-            )
-        except Exception as exc:
-            raise WhisperftError(f"ctranslate2 conversion failed: {exc}") from None
-        processor.feature_extractor.to_json_file(str(tmp / "preprocessor_config.json"))
-        for required in ("model.bin", "tokenizer.json", "preprocessor_config.json", "config.json"):
-            if not (tmp / required).is_file():
-                raise WhisperftError(f"export is missing {required}")
-        parity = None
-        pairs: list[tuple[str, str]] = []
-        if verify_audio:
-            feats = pad_features(log_mel_batch(verify_audio, int(cfg.num_mel_bins)))
-            model = load_model(model_path)
-            hf = generate_texts(model, tok, feats, lang if is_multilingual(cfg) else None)
-            prompt = [model.config.decoder_start_token_id, *decoder_prefix(tok, cfg, lang, "transcribe")]
-            ct = ct2_transcribe(tmp, feats.numpy(), prompt, tok)
-            pairs = list(zip(hf, ct, strict=True))
-            metrics, _ = score([str(i) for i in range(len(hf))], hf, ct, lang)
-            parity = metrics["wer_normalized"]
-            if parity > tolerance:
-                detail = "; ".join(f"{a!r} vs {b!r}" for a, b in pairs if a != b)[:400]
-                raise WhisperftError(
-                    f"export parity check failed: CTranslate2 output differs from the HF model by "
-                    f"{100 * parity:.1f}% WER (tolerance {100 * tolerance:.0f}%): {detail}"
-                )
-    return ExportResult(out, quantization, parity, tolerance, pairs)
-
-
-def parity_clips(language: str, n: int = 3) -> list[np.ndarray]:
-    """Speech for the parity check, synthesized with espeak-ng in the model's language."""
-    import tempfile
-
-    from whisperft.audio import decode_audio
-    from whisperft.testing import have_espeak, speak
-
-    if not have_espeak():
-        raise WhisperftError("the parity check needs audio: pass --verify-audio FILES, or install espeak-ng")
-    sentences = PARITY_SENTENCES.get(language, PARITY_SENTENCES["en"])[:n]
-    voice = language if language in PARITY_SENTENCES else "en"
-    with tempfile.TemporaryDirectory() as tmp:
-        return [decode_audio(speak(s, Path(tmp) / f"{i}.wav", voice=voice)) for i, s in enumerate(sentences)]

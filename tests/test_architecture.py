@@ -1,0 +1,144 @@
+"""The package's shape, as ARCHITECTURE.md draws it: layers that import downward only, no cycles,
+short functions, and deferred imports only where start-up time is the reason."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "whisperft"
+
+# lowest first; a module's layer is that of its longest matching prefix
+LAYERS = {
+    "whisperft.errors": 1,
+    "whisperft.io": 1,
+    "whisperft.audio": 2,
+    "whisperft.features": 2,
+    "whisperft.languages": 2,
+    "whisperft.text": 2,
+    "whisperft.metrics": 2,
+    "whisperft.synth": 2,
+    "whisperft.data": 3,
+    "whisperft.models": 4,
+    "whisperft.config": 4,
+    "whisperft.prepare": 5,
+    "whisperft.train": 5,
+    "whisperft.evaluate": 5,
+    "whisperft.transcribe": 5,
+    "whisperft.export": 5,
+    "whisperft.cli": 6,
+    "whisperft": 0,  # the package's __init__ (version only)
+}
+STAGE_IMPORTS = {("whisperft.evaluate", "whisperft.prepare")}  # eval of a raw source runs prepare first
+DEFERRABLE = ("torch", "transformers", "ctranslate2", "datasets", "accelerate", "rich", "gradio", "matplotlib")
+MAX_FUNCTION_LINES = 80
+
+
+def modules() -> dict[str, ast.Module]:
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return out
+
+
+def layer(module: str) -> tuple[int, str]:
+    """(layer, the LAYERS key that placed it)."""
+    key = max((k for k in LAYERS if module == k or module.startswith(k + ".")), key=len)
+    return LAYERS[key], key
+
+
+def imports(tree: ast.Module) -> list[tuple[str, bool]]:
+    """(imported module, deferred?) for every import of whisperft's own modules."""
+    top = {id(n) for n in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("whisperft"):
+            found.append((node.module, id(node) not in top))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, id(node) not in top) for a in node.names if a.name.startswith("whisperft")]
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    for name in modules():
+        assert layer(name)[0] > 0 or name == "whisperft", name
+
+
+def test_layers_import_downward_only() -> None:
+    wrong = []
+    for name, tree in modules().items():
+        mine, my_key = layer(name)
+        for target, _ in imports(tree):
+            theirs, their_key = layer(target)
+            if theirs > mine:
+                wrong.append(f"{name} (layer {mine}) imports {target} (layer {theirs})")
+            elif theirs == mine == 5 and my_key != their_key and (my_key, their_key) not in STAGE_IMPORTS:
+                wrong.append(f"stage {my_key} imports stage {their_key}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_import_cycles() -> None:
+    mods = modules()
+    graph = {name: {t for t, _ in imports(tree) if t in mods and t != name} for name, tree in mods.items()}
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join([*path, node, nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+
+
+def test_own_modules_are_imported_at_the_top_except_by_the_cli() -> None:
+    deferred = [
+        f"{name} defers {target}"
+        for name, tree in modules().items()
+        if name != "whisperft.cli"
+        for target, lazy in imports(tree)
+        if lazy
+    ]
+    assert not deferred, "\n".join(deferred)
+
+
+def test_deferred_third_party_imports_are_the_slow_ones() -> None:
+    wrong = []
+    for name, tree in modules().items():
+        top = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top:
+                mod = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                if mod and not mod.startswith(("whisperft", "__future__", *DEFERRABLE)):
+                    wrong.append(f"{name}:{node.lineno} defers {mod}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_function_is_longer_than_about_80_lines() -> None:
+    long = [
+        f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for name, tree in modules().items()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES  # type: ignore[operator]
+    ]
+    assert not long, "\n".join(long)
+
+
+def test_the_checker_sees_a_violation() -> None:
+    """The checks above must be able to fail: an upward import and a cycle are found."""
+    bad = ast.parse("from whisperft.train import train\n")
+    assert imports(bad) == [("whisperft.train", False)]
+    assert layer("whisperft.data.store")[0] < layer("whisperft.train.loop")[0]
+    assert layer("whisperft.models.registry") == (4, "whisperft.models")

@@ -1,0 +1,1 @@
+"""Data: speech sources, the feature store, packing, and training batches."""

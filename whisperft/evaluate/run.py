@@ -1,0 +1,144 @@
+"""``whisperft eval``: a model on a feature store (or any source prepare accepts) -> metrics.json.
+
+The one import between stages: a raw source is first run through ``prepare`` into a temp store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from whisperft.data.store import FeatureStore, Split
+from whisperft.errors import UsageError
+from whisperft.io import atomic_write_json, atomic_write_text
+from whisperft.languages import get_language
+from whisperft.metrics import Utterance, score
+from whisperft.models.decode import decode_split
+from whisperft.models.registry import load_model, load_processor, resolve_model
+from whisperft.models.whisper import check_language, context_frames
+from whisperft.prepare import prepare
+
+logger = logging.getLogger("whisperft")
+
+PREDICTIONS = "predictions.jsonl"
+RATES = ("wer", "cer", "wer_normalized", "cer_normalized")  # EvalResult fields; the error counts go in extra
+
+
+@dataclass
+class EvalResult:
+    """What ``whisperft eval`` reports; ``metrics.json`` is its ``to_dict``."""
+
+    wer: float
+    cer: float
+    wer_normalized: float
+    cer_normalized: float
+    num_utterances: int
+    audio_seconds: float
+    model: str
+    language: str
+    headline: str = "wer"
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("extra")
+        d.update(self.extra)
+        return d
+
+
+def run_eval(
+    model_spec: str,
+    data: str,
+    split: str | None = None,
+    lang: str | None = None,
+    batch_size: int = 16,
+    num_beams: int = 1,
+    max_samples: int | None = None,
+    out: Path | None = None,
+    trust_pickle: bool = False,
+    progress: Callable[[int], None] | None = None,
+    max_new_tokens: int | None = None,
+) -> EvalResult:
+    """Evaluate ``model_spec`` on ``data`` and write metrics.json and predictions.jsonl beside ``out``."""
+    path = resolve_model(model_spec)
+    cuda = torch.cuda.is_available()
+    model = load_model(path, trust_pickle=trust_pickle, dtype=torch.float16 if cuda else None)
+    if cuda:
+        model.to("cuda")
+    processor = load_processor(path)
+    with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
+        store = _open_store(data, lang, path, Path(tmp))
+        language = lang or store.language or getattr(model.generation_config, "language", None)
+        if language is None:
+            raise UsageError("no language known for this data; pass --lang")
+        language = get_language(language).code
+        check_language(model, language)
+        split, sp = _pick_split(store, split, data)
+        n = len(sp) if max_samples is None else min(max_samples, len(sp))
+        t0 = time.perf_counter()
+        hyps = decode_split(
+            model,
+            processor.tokenizer,
+            sp,
+            language,
+            batch_size=batch_size,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            indices=range(n),
+            n_frames=context_frames(model.config),
+            progress=progress,
+        )
+        seconds = time.perf_counter() - t0
+        durations = [float(sp.duration[i]) for i in range(n)]
+        metrics, utts = score(sp.ids[:n], sp.texts[:n], [hyps[i] for i in range(n)], language, durations)
+    counts = {k: v for k, v in metrics.items() if k not in RATES}
+    result = EvalResult(
+        **{k: metrics[k] for k in RATES},
+        num_utterances=n,
+        audio_seconds=round(sum(durations), 3),
+        model=model_spec,
+        language=language,
+        headline="cer" if get_language(language).spaceless else "wer",
+        seconds=round(seconds, 3),
+        extra={**counts, "split": split, "num_beams": num_beams, "data": str(data)},
+    )
+    if out is not None:
+        atomic_write_json(Path(out), result.to_dict())
+        write_predictions(Path(out).with_name(PREDICTIONS), utts)
+    return result
+
+
+def _open_store(data: str, lang: str | None, model_path: str, tmp: Path) -> FeatureStore:
+    if FeatureStore.is_store(data):
+        return FeatureStore(data)
+    if lang is None:
+        raise UsageError(f"--data {data} is not a feature store, so --lang is needed to prepare it")
+    logger.info("preparing %s for evaluation", data)
+    return FeatureStore(prepare(data, lang, model_path, tmp / "store").out)
+
+
+def _pick_split(store: FeatureStore, split: str | None, data: str) -> tuple[str, Split]:
+    """The requested split (default: test, else validation); an empty one is an error, never a WER of 0."""
+    if split is None:
+        split = "test" if "test" in store.splits else "validation"
+        logger.info("evaluating on the %s split", split)
+    sp = store.split(split)
+    if len(sp) == 0:
+        raise UsageError(
+            f"--split {split}: {data} has no utterances in {split} (see prepare_report.json); nothing to score"
+        )
+    return split, sp
+
+
+def write_predictions(path: Path, utts: list[Utterance]) -> None:
+    lines = [json.dumps(asdict(u), ensure_ascii=False) for u in utts]
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -1,0 +1,1 @@
+"""The export stage: a fine-tuned model -> CTranslate2 / faster-whisper, parity-checked."""

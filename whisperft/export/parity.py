@@ -1,0 +1,83 @@
+"""Export's parity check: the exported CTranslate2 model and the HF model transcribe the same clips alike.
+
+Clips come from the user (``--verify-audio``) or are spoken by espeak-ng in the model's language.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from whisperft.audio import decode_audio
+from whisperft.errors import WhisperftError
+from whisperft.features import log_mel_batch, pad_features
+from whisperft.metrics import score
+from whisperft.models.decode import generate_texts
+from whisperft.models.registry import load_model
+from whisperft.models.whisper import decoder_prefix, is_multilingual
+from whisperft.synth import have_espeak, speak
+
+PARITY_TOLERANCE = {"float32": 0.10, "float16": 0.10, "bfloat16": 0.10}  # normalized WER; int8 variants: 0.20
+INT8_TOLERANCE = 0.20
+PARITY_SENTENCES = {
+    "en": ["The weather is nice today.", "Please call me back tomorrow morning.", "We met at the station at nine."],
+    "sv": ["Det regnar i Stockholm idag.", "Tåget går klockan nio.", "Vi ses på fredag efter jobbet."],
+}
+CT2_MAX_LENGTH = 448  # Whisper's decoder positions
+
+
+@dataclass
+class Parity:
+    wer: float  # normalized WER of the CTranslate2 outputs against the HF outputs
+    tolerance: float
+    pairs: list[tuple[str, str]]  # (HF text, CTranslate2 text) per clip
+
+
+def tolerance_for(quantization: str) -> float:
+    return PARITY_TOLERANCE.get(quantization, INT8_TOLERANCE)
+
+
+def parity_clips(language: str, n: int = 3) -> list[np.ndarray]:
+    """Speech for the parity check, synthesized with espeak-ng in the model's language."""
+    if not have_espeak():
+        raise WhisperftError("the parity check needs audio: pass --verify-audio FILES, or install espeak-ng")
+    sentences = PARITY_SENTENCES.get(language, PARITY_SENTENCES["en"])[:n]
+    voice = language if language in PARITY_SENTENCES else "en"
+    with tempfile.TemporaryDirectory() as tmp:
+        return [decode_audio(speak(s, Path(tmp) / f"{i}.wav", voice=voice)) for i, s in enumerate(sentences)]
+
+
+def ct2_transcribe(ct2_dir: str | Path, features: np.ndarray, prompt: list[int], tokenizer: Any) -> list[str]:
+    """Greedy decoding with the ctranslate2 runtime (what faster-whisper uses) on (B, n_mels, frames) features."""
+    import ctranslate2  # deferred: an optional extra, and slow to import
+
+    model = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="default")
+    sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
+    results = model.generate(sv, [prompt] * features.shape[0], beam_size=1, max_length=CT2_MAX_LENGTH)
+    return [tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
+
+
+def check_parity(
+    model_path: str, ct2_dir: Path, tokenizer: Any, clips: list[np.ndarray], language: str, quantization: str
+) -> Parity:
+    """Transcribe ``clips`` with both models; raise when they differ by more than the tolerance."""
+    model = load_model(model_path)
+    cfg = model.config
+    feats = pad_features(log_mel_batch(clips, int(cfg.num_mel_bins)))
+    hf = generate_texts(model, tokenizer, feats, language if is_multilingual(cfg) else None)
+    prompt = [cfg.decoder_start_token_id, *decoder_prefix(tokenizer, cfg, language, "transcribe")]
+    ct = ct2_transcribe(ct2_dir, feats.numpy(), prompt, tokenizer)
+    pairs = list(zip(hf, ct, strict=True))
+    metrics, _ = score([str(i) for i in range(len(hf))], hf, ct, language)
+    result = Parity(float(metrics["wer_normalized"]), tolerance_for(quantization), pairs)
+    if result.wer > result.tolerance:
+        detail = "; ".join(f"{a!r} vs {b!r}" for a, b in pairs if a != b)[:400]
+        raise WhisperftError(
+            f"export parity check failed: CTranslate2 output differs from the HF model by "
+            f"{100 * result.wer:.1f}% WER (tolerance {100 * result.tolerance:.0f}%): {detail}"
+        )
+    return result

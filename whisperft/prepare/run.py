@@ -1,0 +1,219 @@
+"""``whisperft prepare``: decode, resample, filter, featurize and tokenize into a feature store.
+
+Rows are processed in batches by worker processes; the main process writes results in order,
+streaming. Every skipped row is counted by reason, with a few examples, in prepare_report.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig
+
+from whisperft.data.sources import Row, Source, open_source
+from whisperft.data.store import REPORT, SplitWriter, write_meta
+from whisperft.errors import UsageError
+from whisperft.features import mel_filters
+from whisperft.io import atomic_write_json, check_free_space, mark_complete, staged_dir
+from whisperft.languages import Language, get_language
+from whisperft.models.registry import load_processor, resolve_model
+from whisperft.models.whisper import decoder_prefix, is_multilingual
+from whisperft.prepare.filters import RateBounds, SeenRows, split_order
+from whisperft.prepare.workers import batches, init_worker, process, tokenize
+
+logger = logging.getLogger("whisperft")
+
+BATCH = 16  # rows per worker task
+EXAMPLES_PER_REASON = 3
+MIN_FREE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class SplitReport:
+    kept: int = 0
+    seconds: float = 0.0
+    skipped: Counter = field(default_factory=Counter)
+    examples: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    def skip(self, reason: str, origin: str, detail: str) -> None:
+        self.skipped[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < EXAMPLES_PER_REASON:
+            ex.append({"row": origin, "detail": detail})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kept": self.kept,
+            "skipped": dict(sorted(self.skipped.items())),
+            "hours": round(self.seconds / 3600, 4),
+            "examples": self.examples,
+        }
+
+
+@dataclass
+class PrepareResult:
+    out: Path
+    report: dict[str, Any]
+
+
+@dataclass
+class Target:
+    """What the model asks of the data: its tokenizer, mel bins, label budget and decoder prompt."""
+
+    tokenizer: Any
+    n_mels: int
+    max_target_positions: int
+    max_text_tokens: int
+
+
+def model_target(model: str, lang: Language) -> Target:
+    model_path = resolve_model(model)
+    tokenizer = load_processor(model_path).tokenizer
+    mcfg = AutoConfig.from_pretrained(model_path)
+    if not is_multilingual(mcfg) and lang.code != "en":
+        raise UsageError(f"model {model} is English-only (*.en); it cannot be prepared for {lang.name}")
+    prefix = decoder_prefix(tokenizer, mcfg, lang.code, "transcribe")
+    # label = prefix + text + <|endoftext|>, and the decoder sees <|startoftranscript|> + label[:-1]
+    max_text_tokens = int(mcfg.max_target_positions) - len(prefix) - 1
+    return Target(tokenizer, int(mcfg.num_mel_bins), int(mcfg.max_target_positions), max_text_tokens)
+
+
+class StoreBuilder:
+    """The split writers and reports of a store being built. Without a validation split in the
+    source, every k-th training row becomes validation (deterministic)."""
+
+    def __init__(self, folder: Path, n_mels: int, make_validation: bool, every: int) -> None:
+        self.folder, self.n_mels = folder, n_mels
+        self.make_validation, self.every = make_validation, every
+        self.writers: dict[str, SplitWriter] = {}
+        self.reports: dict[str, SplitReport] = {}
+        self.train_rows = 0
+
+    def open(self, split: str) -> None:
+        for name in (split, "validation") if self.make_validation and split == "train" else (split,):
+            if name not in self.writers:
+                self.writers[name] = SplitWriter(self.folder / name, self.n_mels)
+                self.reports.setdefault(name, SplitReport())
+
+    def _route(self, split: str) -> str:
+        if self.make_validation and split == "train":
+            self.train_rows += 1
+            if (self.train_rows - 1) % self.every == 0:
+                return "validation"
+        return split
+
+    def consume(self, split: str, batch: list[Row], results: list[tuple[str, Any]]) -> None:
+        for row, (status, payload) in zip(batch, results, strict=True):
+            if status == "ok":
+                name = self._route(split)
+                self.writers[name].add(payload)
+                self.reports[name].kept += 1
+                self.reports[name].seconds += payload.duration
+            else:
+                self.reports[split].skip(status, row.origin, str(payload))
+
+    def close(self) -> dict[str, Any]:
+        for w in self.writers.values():
+            w.close()
+        return {name: rep.to_dict() for name, rep in self.reports.items()}
+
+
+def prepare(
+    source: str | None,
+    language: str,
+    model: str,
+    out: str | Path,
+    max_duration: float = 30.0,
+    num_proc: int | None = None,
+    validation_fraction: float = 0.1,
+    progress: Callable[[int], None] | None = None,
+    bounds: RateBounds | None = None,
+) -> PrepareResult:
+    """Build a feature store at ``out`` from ``source``. Returns the store path and its report."""
+    bounds = bounds or RateBounds()
+    _check_settings(max_duration, bounds)
+    lang = get_language(language)
+    out = Path(out)
+    src = open_source(source, lang)
+    target = model_target(model, lang)
+    if not src.splits:
+        raise UsageError(f"{src.description}: no splits found (expected train/dev/test tables)")
+    check_free_space(out.parent if out.parent.exists() else Path.cwd(), MIN_FREE_BYTES, "the feature store")
+    num_proc = max(1, num_proc if num_proc is not None else (os.cpu_count() or 1))
+    make_validation = "validation" not in src.splits and "train" in src.splits
+    seen = SeenRows()
+    with staged_dir(out) as tmp:
+        builder = StoreBuilder(tmp, target.n_mels, make_validation, max(2, round(1 / validation_fraction)))
+        init = (target.n_mels, max_duration, bounds, mel_filters(target.n_mels).numpy())
+        for split, batch, results in _run(_tagged(src, builder, seen), target, init, num_proc):
+            builder.consume(split, batch, results)
+            if progress is not None:
+                progress(len(batch))
+        report = builder.close()
+        meta = {"n_mels": target.n_mels, "language": lang.code, "model": model,
+                "vocab_size": len(target.tokenizer), "max_target_positions": target.max_target_positions,
+                "max_duration": max_duration, "source": src.description, "splits": list(builder.writers)}  # fmt: skip
+        write_meta(tmp, meta)
+        atomic_write_json(tmp / REPORT, report)
+        mark_complete(tmp)
+    for split, n in seen.leaked.items():
+        logger.warning(
+            "%d %s rows are also in an evaluation split: dropped from %s (leaked_into_eval)", n, split, split
+        )
+    if sum(r["kept"] for r in report.values()) == 0:
+        logger.warning("no usable rows were kept; see %s", out / REPORT)
+    return PrepareResult(out, report)
+
+
+def _check_settings(max_duration: float, bounds: RateBounds) -> None:
+    if not (0 < max_duration <= 30):
+        raise UsageError(f"--max-duration must be in (0, 30] seconds, got {max_duration}")
+    lo, hi = bounds.min_chars_per_second, bounds.max_chars_per_second
+    if not (0 <= lo < hi):
+        raise UsageError(f"--min-chars-per-second ({lo:g}) must be >= 0 and below --max-chars-per-second ({hi:g})")
+
+
+def _tagged(src: Source, builder: StoreBuilder, seen: SeenRows) -> Iterator[tuple[str, list[Row]]]:
+    """Batches of rows with their split, evaluation splits first; repeats and leaks marked."""
+    for split in split_order(list(src.splits)):
+        builder.open(split)
+        for batch in batches(src.splits[split](), BATCH):
+            for r in batch:
+                seen.check(split, r)
+            yield split, batch
+
+
+def _run(
+    tagged: Iterator[tuple[str, list[Row]]], target: Target, init: tuple, num_proc: int
+) -> Iterator[tuple[str, list[Row], list[tuple[str, Any]]]]:
+    """Process batches in order: in this process, or in a pool with a bounded queue of pending batches."""
+    if num_proc == 1:
+        init_worker(*init, worker=False)
+        for split, batch in tagged:
+            yield split, batch, process(batch, tokenize(batch, target.tokenizer, target.max_text_tokens))
+        return
+    # forkserver: workers fork from a clean server that has already imported torch and
+    # transformers, so they start fast without inheriting this process's threads
+    if "forkserver" in get_all_start_methods():
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload(["whisperft.prepare.workers", "torch", "transformers"])
+    else:
+        ctx = get_context("spawn")
+    with ctx.Pool(num_proc, initializer=init_worker, initargs=init) as pool:
+        pending: deque = deque()
+        for split, batch in tagged:
+            ids = tokenize(batch, target.tokenizer, target.max_text_tokens)
+            pending.append((split, batch, pool.apply_async(process, (batch, ids))))
+            while len(pending) > 2 * num_proc:
+                s, b, res = pending.popleft()
+                yield s, b, res.get()
+        while pending:
+            s, b, res = pending.popleft()
+            yield s, b, res.get()

@@ -1,0 +1,297 @@
+"""``whisperft train``: the Hugging Face Whisper recipe as an explicit Accelerate loop, setup -> fit -> save.
+
+Linear warmup and decay, gradient accumulation, mixed precision, gradient checkpointing,
+periodic generation-based WER on the validation split, best model by WER with early stopping,
+and checkpoints that resume exactly: weights, optimizer, scheduler, RNG and data position.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+
+from whisperft.config import Config
+from whisperft.data.store import Split
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.io import RunLock, atomic_write_json, check_free_space, mark_complete, staged_dir
+from whisperft.metrics import score
+from whisperft.models.decode import decode_split
+from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
+from whisperft.train.interrupt import StopSignals
+from whisperft.train.progress import LossMeter, TrainProgress, append_log
+from whisperft.train.setup import Setup, build
+
+logger = logging.getLogger("whisperft")
+
+CHECKPOINT_BYTES_PER_WEIGHT_BYTE = 4  # weights + two AdamW moments + slack
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    final_dir: Path
+    steps: int
+    best_wer: float | None
+    best_step: int | None
+    stopped_early: bool
+    seconds: float
+    metrics: dict[str, Any]
+
+
+def train(cfg: Config, config_path: str | None = None, progress: bool = True) -> TrainResult:
+    """Run (or resume) training as configured. Returns where the final model is and its metrics."""
+    t_start = time.perf_counter()
+    out = Path(cfg.train.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(cfg.train.mixed_precision),
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+        cpu=not torch.cuda.is_available(),
+    )
+    lock = RunLock(out)
+    if accelerator.is_main_process:
+        lock.acquire()
+    try:
+        set_seed(cfg.train.seed)
+        run = build(cfg, accelerator)
+        state = resume(run)
+        bar = TrainProgress(cfg.train.max_steps, state.step, enabled=progress and run.main)
+        with StopSignals(announce=run.main) as stop, bar:
+            outcome = fit(run, state, stop, bar)
+        if outcome == "interrupted":
+            if state.step > 0 and not has_checkpoint(out, state.step):
+                checkpoint(run, state)
+            raise WhisperftError(
+                f"interrupted at step {state.step}; checkpoint saved. Run the same command again to resume"
+            )
+        return finish(run, state, outcome == "early", t_start)
+    finally:
+        lock.release()
+        accelerator.end_training()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _mixed_precision(requested: str) -> str:
+    if requested == "fp16" and not torch.cuda.is_available():
+        logger.warning("mixed_precision fp16 needs a CUDA GPU; training in fp32 on the CPU instead")
+        return "no"
+    if requested == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise UsageError("train.mixed_precision: this GPU does not support bf16; use fp16")
+    return requested
+
+
+def resume(run: Setup) -> TrainState:
+    """The state to start from: the newest complete checkpoint, or a fresh run in an unused folder."""
+    out = run.out
+    restored = restore_checkpoint(run.accelerator, out)
+    if restored is not None:
+        ckpt, state = restored
+        if run.main:
+            logger.info("resuming from %s (step %d)", ckpt, state.step)
+    else:
+        state = TrainState()
+        if run.main and (out / "final").exists():
+            raise UsageError(f"{out} already holds a finished run (final/); choose another train.output_dir")
+    if run.main:
+        # refuse now rather than after hours of steps: a checkpoint holds weights and optimizer moments
+        check_free_space(out, _checkpoint_bytes(run.model), "checkpoints")
+        out.mkdir(parents=True, exist_ok=True)
+        run.cfg.save(out / "config.yaml")
+    return state
+
+
+def fit(run: Setup, state: TrainState, stop: StopSignals, bar: TrainProgress) -> str:
+    """Optimizer steps until max_steps ("done"), early stopping ("early") or a stop signal ("interrupted")."""
+    tcfg = run.cfg.train
+    meter = LossMeter()
+    bad_in_row = 0
+    run.model.train()
+    while state.step < tcfg.max_steps:  # a run resumed from its last checkpoint goes straight to finish()
+        consumed = state.batches_in_epoch
+        for batch in epoch_batches(run, state):
+            consumed += 1
+            loss, finite, stopping = train_step(run, batch, stop.requested, meter)
+            if not run.accelerator.sync_gradients:
+                continue
+            state.batches_in_epoch = consumed
+            if not finite:
+                bad_in_row += 1
+                skip_step(run, state, bad_in_row)
+                continue
+            bad_in_row = 0
+            if not run.accelerator.optimizer_step_was_skipped:
+                run.scheduler.step()
+            state.step += 1
+            log_step(run, state, meter, bar, loss)
+            last = state.step >= tcfg.max_steps
+            early = False
+            if run.eval_split is not None and (state.step % tcfg.eval_steps == 0 or last):
+                early = evaluate_and_track(run, state, bar)
+            if state.step % tcfg.save_steps == 0 or last or early:
+                checkpoint(run, state)
+            if last or early:
+                return "early" if early else "done"
+            if stopping:
+                return "interrupted"
+        state.epoch += 1
+        state.batches_in_epoch = 0
+    return "done"
+
+
+def epoch_batches(run: Setup, state: TrainState) -> Any:
+    """This epoch's loader, fast-forwarded past the micro-batches a resumed run already trained on."""
+    skip = state.batches_in_epoch
+    loader = run.accelerator.skip_first_batches(run.loader, skip) if skip else run.loader
+    # Accelerate's loaders call sampler.set_epoch(their own counter) when iterated: set both
+    loader.set_epoch(state.epoch)
+    run.sampler.set_epoch(state.epoch)
+    return loader
+
+
+def train_step(run: Setup, batch: dict[str, torch.Tensor], stop_requested: bool, meter: LossMeter) -> tuple:
+    """One micro-batch: forward, backward and, at the end of an accumulation, the clipped optimizer step.
+
+    Every process learns whether any loss was non-finite (then all skip the step) and whether any
+    process was asked to stop. Returns (loss, finite, stopping).
+    """
+    acc = run.accelerator
+    with acc.accumulate(run.model):
+        loss = run.model(**batch).loss
+        flags = torch.tensor([float(torch.isfinite(loss.detach())), float(stop_requested)], device=loss.device)
+        flags = acc.gather(flags.reshape(1, 2)).reshape(-1, 2)
+        finite, stopping = bool(flags[:, 0].all()), bool(flags[:, 1].any())
+        if finite:
+            acc.backward(loss)
+            meter.add(float(loss.detach()))
+        if acc.sync_gradients and finite and run.cfg.train.max_grad_norm > 0:
+            norm = acc.clip_grad_norm_(run.model.parameters(), run.cfg.train.max_grad_norm)
+            finite = norm is None or bool(torch.isfinite(torch.as_tensor(norm)))
+        if finite:
+            run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), finite, stopping
+
+
+def skip_step(run: Setup, state: TrainState, bad_in_row: int) -> None:
+    """Count a step skipped for a non-finite loss or gradient; stop after too many in a row."""
+    state.skipped_steps += 1
+    logger.warning("non-finite loss at step %d: step skipped (%d in a row)", state.step + 1, bad_in_row)
+    if bad_in_row >= run.cfg.train.max_bad_steps:
+        raise WhisperftError(
+            f"{bad_in_row} non-finite losses in a row; stopping. The last good checkpoint is in "
+            f"{run.out / 'checkpoints'}; lower train.learning_rate or check the data"
+        )
+
+
+def log_step(run: Setup, state: TrainState, meter: LossMeter, bar: TrainProgress, loss: float) -> None:
+    """Every ``logging_steps``: a train_log.jsonl record; every step: the progress bar."""
+    every = run.cfg.train.logging_steps
+    lr = run.scheduler.get_last_lr()[0]
+    if every and state.step % every == 0 and meter.count:
+        rec = meter.record(state.step, lr, every)
+        state.history.append(rec)
+        if run.main:
+            append_log(run.out, rec)
+    bar.update(state.step, loss=loss, lr=lr)
+
+
+def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> bool:
+    """Validation WER now; save ``best/`` on improvement. Returns True when early stopping triggers."""
+    metrics = validate(run)
+    rec = {"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}}
+    state.history.append(rec)
+    if run.main:
+        append_log(run.out, rec)
+        bar.note(f"step {state.step}: eval WER {metrics['wer']:.3f}")
+    if state.best_wer is None or metrics["wer"] < state.best_wer:
+        state.best_wer, state.best_step = metrics["wer"], state.step
+        state.evals_without_improvement = 0
+        if run.main:
+            save_model(run.accelerator.unwrap_model(run.model), run.processor, run.out / "best", run.cfg)
+        run.accelerator.wait_for_everyone()
+        return False
+    state.evals_without_improvement += 1
+    patience = run.cfg.train.early_stopping_patience
+    return bool(patience) and state.evals_without_improvement >= patience
+
+
+def validate(run: Setup) -> dict[str, Any]:
+    """Generation-based WER on the validation split; each process decodes its share, all are scored together."""
+    split: Split = run.eval_split  # type: ignore[assignment]
+    cfg, acc = run.cfg, run.accelerator
+    n = len(split) if cfg.data.max_eval_samples is None else min(len(split), cfg.data.max_eval_samples)
+    hyps = decode_split(
+        acc.unwrap_model(run.model),
+        run.processor.tokenizer,
+        split,
+        cfg.language,
+        batch_size=cfg.eval.batch_size,
+        num_beams=cfg.eval.num_beams,
+        max_new_tokens=cfg.eval.max_new_tokens,
+        indices=list(range(acc.process_index, n, acc.num_processes)),
+        n_frames=run.n_frames,
+    )
+    gathered = dict(gather_object(list(hyps.items())))
+    metrics, _ = score(split.ids[:n], split.texts[:n], [gathered[i] for i in range(n)], cfg.language)
+    return metrics
+
+
+def checkpoint(run: Setup, state: TrainState) -> None:
+    need = _checkpoint_bytes(run.model)
+    save_checkpoint(run.accelerator, run.out, state, need, run.cfg.train.save_total_limit)
+
+
+def finish(run: Setup, state: TrainState, stopped_early: bool, t_start: float) -> TrainResult:
+    """Write ``final/``: the best model by validation WER when there was evaluation, else the last weights."""
+    out, final = run.out, run.out / "final"
+    metrics: dict[str, Any] = {}
+    if run.main:
+        if state.best_step is not None and (out / "best").is_dir():
+            copy_model(out / "best", final)
+            source = f"best (step {state.best_step})"
+        else:
+            save_model(run.accelerator.unwrap_model(run.model), run.processor, final, run.cfg)
+            source = f"last (step {state.step})"
+        metrics = {
+            "steps": state.step,
+            "best_wer": state.best_wer,
+            "best_step": state.best_step,
+            "final_from": source,
+            "stopped_early": stopped_early,
+            "skipped_steps": state.skipped_steps,
+            "train_seconds": time.perf_counter() - t_start,
+            "history": state.history,
+        }
+        atomic_write_json(final / "metrics.json", metrics)
+        run.cfg.save(final / "config.yaml")
+        mark_complete(final)
+    run.accelerator.wait_for_everyone()
+    seconds = time.perf_counter() - t_start
+    return TrainResult(out, final, state.step, state.best_wer, state.best_step, stopped_early, seconds, metrics)
+
+
+def _checkpoint_bytes(model: Any) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters()) * CHECKPOINT_BYTES_PER_WEIGHT_BYTE
+
+
+def save_model(model: Any, processor: Any, folder: Path, cfg: Config) -> None:
+    """Save a standard HF model folder atomically (temp folder + rename), with the resolved config."""
+    with staged_dir(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        cfg.save(tmp / "config.yaml")
+
+
+def copy_model(src: Path, dst: Path) -> None:
+    with staged_dir(dst) as tmp:
+        for p in src.iterdir():
+            if p.is_file() and p.name != "_COMPLETE":
+                shutil.copy2(p, tmp / p.name)

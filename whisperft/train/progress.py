@@ -1,0 +1,81 @@
+"""What a run reports while it trains: the train_log.jsonl records, the running loss, and one progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+TRAIN_LOG = "train_log.jsonl"
+
+
+def append_log(output_dir: Path, record: dict[str, Any]) -> None:
+    with open(Path(output_dir) / TRAIN_LOG, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+class LossMeter:
+    """Mean training loss and steps/s since the last log record."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count, self.since = 0.0, 0, time.perf_counter()
+
+    def add(self, loss: float) -> None:
+        self.total += loss
+        self.count += 1
+
+    def record(self, step: int, lr: float, steps: int) -> dict[str, Any]:
+        """The log record for the last ``steps`` optimizer steps; starts a new window."""
+        rec = {"step": step, "loss": self.total / self.count, "lr": lr, "steps_per_s": steps / self.elapsed()}
+        self.reset()
+        return rec
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.since
+
+
+class TrainProgress:
+    """A rich progress bar showing loss, learning rate, steps/s and ETA (main process only)."""
+
+    def __init__(self, total: int, start: int, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.progress = Progress(
+            TextColumn("train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[rate]}"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start, loss="-", lr="-", rate="")
+        self.t0, self.s0 = time.perf_counter(), start
+
+    def update(self, step: int, loss: float, lr: float) -> None:
+        if not self.enabled:
+            return
+        dt = time.perf_counter() - self.t0
+        rate = (step - self.s0) / dt if dt > 0 else 0.0
+        loss_s = f"{loss:.4f}" if math.isfinite(loss) else "nan"
+        self.progress.update(self.task, completed=step, loss=loss_s, lr=f"{lr:.2e}", rate=f"{rate:.2f} step/s")
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.progress.console.print(text)
+
+    def __enter__(self) -> TrainProgress:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()

@@ -1,0 +1,185 @@
+"""Everything a training run needs before its first step: splits, model, data loader, optimizer, schedule.
+
+``build`` checks the store against the model (mel bins, vocabulary, audio context) and the
+config, so a run that cannot work fails here, in seconds, with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import get_scheduler
+
+from whisperft.config import Config
+from whisperft.data.batches import EpochSampler, StoreDataset, WhisperCollator, fitting_rows
+from whisperft.data.packing import PackedDataset
+from whisperft.data.store import FeatureStore, Split
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.models.registry import load_model, load_processor, resolve_model
+from whisperft.models.whisper import (
+    apply_audio_context,
+    check_language,
+    context_frames,
+    decoder_prefix,
+    set_language,
+)
+
+logger = logging.getLogger("whisperft")
+
+
+@dataclass
+class Setup:
+    """What fit() works with, built once; model, optimizer and loader are already prepared by Accelerate."""
+
+    cfg: Config
+    out: Path
+    accelerator: Any
+    model: Any
+    processor: Any
+    optimizer: Any
+    scheduler: Any
+    loader: Any
+    sampler: EpochSampler
+    eval_split: Split | None
+    n_frames: int
+
+    @property
+    def main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+
+def build(cfg: Config, accelerator: Any) -> Setup:
+    store = FeatureStore(cfg.data.store)
+    train_split, eval_split = load_splits(cfg, store)
+    model, processor = load_for_training(cfg, store)
+    n_frames = context_frames(model.config)
+    dataset = training_dataset(cfg, train_split, processor.tokenizer, model.config, n_frames)
+    sampler = EpochSampler(len(dataset), cfg.train.seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.train.batch_size,
+        sampler=sampler,
+        collate_fn=WhisperCollator(model.config.decoder_start_token_id, n_frames),
+        num_workers=cfg.data.num_workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=cfg.data.num_workers > 0,
+        drop_last=False,
+    )
+    optimizer, scheduler = make_optimizer(cfg, model)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    accelerator.register_for_checkpointing(scheduler)
+    out = Path(cfg.train.output_dir)
+    return Setup(cfg, out, accelerator, model, processor, optimizer, scheduler, loader, sampler, eval_split, n_frames)
+
+
+def load_splits(cfg: Config, store: FeatureStore) -> tuple[Split, Split | None]:
+    """The training split, and the validation split unless ``data.eval_split`` is null (no evaluation)."""
+    train_split = store.split(cfg.data.train_split)
+    if len(train_split) == 0:
+        raise WhisperftError(f"{cfg.data.store}/{cfg.data.train_split} has no examples; see prepare_report.json")
+    name = cfg.data.eval_split
+    if name is None:
+        logger.warning("data.eval_split is null: training without WER evaluation; final/ holds the last weights")
+        return train_split, None
+    off = "set data.eval_split: null to train without evaluation"
+    if name not in store.splits:
+        raise UsageError(f"data.eval_split: {cfg.data.store} has no {name!r} split ({', '.join(store.splits)}); {off}")
+    eval_split = store.split(name)
+    if len(eval_split) == 0:
+        raise UsageError(
+            f"data.eval_split: {cfg.data.store}/{name} has no examples left after prepare's filters "
+            f"(see prepare_report.json); {off}"
+        )
+    return train_split, eval_split
+
+
+def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
+    """The model to fine-tune, with its processor, checked against the store and set up as configured."""
+    model_path = resolve_model(cfg.model.name)
+    processor = load_processor(model_path)
+    model = load_model(model_path, attn_implementation=cfg.model.attn_implementation)
+    check_language(model, cfg.language)
+    apply_audio_context(model, cfg.model.audio_context_s)
+    if store.n_mels != model.config.num_mel_bins:
+        raise UsageError(
+            f"{cfg.data.store} has {store.n_mels}-bin features but {cfg.model.name} expects "
+            f"{model.config.num_mel_bins}; run prepare with --model {cfg.model.name}"
+        )
+    if store.meta.get("vocab_size") not in (None, len(processor.tokenizer)):
+        raise UsageError(f"{cfg.data.store} was tokenized for another vocabulary; rerun prepare with this model")
+    set_language(model, cfg.language, cfg.task)
+    model.config.use_cache = not cfg.train.gradient_checkpointing
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.train.freeze_encoder:
+        model.model.encoder.requires_grad_(False)
+        model.model.encoder._requires_grad = False
+    return model, processor
+
+
+def training_dataset(cfg: Config, split: Split, tokenizer: Any, model_config: Any, n_frames: int) -> Dataset:
+    """One clip per example, or with ``data.pack`` several clips per encoder window."""
+    prefix = decoder_prefix(tokenizer, model_config, cfg.language, cfg.task)
+    rows = _fitting(split, n_frames)
+    if not cfg.data.pack:
+        return StoreDataset(split, prefix, tokenizer.eos_token_id, max_frames=n_frames)
+    notimestamps = int(tokenizer.convert_tokens_to_ids("<|notimestamps|>"))
+    packed = PackedDataset(
+        split,
+        rows,
+        prefix,
+        notimestamps=notimestamps,
+        timestamp_begin=notimestamps + 1,  # <|0.00|> follows <|notimestamps|> in every Whisper vocabulary
+        eot=tokenizer.eos_token_id,
+        window_frames=n_frames,
+        label_budget=int(model_config.max_target_positions),
+        timestamp_fraction=cfg.data.timestamp_fraction,
+        seed=cfg.train.seed,
+    )
+    plan = packed.plan
+    logger.info(
+        "packed %d clips into %d windows of %.1f s: %.1f clips per window, %.0f%% of frames hold speech",
+        plan.clips,
+        len(plan.windows),
+        n_frames / 100,
+        plan.clips_per_window,
+        plan.fill * 100,
+    )
+    return packed
+
+
+def _fitting(split: Split, n_frames: int) -> np.ndarray:
+    """Rows that fit the encoder window, with a warning for the ones left out."""
+    rows = fitting_rows(split, n_frames)
+    if len(rows) < len(split):
+        logger.warning(
+            "%d of %d training clips are longer than the %.1f s audio context and are left out",
+            len(split) - len(rows),
+            len(split),
+            n_frames / 100,
+        )
+    if len(rows) == 0:
+        raise UsageError("model.audio_context_s is shorter than every training clip")
+    return rows
+
+
+def make_optimizer(cfg: Config, model: Any) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW (fused on CUDA) over the trainable parameters, and the warmup + decay schedule."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = torch.cuda.is_available()
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay, fused=fused, foreach=not fused
+    )
+    scheduler = get_scheduler(
+        cfg.train.lr_scheduler,
+        optimizer,
+        num_warmup_steps=cfg.train.warmup_steps,
+        num_training_steps=cfg.train.max_steps,
+    )
+    return optimizer, scheduler

@@ -1,0 +1,1 @@
+"""The transcribe stage: long audio -> timestamped text and subtitles, in PyTorch or CTranslate2."""

@@ -1,0 +1,60 @@
+"""Transcripts and the files they are written to: plain text, SRT, WebVTT and JSON with segments."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class Transcript:
+    file: str
+    language: str | None
+    duration: float
+    text: str
+    segments: list[Segment] = field(default_factory=list)
+
+
+def format_timestamp(seconds: float, sep: str = ",", always_hours: bool = True) -> str:
+    """``HH:MM:SS,mmm`` (SRT) or ``HH:MM:SS.mmm`` (VTT), rounding to the millisecond."""
+    ms = max(0, round(seconds * 1000))
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    if not always_hours and h == 0:
+        return f"{m:02d}:{s:02d}{sep}{ms:03d}"
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_srt(t: Transcript) -> str:
+    blocks = []
+    for i, seg in enumerate((s for s in t.segments if s.text.strip()), start=1):
+        blocks.append(f"{i}\n{format_timestamp(seg.start)} --> {format_timestamp(seg.end)}\n{seg.text.strip()}\n")
+    return "\n".join(blocks)
+
+
+def to_vtt(t: Transcript) -> str:
+    lines = ["WEBVTT", ""]
+    for seg in t.segments:
+        if seg.text.strip():
+            lines += [f"{format_timestamp(seg.start, '.')} --> {format_timestamp(seg.end, '.')}", seg.text.strip(), ""]
+    return "\n".join(lines)
+
+
+def render(t: Transcript, fmt: str) -> str:
+    if fmt == "txt":
+        return t.text + "\n"
+    if fmt == "srt":
+        return to_srt(t)
+    if fmt == "vtt":
+        return to_vtt(t)
+    return json.dumps(asdict(t), ensure_ascii=False, indent=2) + "\n"
