@@ -105,3 +105,9 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
 
 def test_apply_overrides_creates_sections() -> None:
     assert apply_overrides({}, ["eval.batch_size=4"]) == {"eval": {"batch_size": 4}}
+
+
+def test_nan_is_not_a_valid_norm_or_decay() -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"train": {"max_grad_norm": float("nan"), "weight_decay": float("nan")}})
+    assert "train.max_grad_norm" in str(err.value) and "train.weight_decay" in str(err.value)

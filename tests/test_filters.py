@@ -104,8 +104,10 @@ def test_rate_bounds_are_adjustable(odd_clips: Path, tiny_model: Path, tmp_path:
     strict = RateBounds(min_chars_per_second=12, max_chars_per_second=30)  # "Ja." is 2 letters in ~0.4 s
     rep = prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s2", num_proc=1, bounds=strict).report
     assert rep["train"]["skipped"]["implausible_rate"] == 4
-    with pytest.raises(UsageError, match="--min-chars-per-second"):
+    with pytest.raises(UsageError, match=r"--min-chars-per-second \(5\) must be below"):
         prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s3", bounds=RateBounds(5, 2))
+    with pytest.raises(UsageError, match="--max-chars-per-second must be positive"):
+        prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s3", bounds=RateBounds(0, -5))
 
 
 @pytest.mark.parametrize("voice", ["sv", "en"])

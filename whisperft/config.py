@@ -102,9 +102,9 @@ class TrainConfig:
                 out.append(f"train.{key}: must be >= 0, got {getattr(self, key)}")
         if not (self.learning_rate > 0):
             out.append(f"train.learning_rate: must be positive, got {self.learning_rate}")
-        if self.weight_decay < 0:
+        if not self.weight_decay >= 0:
             out.append(f"train.weight_decay: must be >= 0, got {self.weight_decay}")
-        if self.max_grad_norm < 0:
+        if not self.max_grad_norm >= 0:
             out.append(f"train.max_grad_norm: must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.max_bad_steps <= 0:
             out.append(f"train.max_bad_steps: must be positive, got {self.max_bad_steps}")

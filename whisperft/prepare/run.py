@@ -176,8 +176,12 @@ def _check_settings(max_duration: float, bounds: RateBounds) -> None:
     if not (0 < max_duration <= 30):
         raise UsageError(f"--max-duration must be in (0, 30] seconds, got {max_duration}")
     lo, hi = bounds.min_chars_per_second, bounds.max_chars_per_second
-    if not (0 <= lo < hi):
-        raise UsageError(f"--min-chars-per-second ({lo:g}) must be >= 0 and below --max-chars-per-second ({hi:g})")
+    if not lo >= 0:
+        raise UsageError(f"--min-chars-per-second must be >= 0, got {lo:g}")
+    if not hi > 0:
+        raise UsageError(f"--max-chars-per-second must be positive, got {hi:g}")
+    if not lo < hi:
+        raise UsageError(f"--min-chars-per-second ({lo:g}) must be below --max-chars-per-second ({hi:g})")
 
 
 def _tagged(src: Source, builder: StoreBuilder, seen: SeenRows) -> Iterator[tuple[str, list[Row]]]:

@@ -20,7 +20,7 @@ from whisperft.config import Config
 from whisperft.data.batches import EpochSampler, StoreDataset, WhisperCollator, fitting_rows
 from whisperft.data.packing import PackedDataset
 from whisperft.data.store import FeatureStore, Split
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import UsageError
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import (
     apply_audio_context,
@@ -82,7 +82,9 @@ def load_splits(cfg: Config, store: FeatureStore) -> tuple[Split, Split | None]:
     """The training split, and the validation split unless ``data.eval_split`` is null (no evaluation)."""
     train_split = store.split(cfg.data.train_split)
     if len(train_split) == 0:
-        raise WhisperftError(f"{cfg.data.store}/{cfg.data.train_split} has no examples; see prepare_report.json")
+        raise UsageError(
+            f"data.train_split: {cfg.data.store}/{cfg.data.train_split} has no examples; see prepare_report.json"
+        )
     name = cfg.data.eval_split
     if name is None:
         logger.warning("data.eval_split is null: training without WER evaluation; final/ holds the last weights")
