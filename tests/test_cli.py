@@ -283,3 +283,42 @@ def test_an_empty_evaluation_split_is_an_error_not_a_wer(
     assert r.returncode == 0, r.stderr
     metrics = json.loads((tmp_path / "run" / "final" / "metrics.json").read_text())
     assert metrics["final_from"] == "last (step 2)" and metrics["best_wer"] is None
+
+
+def _pipeline_texts(model: Path, clip: Path, long_audio: Path, window_s: int) -> tuple[str, str]:
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(model), device="cpu")
+    short = asr(str(clip), generate_kwargs={"max_new_tokens": 40})["text"]
+    # long audio in the pipeline's chunked mode, chunks of the model's window (the recipe's models,
+    # trained without timestamp tokens, cannot drive Whisper's sequential long-form decoding)
+    long = asr(str(long_audio), chunk_length_s=window_s, batch_size=8, generate_kwargs={"max_new_tokens": 40})
+    return short, long["text"]
+
+
+@pytest.mark.parametrize("context", [4, None], ids=["4s-window", "30s-window"])
+def test_saved_models_run_in_the_transformers_pipeline(
+    context: int | None, store: Path, tiny_model: Path, trained: Path, wavs: list[tuple[Path, str]],
+    long_wav: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """What train saves is self-consistent: the processor's window is the encoder's, so transformers' own
+    pipeline transcribes short clips and long audio with it."""
+    if context == 4:
+        run = trained  # 200 steps at a 4 s audio context
+    else:
+        cfg = _config(tmp_path / "c.yaml", model=tiny_model, store=store, output_dir=str(tmp_path / "run"),
+                      audio_context_s=None, max_steps=2, eval_steps=2, save_steps=2, batch_size=2)  # fmt: skip
+        r = run_cli("train", str(cfg), "data.max_eval_samples=2", "eval.max_new_tokens=8")
+        assert r.returncode == 0, r.stderr
+        run = tmp_path / "run"
+    final = run / "final"
+    positions = json.loads((final / "config.json").read_text())["max_source_positions"]
+    proc = json.loads((final / "processor_config.json").read_text())
+    assert proc["feature_extractor"]["chunk_length"] * 100 == 2 * positions == 2 * 50 * (context or 30)
+    clip, text = wavs[0]
+    short, long = _pipeline_texts(final, clip, long_wav, context or 30)
+    assert isinstance(short, str) and isinstance(long, str)
+    if context == 4:  # the trained model transcribes its training sentence, and the 70 s file to the end
+        words = set(text.lower().replace(",", "").replace(".", "").split())
+        assert words & set(short.lower().replace(",", "").replace(".", "").split()), short
+        assert len(long.split()) >= 25, long  # many windows decoded, not one (4 s hold about 6 words)

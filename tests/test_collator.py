@@ -61,3 +61,23 @@ def test_epoch_sampler_is_a_function_of_seed_and_epoch() -> None:
     assert list(a) == list(b)
     a.set_epoch(1)
     assert list(a) != list(b) and sorted(a) == list(range(20))
+
+
+def test_decoding_warns_when_clips_exceed_the_audio_context(
+    tmp_path: Path, cv_folder: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A short-window model hears only the start of a longer clip: eval says so instead of scoring in silence."""
+    from whisperft.data.store import FeatureStore
+    from whisperft.models.decode import decode_split
+    from whisperft.models.registry import load_processor
+    from whisperft.models.whisper import apply_audio_context, context_frames
+    from whisperft.prepare import prepare
+
+    store = FeatureStore(prepare(str(cv_folder), "sv", str(tiny_model), tmp_path / "s", num_proc=1).out)
+    split = store.split("test")
+    model = load_model(str(tiny_model))
+    apply_audio_context(model, 1.0)  # every espeak sentence is longer than 1 s
+    tok = load_processor(str(tiny_model)).tokenizer
+    with caplog.at_level("WARNING", logger="whisperft"):
+        decode_split(model, tok, split, "sv", max_new_tokens=2, n_frames=context_frames(model.config))
+    assert f"{len(split)} of {len(split)} clips are longer than the model's 1 s audio context" in caplog.text

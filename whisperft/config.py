@@ -27,7 +27,7 @@ class ModelConfig:
     """Which Whisper to start from. In YAML, ``model: small`` is short for ``model: {name: small}``."""
 
     name: str = "small"
-    audio_context_s: float | None = None  # encoder window shorter than 30 s (opt-in)
+    audio_context_s: float | None = None  # encoder window shorter than 30 s, whole seconds (opt-in)
     attn_implementation: str = "sdpa"
 
     def problems(self) -> list[str]:
@@ -35,8 +35,10 @@ class ModelConfig:
         problem = model_spec_problem(self.name)
         if problem:
             out.append(f"model.name: {problem}")
-        if self.audio_context_s is not None and not (0 < self.audio_context_s <= 30):
-            out.append(f"model.audio_context_s: must be in (0, 30] seconds, got {self.audio_context_s}")
+        ctx = self.audio_context_s
+        if ctx is not None and not (0 < ctx <= 30 and float(ctx).is_integer()):
+            # whole seconds: the saved feature extractor's chunk_length (an int in every client) must match it
+            out.append(f"model.audio_context_s: must be a whole number of seconds in [1, 30], got {ctx}")
         if self.attn_implementation not in ("sdpa", "eager"):
             out.append(f"model.attn_implementation: must be 'sdpa' or 'eager', got {self.attn_implementation!r}")
         return out

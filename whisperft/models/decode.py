@@ -5,6 +5,7 @@ Used by validation during training, by ``whisperft eval`` and by export's parity
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,9 +13,11 @@ import numpy as np
 import torch
 
 from whisperft.data.store import Split
-from whisperft.features import N_FRAMES, pad_features
+from whisperft.features import FRAMES_PER_SECOND, N_FRAMES, pad_features
 from whisperft.languages import get_language
 from whisperft.models.whisper import is_multilingual
+
+logger = logging.getLogger("whisperft")
 
 PROMPT_TOKENS = 4  # <|startoftranscript|> <|lang|> <|task|> <|notimestamps|> take decoder positions too
 
@@ -71,6 +74,12 @@ def decode_split(
     """Decode store rows in batches, longest first (less padding in the decoder). Returns {index: text}."""
     todo = np.asarray(list(range(len(split))) if indices is None else list(indices), dtype=np.int64)
     order = todo[np.argsort(-split.n_frames[todo], kind="stable")] if len(todo) else todo
+    cut = int((np.round(split.duration[todo] * FRAMES_PER_SECOND) > n_frames).sum()) if len(todo) else 0
+    if cut:
+        logger.warning(
+            "%d of %d clips are longer than the model's %.0f s audio context: only their first %.0f s are heard",
+            cut, len(todo), n_frames / FRAMES_PER_SECOND, n_frames / FRAMES_PER_SECOND,
+        )  # fmt: skip
     hyps: dict[int, str] = {}
     was_training = model.training
     model.eval()

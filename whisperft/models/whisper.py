@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.features import FRAMES_PER_SECOND
 from whisperft.languages import LANGUAGES, Language, get_language
 
 logger = logging.getLogger("whisperft")
@@ -81,8 +82,7 @@ def build_generation_config(
         suppress_tokens=list(suppress_tokens or []),
         begin_suppress_tokens=list(begin_suppress_tokens if begin_suppress_tokens is not None else [220, eot]),
         max_initial_timestamp_index=50,
-        return_timestamps=False,
-    )
+    )  # no return_timestamps: a stored False makes transformers refuse long-form audio
     if alignment_heads:
         gc.alignment_heads = [list(map(int, h)) for h in alignment_heads]
     if multilingual:
@@ -95,6 +95,8 @@ def build_generation_config(
 def set_language(model: WhisperForConditionalGeneration, language: str | None, task: str = "transcribe") -> None:
     """Record the fine-tuned language and task in the model's generation config."""
     gc = model.generation_config
+    if getattr(gc, "return_timestamps", None) is False:  # saved by earlier conversions; blocks long-form
+        gc.return_timestamps = None
     model.config.forced_decoder_ids = None
     gc.forced_decoder_ids = None
     if is_multilingual(model.config) and language:
@@ -119,6 +121,12 @@ def new_processor(tokenizer_file: str | Path, n_mels: int = 80) -> WhisperProces
         tok.pad_token = tok.eos_token
     fe = WhisperFeatureExtractor(feature_size=n_mels)
     return WhisperProcessor(feature_extractor=fe, tokenizer=tok)
+
+
+def feature_extractor_for(model_config: Any) -> WhisperFeatureExtractor:
+    """A feature extractor whose window (``chunk_length``) is the encoder's, so clients pad to what it takes."""
+    seconds = context_frames(model_config) // FRAMES_PER_SECOND
+    return WhisperFeatureExtractor(feature_size=int(model_config.num_mel_bins), chunk_length=seconds)
 
 
 def context_frames(model_config: Any) -> int:

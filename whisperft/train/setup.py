@@ -27,6 +27,7 @@ from whisperft.models.whisper import (
     check_language,
     context_frames,
     decoder_prefix,
+    feature_extractor_for,
     set_language,
 )
 
@@ -107,7 +108,12 @@ def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
     processor = load_processor(model_path)
     model = load_model(model_path, attn_implementation=cfg.model.attn_implementation)
     check_language(model, cfg.language)
+    # Whisper's encoder positions are fixed sinusoids (OpenAI keeps them in a buffer); transformers 5
+    # builds them frozen but from_pretrained makes every loaded tensor trainable again
+    model.model.encoder.embed_positions.requires_grad_(False)
     apply_audio_context(model, cfg.model.audio_context_s)
+    if cfg.model.audio_context_s is not None:
+        processor.feature_extractor = feature_extractor_for(model.config)  # saved with the model: chunk_length
     if store.n_mels != model.config.num_mel_bins:
         raise UsageError(
             f"{cfg.data.store} has {store.n_mels}-bin features but {cfg.model.name} expects "
