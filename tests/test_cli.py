@@ -322,3 +322,15 @@ def test_saved_models_run_in_the_transformers_pipeline(
         words = set(text.lower().replace(",", "").replace(".", "").split())
         assert words & set(short.lower().replace(",", "").replace(".", "").split()), short
         assert len(long.split()) >= 25, long  # many windows decoded, not one (4 s hold about 6 words)
+
+    # and after export, in faster-whisper (which pads every window to 30 s: a 4 s model is exported at 30 s)
+    from faster_whisper import WhisperModel
+
+    r = run_cli("export", str(final), str(tmp_path / "ct2"), "--quantization", "float32", "--verify-audio", str(clip),
+                "--lang", "sv")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    fw = WhisperModel(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
+    for audio in (clip, long_wav):
+        segments, info = fw.transcribe(str(audio), language="sv", beam_size=1, max_new_tokens=40)
+        segments = list(segments)
+        assert info.duration > 0 and info.language == "sv" and any(seg.text.strip() for seg in segments)

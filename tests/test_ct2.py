@@ -161,16 +161,34 @@ def test_export_round_trip_keeps_transcripts(english: list[np.ndarray], tmp_path
     assert a == b
 
 
-def test_export_refuses_a_short_audio_context(tiny_model: Path, tmp_path: Path) -> None:
-    from whisperft.models.whisper import apply_audio_context
+@pytest.mark.slow
+def test_short_context_model_exports_for_faster_whisper(english: list[np.ndarray], tmp_path: Path) -> None:
+    """A model cut to an 8 s window exports with its 30 s position table restored exactly, so stock
+    faster-whisper (which pads every window to 30 s) runs it, and it transcribes as base does."""
+    import soundfile as sf
+    from faster_whisper import WhisperModel
+    from safetensors.torch import load_file
 
-    model = WhisperForConditionalGeneration.from_pretrained(tiny_model)
-    apply_audio_context(model, 10)
+    from whisperft.models.registry import load_model, load_processor, resolve_model
+    from whisperft.models.whisper import apply_audio_context, feature_extractor_for
+
+    base = resolve_model("bundled:base")
+    model, processor = load_model(base), load_processor(base)
+    apply_audio_context(model, 8)
+    processor.feature_extractor = feature_extractor_for(model.config)
     model.save_pretrained(tmp_path / "short")
-    for f in ("tokenizer.json", "tokenizer_config.json", "processor_config.json"):
-        (tmp_path / "short" / f).write_bytes((tiny_model / f).read_bytes())
-    r = run_cli("export", str(tmp_path / "short"), str(tmp_path / "out"), "--no-verify")
-    assert r.returncode == 2 and "audio context" in r.stderr
+    processor.save_pretrained(tmp_path / "short")
+    sf.write(tmp_path / "a.wav", english[0], 16000)
+    r = run_cli("export", str(tmp_path / "short"), str(tmp_path / "ct2"), "--quantization", "int8",
+                "--verify-audio", str(tmp_path / "a.wav"), "--lang", "en")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "with Whisper's 30 s window" in " ".join(r.stderr.split()) and "parity:" in r.stdout
+    assert json.loads((tmp_path / "ct2" / "preprocessor_config.json").read_text())["chunk_length"] == 30
+    assert load_file(tmp_path / "short" / "model.safetensors")["model.encoder.embed_positions.weight"].shape[0] == 400
+    fw = WhisperModel(str(tmp_path / "ct2"), device="cpu", compute_type="int8")
+    segments, _ = fw.transcribe(str(tmp_path / "a.wav"), language="en", beam_size=1)
+    text = " ".join(seg.text for seg in segments)
+    assert score(["0"], [ENGLISH[0]], [text], "en")[0]["wer_normalized"] <= 0.2, text
 
 
 @pytest.mark.slow

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from transformers import AutoConfig
@@ -11,10 +14,17 @@ from transformers import AutoConfig
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.export.parity import check_parity, tolerance_for
 from whisperft.io import staged_dir
-from whisperft.models.registry import load_processor
+from whisperft.models.registry import load_model, load_processor
+from whisperft.models.whisper import (
+    FULL_WINDOW_POSITIONS,
+    POSITIONS_PER_SECOND,
+    feature_extractor_for,
+    restore_full_window,
+)
+
+logger = logging.getLogger("whisperft")
 
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
-FULL_WINDOW_POSITIONS = 1500  # encoder positions of Whisper's 30 s window
 REQUIRED_FILES = ("model.bin", "tokenizer.json", "preprocessor_config.json", "config.json")
 
 
@@ -41,19 +51,39 @@ def export_ct2(
         raise WhisperftError("export needs the ctranslate2 package: pip install 'whisperft[ct2]'") from None
     if quantization not in QUANTIZATIONS:
         raise UsageError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    cfg = AutoConfig.from_pretrained(model_path)
-    if int(cfg.max_source_positions) != FULL_WINDOW_POSITIONS:
-        raise UsageError(
-            f"{model_path} was trained with a {cfg.max_source_positions / 50:.1f} s audio context "
-            "(model.audio_context_s); CTranslate2 and faster-whisper always feed 30 s windows, so the export "
-            "would transcribe garbage. Retrain without audio_context_s to export"
-        )
-    processor = load_processor(model_path)
     lang = str(language or "en").strip("<|>")
     out = Path(out)
+    with tempfile.TemporaryDirectory(prefix="whisperft-export-") as work:
+        model_path = _full_window(model_path, Path(work))
+        return _convert(TransformersConverter, model_path, out, quantization, verify_audio, lang)
+
+
+def _full_window(model_path: str, work: Path) -> str:
+    """The model itself, or for a short audio context a 30 s copy: faster-whisper pads every window to 30 s."""
+    cfg = AutoConfig.from_pretrained(model_path)
+    if int(cfg.max_source_positions) >= FULL_WINDOW_POSITIONS:
+        return model_path
+    logger.warning(
+        "%s was trained with a %.0f s audio context; it is exported with Whisper's 30 s window, because "
+        "faster-whisper pads every window to 30 s (its encoder positions are restored exactly; see README)",
+        model_path,
+        cfg.max_source_positions / POSITIONS_PER_SECOND,
+    )
+    model, processor = load_model(model_path), load_processor(model_path)
+    restore_full_window(model)
+    processor.feature_extractor = feature_extractor_for(model.config)
+    model.save_pretrained(work, safe_serialization=True)
+    processor.save_pretrained(work)
+    return str(work)
+
+
+def _convert(
+    converter: Any, model_path: str, out: Path, quantization: str, verify_audio: list[np.ndarray] | None, lang: str
+) -> ExportResult:
+    processor = load_processor(model_path)
     with staged_dir(out) as tmp:
         try:
-            TransformersConverter(model_path, copy_files=["tokenizer.json"]).convert(
+            converter(model_path, copy_files=["tokenizer.json"]).convert(
                 str(tmp), quantization=quantization, force=True
             )
         except Exception as exc:

@@ -7,6 +7,7 @@ resolves a model spec or reads a model folder; ``registry`` does that.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ logger = logging.getLogger("whisperft")
 
 MULTILINGUAL_VOCAB = 51865  # multilingual Whisper vocabularies have 51865 tokens or more; *.en have 51864
 POSITIONS_PER_SECOND = 50  # 100 mel frames per second, halved by the encoder's stride-2 conv
+FULL_WINDOW_POSITIONS = 30 * POSITIONS_PER_SECOND  # 1500: Whisper's 30 s window
+MAX_TIMESCALE = 10_000  # of Whisper's sinusoidal encoder positions
 
 
 def is_multilingual(model_config: Any) -> bool:
@@ -155,3 +158,37 @@ def apply_audio_context(model: WhisperForConditionalGeneration, seconds: float |
     enc.config.max_source_positions = positions
     model.config.max_source_positions = positions
     logger.info("audio context: %.1f s (%d encoder positions)", positions / 50, positions)
+
+
+def sinusoid_positions(length: int, channels: int, half: bool) -> torch.Tensor:
+    """Whisper's encoder position table, (length, channels): sin | cos of position x geometric frequencies.
+
+    Computed in float64; ``half`` rounds it through float16, as OpenAI's checkpoints store it.
+    """
+    increment = math.log(MAX_TIMESCALE) / (channels // 2 - 1)
+    inv = torch.exp(-increment * torch.arange(channels // 2, dtype=torch.float64))
+    scaled = torch.arange(length, dtype=torch.float64)[:, None] * inv[None, :]
+    table = torch.cat([scaled.sin(), scaled.cos()], dim=1)
+    return (table.half() if half else table).float()
+
+
+def restore_full_window(model: WhisperForConditionalGeneration) -> bool:
+    """Undo ``apply_audio_context``: give the encoder its 30 s position table back. Returns whether it changed.
+
+    The table is fixed sinusoids, never trained, so rows beyond the short window are rebuilt exactly
+    (rounded through float16 when the model's own rows are, as in OpenAI's weights).
+    """
+    enc = model.model.encoder
+    have, width = enc.embed_positions.weight.shape
+    if have >= FULL_WINDOW_POSITIONS:
+        return False
+    own = enc.embed_positions.weight.data.float()
+    table = sinusoid_positions(FULL_WINDOW_POSITIONS, width, half=torch.equal(own, own.half().float()))
+    table[:have] = own
+    enc.embed_positions = torch.nn.Embedding(FULL_WINDOW_POSITIONS, width)
+    enc.embed_positions.weight.data.copy_(table)
+    enc.embed_positions.requires_grad_(False)
+    enc.max_source_positions = FULL_WINDOW_POSITIONS
+    enc.config.max_source_positions = FULL_WINDOW_POSITIONS
+    model.config.max_source_positions = FULL_WINDOW_POSITIONS
+    return True
