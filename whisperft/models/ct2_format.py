@@ -12,7 +12,6 @@ from the tensors, so any Whisper size converts.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import struct
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from whisperft.errors import WhisperftError
 from whisperft.features import TIME_PRECISION
 from whisperft.io import mark_complete, staged_dir
 from whisperft.models.whisper import build_generation_config, new_processor
-
-logger = logging.getLogger("whisperft")
 
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 SUPPORTED_VERSIONS = (5, 6)

@@ -6,7 +6,6 @@ bundled offline model (``bundled:base``). ``latest_run`` finds the newest finish
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -16,8 +15,6 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.io import COMPLETE_MARKER, is_complete
 from whisperft.models.bundled import BUNDLES, ensure_bundled
 from whisperft.models.ct2_format import is_ct2_folder
-
-logger = logging.getLogger("whisperft")
 
 RUNS_DIR = Path("runs")  # where train's configs/ put their output_dir, relative to the working directory
 RUN_MODELS = ("*/final", "*/*/final", "*/model")  # a run's final model; the demo copies its final/ to model/

@@ -8,7 +8,6 @@ cannot turn into hallucinated text.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ from whisperft.languages import get_language
 from whisperft.models.whisper import context_frames, is_multilingual
 from whisperft.transcribe.chunking import speech_chunks
 from whisperft.transcribe.subtitles import Segment, Transcript
-
-logger = logging.getLogger("whisperft")
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"}
 
