@@ -25,7 +25,7 @@ def run(store: str, model: str, out: Path, pack: bool, steps: int, skip_first: b
         {
             "model": model,
             "language": "sv",
-            "data": {"store": store, "eval_split": "none", "num_workers": 1, "pack": pack},
+            "data": {"store": store, "eval_split": None, "num_workers": 1, "pack": pack},
             "train": {"output_dir": str(out), "max_steps": steps, "batch_size": BATCH, "learning_rate": LR,
                       "warmup_steps": WARMUP, "logging_steps": 1, "save_steps": 10_000, "eval_steps": 10_000},
         }

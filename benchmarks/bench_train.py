@@ -57,7 +57,7 @@ def ours(store_dir: str, model_path: str) -> float:
         {
             "model": {"name": model_path, "audio_context_s": CONTEXT_S},
             "language": "sv",
-            "data": {"store": store_dir, "eval_split": "none", "num_workers": 1},
+            "data": {"store": store_dir, "eval_split": None, "num_workers": 1},
             "train": {"output_dir": str(out), "max_steps": STEPS, "batch_size": BATCH, "learning_rate": 1e-5,
                       "warmup_steps": 0, "lr_scheduler": "constant", "logging_steps": WINDOW,
                       "save_steps": 10_000, "eval_steps": 10_000},
