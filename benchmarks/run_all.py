@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["bench_store", "bench_prepare", "bench_generate", "bench_train", "bench_pack", "bench_longform"]
+SCRIPTS = ["bench_store", "bench_prepare", "bench_generate", "bench_train", "bench_pack", "bench_longform", "bench_fw", "bench_ct2_eval"]
 
 
 def main() -> None:

@@ -32,7 +32,17 @@ LAYERS = {
     "whisperft": 0,  # the package's __init__ (version only)
 }
 STAGE_IMPORTS = {("whisperft.evaluate", "whisperft.prepare")}  # eval of a raw source runs prepare first
-DEFERRABLE = ("torch", "transformers", "ctranslate2", "datasets", "accelerate", "rich", "gradio", "matplotlib")
+DEFERRABLE = (
+    "torch",
+    "transformers",
+    "ctranslate2",
+    "faster_whisper",
+    "datasets",
+    "accelerate",
+    "rich",
+    "gradio",
+    "matplotlib",
+)
 MAX_FUNCTION_LINES = 80
 
 

@@ -14,9 +14,9 @@ from transformers import WhisperForConditionalGeneration
 
 from tests.conftest import run_cli
 from whisperft.audio import decode_audio
-from whisperft.export.parity import ct2_transcribe
 from whisperft.features import log_mel_batch, pad_features
 from whisperft.metrics import score
+from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.ct2_format import CT2FormatError, import_ct2, read_model_bin
 from whisperft.models.decode import generate_texts
 from whisperft.synth import speak
@@ -131,8 +131,11 @@ def test_conversion_matches_ctranslate2_runtime(english: list[np.ndarray], tmp_p
     model, tok = load_model(path), load_processor(path).tokenizer
     feats = pad_features(log_mel_batch(english))
     hf = generate_texts(model, tok, feats, "en")
-    prompt = tok.convert_tokens_to_ids(["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"])
-    ct = ct2_transcribe(src, feats.numpy(), prompt, tok)
+    ct2 = CT2Decoder(src)
+    assert ct2.prompt("en") == tok.convert_tokens_to_ids(
+        ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+    )
+    ct = ct2.generate_texts(feats.numpy(), "en")
     metrics, _ = score([str(i) for i in range(len(hf))], hf, ct, "en")
     assert metrics["wer_normalized"] <= 0.02, list(zip(hf, ct, strict=True))
 
@@ -241,17 +244,6 @@ def test_language_is_detected_with_lang_auto(english: list[np.ndarray], tmp_path
     assert out["language"] == "en" and "report" in out["text"].lower()
 
 
-def test_split_segments_reads_timestamp_pairs() -> None:
-    from whisperft.transcribe.ct2_engine import compression_ratio, split_segments
-
-    ts = 50364
-    ids = [ts + 0, 1, 2, ts + 120, ts + 120, 3, ts + 200, 4]
-    assert split_segments(ids, ts) == [(0.0, 2.4, [1, 2]), (2.4, 4.0, [3]), (0.0, None, [4])]
-    assert split_segments([5, 6], ts) == [(0.0, None, [5, 6])]
-    assert split_segments([ts + 10, ts + 50], ts) == []
-    assert compression_ratio("the cat " * 40) > 2.4 > compression_ratio(ENGLISH[0])
-
-
 @pytest.mark.slow
 def test_transcribe_through_ctranslate2_matches_pytorch(tmp_path: Path) -> None:
     """A CTranslate2 folder (as faster-whisper ships them) takes the fast path, with timestamps, like PyTorch."""
@@ -282,5 +274,5 @@ def test_transcribe_through_ctranslate2_matches_pytorch(tmp_path: Path) -> None:
     assert agree["wer_normalized"] <= 0.05, (pt["text"], ct["text"])
     starts = [s["start"] for s in ct["segments"]]
     assert len(starts) >= 3 and starts == sorted(starts) and ct["segments"][-1]["end"] <= ct["duration"]
-    r = run_cli("eval", "--model", str(meta), "--data", str(tmp_path))
-    assert r.returncode == 2 and "is a CTranslate2 model" in r.stderr and "import-ct2" in r.stderr
+    r = run_cli("eval", "--model", str(meta), "--data", str(tmp_path), "--lang", "en")
+    assert r.returncode == 2 and "is not a feature store" in r.stderr and "whisperft prepare" in r.stderr

@@ -43,11 +43,18 @@ def _setup_logging(debug: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not debug:
         warnings.filterwarnings("ignore")
-        from transformers.utils import logging as hf_logging  # deferred: slow to import
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
         logging.getLogger("accelerate").setLevel(logging.ERROR)
+
+
+def _quiet_transformers() -> None:
+    """transformers' info logs and progress bars off (kept with --debug). Only commands that use
+    transformers call this: importing it costs a second that the CTranslate2 path does not pay."""
+    if _state["debug"]:
+        return
+    from transformers.utils import logging as hf_logging  # deferred: slow to import
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 @app.callback()
@@ -69,8 +76,10 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(1)
 
 
-def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _run(fn: Any, *args: Any, transformers: bool = True, **kwargs: Any) -> Any:
     try:
+        if transformers:
+            _quiet_transformers()
         return fn(*args, **kwargs)
     except typer.Exit:
         raise
@@ -158,7 +167,10 @@ def eval_cmd(
     data: Annotated[str, typer.Option(help="Feature store, or any source prepare accepts.")],
     model: Annotated[
         str | None,
-        typer.Option(help="Model spec: size, Hub id, folder, run folder or bundled:NAME. Default: newest run."),
+        typer.Option(
+            help="Model spec: size, Hub id, folder, run folder, bundled:NAME, or a CTranslate2 folder "
+            "(whisperft export; evaluated batched through ctranslate2). Default: newest run."
+        ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split (default: test, else validation).")] = None,
     lang: Annotated[str | None, typer.Option(help="Language (default: the store's).")] = None,
@@ -200,9 +212,12 @@ def transcribe(
     num_beams: Annotated[int, typer.Option(min=1)] = 1,
     task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
     timestamps: Annotated[
-        bool,
-        typer.Option(help="Timestamped segments inside each chunk; --no-timestamps: one segment per chunk at pauses."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="Timestamped segments inside each chunk (default: on for srt, vtt and json, off for txt); "
+            "--no-timestamps: one segment per chunk."
+        ),
+    ] = None,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
     compute_type: Annotated[
         str, typer.Option(help="CTranslate2 models only: default (as exported), int8, int8_float32, float32...")
@@ -211,19 +226,22 @@ def transcribe(
     """Transcribe audio of any length to text or subtitles. A CTranslate2 model folder takes the fast path."""
 
     def go() -> int:
-        from whisperft.transcribe.engine import collect_audio, transcribe_files
-        from whisperft.transcribe.run import load_transcriber, write_transcripts
+        from whisperft.languages import get_language
+        from whisperft.transcribe.files import collect_audio, transcribe_files, write_transcripts
         from whisperft.transcribe.subtitles import FORMATS
 
         if format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
         if task not in ("transcribe", "translate"):
             raise UsageError(f"--task must be transcribe or translate, got {task!r}")
+        if lang != "auto":
+            get_language(lang)
         files = collect_audio(audio)
         if not files:
             raise UsageError(f"no audio files found in {', '.join(audio)}")
-        transcriber = load_transcriber(model or _newest_run(), lang, compute_type, trust_pickle)
-        results, errors = transcribe_files(transcriber, files, lang, batch_size, task, num_beams, timestamps)
+        engine = _engine(model or _newest_run(), lang, compute_type, trust_pickle)
+        stamps = format != "txt" if timestamps is None else timestamps
+        results, errors = transcribe_files(engine, files, lang, batch_size, task, num_beams, stamps)
         for _f, msg in errors:
             typer.echo(f"error: {msg}", err=True)
         if output_dir is None and format == "txt":
@@ -234,9 +252,26 @@ def transcribe(
                 typer.echo(f"{source} -> {target}")
         return 1 if errors else 0
 
-    code = _run(go)
+    code = _run(go, transformers=False)
     if code:
         raise typer.Exit(code)
+
+
+def _engine(spec: str, lang: str, compute_type: str, trust_pickle: bool) -> Any:
+    """faster-whisper for a CTranslate2 folder (without importing torch), else the PyTorch model."""
+    from whisperft.io import is_ct2_folder
+
+    if is_ct2_folder(Path(spec).expanduser()):
+        from whisperft.languages import require_language
+        from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
+
+        engine = FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
+        require_language(engine.multilingual, lang)
+        return engine
+    from whisperft.transcribe.run import load_transcriber
+
+    _quiet_transformers()
+    return load_transcriber(spec, lang, trust_pickle)
 
 
 @app.command("import-ct2")

@@ -126,3 +126,15 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def is_ct2_folder(path: str | Path) -> bool:
+    """A CTranslate2 Whisper folder: ``model.bin`` beside a config.json that is not a transformers config."""
+    p = Path(path)
+    if not (p / "model.bin").is_file():
+        return False
+    try:
+        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return "model_type" not in cfg

@@ -1,6 +1,6 @@
 """One table for language codes: ISO 639-1 <-> Common Voice locale <-> FLEURS config <-> Whisper token.
 
-Whisper's own list (code -> name) comes from transformers; this module adds the
+Whisper's own list (code -> name) is copied from transformers; this module adds the
 Common Voice locale and the FLEURS config where they differ from the plain code.
 """
 
@@ -9,9 +9,29 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from transformers.models.whisper.tokenization_whisper import LANGUAGES as _WHISPER_LANGUAGES
-
 from whisperft.errors import UsageError
+
+# Whisper's languages in its token order (code -> name), as transformers and openai-whisper list them;
+# kept here so that the CTranslate2 path runs without importing transformers (a test checks they agree).
+_WHISPER_LANGUAGES = {
+    "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian", "ko": "korean",
+    "fr": "french", "ja": "japanese", "pt": "portuguese", "tr": "turkish", "pl": "polish", "ca": "catalan",
+    "nl": "dutch", "ar": "arabic", "sv": "swedish", "it": "italian", "id": "indonesian", "hi": "hindi",
+    "fi": "finnish", "vi": "vietnamese", "he": "hebrew", "uk": "ukrainian", "el": "greek", "ms": "malay",
+    "cs": "czech", "ro": "romanian", "da": "danish", "hu": "hungarian", "ta": "tamil", "no": "norwegian",
+    "th": "thai", "ur": "urdu", "hr": "croatian", "bg": "bulgarian", "lt": "lithuanian", "la": "latin",
+    "mi": "maori", "ml": "malayalam", "cy": "welsh", "sk": "slovak", "te": "telugu", "fa": "persian",
+    "lv": "latvian", "bn": "bengali", "sr": "serbian", "az": "azerbaijani", "sl": "slovenian", "kn": "kannada",
+    "et": "estonian", "mk": "macedonian", "br": "breton", "eu": "basque", "is": "icelandic", "hy": "armenian",
+    "ne": "nepali", "mn": "mongolian", "bs": "bosnian", "kk": "kazakh", "sq": "albanian", "sw": "swahili",
+    "gl": "galician", "mr": "marathi", "pa": "punjabi", "si": "sinhala", "km": "khmer", "sn": "shona",
+    "yo": "yoruba", "so": "somali", "af": "afrikaans", "oc": "occitan", "ka": "georgian", "be": "belarusian",
+    "tg": "tajik", "sd": "sindhi", "gu": "gujarati", "am": "amharic", "yi": "yiddish", "lo": "lao", "uz": "uzbek",
+    "fo": "faroese", "ht": "haitian creole", "ps": "pashto", "tk": "turkmen", "nn": "nynorsk", "mt": "maltese",
+    "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "tl": "tagalog", "mg": "malagasy",
+    "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa", "ba": "bashkir",
+    "jw": "javanese", "su": "sundanese", "yue": "cantonese",
+}  # fmt: skip
 
 # Whisper code -> FLEURS config (google/fleurs). Languages FLEURS lacks are absent.
 _FLEURS = {
@@ -86,6 +106,19 @@ def get_language(value: str) -> Language:
     if key in _ALIASES:
         return LANGUAGES[_ALIASES[key]]
     raise UsageError(f"unknown language {value!r}; {suggest_languages(value)}")
+
+
+def require_language(multilingual: bool, language: str | None) -> Language | None:
+    """Validate a requested language for a model; English-only models accept only English. None for auto."""
+    if language in (None, "auto"):
+        return None
+    lang = get_language(language)
+    if not multilingual and lang.code != "en":
+        raise UsageError(
+            f"this model is English-only (*.en) and cannot be trained or decoded for {lang.name}; "
+            "use a multilingual model such as base or small"
+        )
+    return lang
 
 
 def suggest_languages(value: str) -> str:

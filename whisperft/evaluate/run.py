@@ -18,12 +18,14 @@ import torch
 
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError
-from whisperft.io import atomic_write_json, atomic_write_text
-from whisperft.languages import get_language
+from whisperft.features import N_FRAMES
+from whisperft.io import atomic_write_json, atomic_write_text, is_ct2_folder
+from whisperft.languages import get_language, require_language
 from whisperft.metrics import Utterance, score
-from whisperft.models.decode import decode_split
+from whisperft.models.ct2_decode import CT2Decoder
+from whisperft.models.decode import decode_rows, generate_texts
 from whisperft.models.registry import load_model, load_processor, resolve_model
-from whisperft.models.whisper import check_language, context_frames
+from whisperft.models.whisper import context_frames, is_multilingual
 from whisperft.prepare import prepare
 
 logger = logging.getLogger("whisperft")
@@ -68,33 +70,25 @@ def run_eval(
     progress: Callable[[int], None] | None = None,
     max_new_tokens: int | None = None,
 ) -> EvalResult:
-    """Evaluate ``model_spec`` on ``data`` and write metrics.json and predictions.jsonl beside ``out``."""
-    path = resolve_model(model_spec)
-    cuda = torch.cuda.is_available()
-    model = load_model(path, trust_pickle=trust_pickle, dtype=torch.float16 if cuda else None)
-    if cuda:
-        model.to("cuda")
-    processor = load_processor(path)
+    """Evaluate ``model_spec`` (a model spec, run, or CTranslate2 folder) on ``data`` and write
+    metrics.json and predictions.jsonl beside ``out``."""
+    model = _load(model_spec, trust_pickle)
     with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
-        store = _open_store(data, lang, path, Path(tmp))
-        language = lang or store.language or getattr(model.generation_config, "language", None)
+        store = _open_store(data, lang, model.source, Path(tmp))
+        language = lang or store.language or model.language
         if language is None:
             raise UsageError("no language known for this data; pass --lang")
         language = get_language(language).code
-        check_language(model, language)
+        require_language(model.multilingual, language)
         split, sp = _pick_split(store, split, data)
         n = len(sp) if max_samples is None else min(max_samples, len(sp))
         t0 = time.perf_counter()
-        hyps = decode_split(
-            model,
-            processor.tokenizer,
+        hyps = decode_rows(
             sp,
-            language,
+            lambda feats: model.generate(feats, language, num_beams, max_new_tokens),
             batch_size=batch_size,
-            num_beams=num_beams,
-            max_new_tokens=max_new_tokens,
             indices=range(n),
-            n_frames=context_frames(model.config),
+            n_frames=model.n_frames,
             progress=progress,
         )
         seconds = time.perf_counter() - t0
@@ -117,9 +111,49 @@ def run_eval(
     return result
 
 
-def _open_store(data: str, lang: str | None, model_path: str, tmp: Path) -> FeatureStore:
+@dataclass
+class _Model:
+    """What eval needs of either engine."""
+
+    generate: Callable[[torch.Tensor, str, int, int | None], list[str]]  # features, language, beams, max tokens
+    multilingual: bool
+    language: str | None  # the model's own language, if it has one
+    n_frames: int  # mel frames per encoder window
+    source: str | None  # the model prepare uses for a raw source; None for a CTranslate2 folder
+
+
+def _load(model_spec: str, trust_pickle: bool) -> _Model:
+    """A CTranslate2 folder through ctranslate2 (int8 on CPUs); anything else through PyTorch (CUDA if present)."""
+    folder = Path(model_spec).expanduser()
+    if is_ct2_folder(folder):
+        ct2 = CT2Decoder(folder)
+
+        def generate_ct2(feats: torch.Tensor, language: str, beams: int, max_new: int | None) -> list[str]:
+            return ct2.generate_texts(feats.numpy(), language, beams, max_new)
+
+        return _Model(generate_ct2, ct2.multilingual, None, N_FRAMES, None)
+    path = resolve_model(model_spec)
+    cuda = torch.cuda.is_available()
+    model = load_model(path, trust_pickle=trust_pickle, dtype=torch.float16 if cuda else None).eval()
+    if cuda:
+        model.to("cuda")
+    tokenizer = load_processor(path).tokenizer
+
+    def generate_pt(feats: torch.Tensor, language: str, beams: int, max_new: int | None) -> list[str]:
+        return generate_texts(model, tokenizer, feats, language, num_beams=beams, max_new_tokens=max_new)
+
+    language = getattr(model.generation_config, "language", None)
+    return _Model(generate_pt, is_multilingual(model.config), language, context_frames(model.config), path)
+
+
+def _open_store(data: str, lang: str | None, model_path: str | None, tmp: Path) -> FeatureStore:
     if FeatureStore.is_store(data):
         return FeatureStore(data)
+    if model_path is None:
+        raise UsageError(
+            f"--data {data} is not a feature store: a CTranslate2 model is evaluated on one; make it with "
+            "whisperft prepare --source DATA --lang LANG --model MODEL_IT_WAS_EXPORTED_FROM"
+        )
     if lang is None:
         raise UsageError(f"--data {data} is not a feature store, so --lang is needed to prepare it")
     logger.info("preparing %s for evaluation", data)

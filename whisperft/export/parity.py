@@ -16,6 +16,7 @@ from whisperft.audio import decode_audio
 from whisperft.errors import WhisperftError
 from whisperft.features import log_mel_batch, pad_features
 from whisperft.metrics import score
+from whisperft.models.ct2_decode import MAX_LENGTH, CT2Decoder
 from whisperft.models.decode import generate_ids
 from whisperft.models.registry import load_model
 from whisperft.models.whisper import decoder_prefix, is_multilingual
@@ -27,7 +28,6 @@ PARITY_SENTENCES = {
     "en": ["The weather is nice today.", "Please call me back tomorrow morning.", "We met at the station at nine."],
     "sv": ["Det regnar i Stockholm idag.", "Tåget går klockan nio.", "Vi ses på fredag efter jobbet."],
 }
-CT2_MAX_LENGTH = 448  # Whisper's decoder positions
 
 
 @dataclass
@@ -51,22 +51,6 @@ def parity_clips(language: str, n: int = 3) -> list[np.ndarray]:
         return [decode_audio(speak(s, Path(tmp) / f"{i}.wav", voice=voice)) for i, s in enumerate(sentences)]
 
 
-def ct2_generate(ct2_dir: str | Path, features: np.ndarray, prompt: list[int]) -> list[list[int]]:
-    """Greedy token ids from the ctranslate2 runtime (what faster-whisper uses) on (B, n_mels, frames) features."""
-    import ctranslate2  # deferred: an optional extra, and slow to import
-
-    model = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="default")
-    sv = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
-    results = model.generate(sv, [prompt] * features.shape[0], beam_size=1, max_length=CT2_MAX_LENGTH)
-    return [list(r.sequences_ids[0]) for r in results]
-
-
-def ct2_transcribe(ct2_dir: str | Path, features: np.ndarray, prompt: list[int], tokenizer: Any) -> list[str]:
-    """Greedy decoding with the ctranslate2 runtime into text."""
-    ids = ct2_generate(ct2_dir, features, prompt)
-    return [tokenizer.decode(seq, skip_special_tokens=True).strip() for seq in ids]
-
-
 def comparable_texts(hf: list[int], ct: list[int], tokenizer: Any) -> tuple[str, str]:
     """The two decodes as text; when CTranslate2 hit its length cap, both cut to its length.
 
@@ -76,7 +60,7 @@ def comparable_texts(hf: list[int], ct: list[int], tokenizer: Any) -> tuple[str,
     """
     eot = int(tokenizer.eos_token_id)
     a, b = [t for t in hf if t < eot], [t for t in ct if t < eot]
-    if len(ct) >= CT2_MAX_LENGTH // 2:
+    if len(ct) >= MAX_LENGTH // 2:
         a = a[: len(b)]
     return tokenizer.decode(a).strip(), tokenizer.decode(b).strip()
 
@@ -90,7 +74,7 @@ def check_parity(
     feats = pad_features(log_mel_batch(clips, int(cfg.num_mel_bins)))
     hf = generate_ids(model, feats, language if is_multilingual(cfg) else None).tolist()
     prompt = [cfg.decoder_start_token_id, *decoder_prefix(tokenizer, cfg, language, "transcribe")]
-    ct = ct2_generate(ct2_dir, feats.numpy(), prompt)
+    ct = CT2Decoder(ct2_dir).generate_ids(feats.numpy(), prompt)
     pairs = [comparable_texts(a, b, tokenizer) for a, b in zip(hf, ct, strict=True)]
     hf, ct = [a for a, _ in pairs], [b for _, b in pairs]
     metrics, _ = score([str(i) for i in range(len(hf))], hf, ct, language)

@@ -36,18 +36,6 @@ class CT2FormatError(WhisperftError):
     """A model.bin that cannot be read."""
 
 
-def is_ct2_folder(path: str | Path) -> bool:
-    """A CTranslate2 Whisper folder: ``model.bin`` beside a config.json that is not a transformers config."""
-    p = Path(path)
-    if not (p / "model.bin").is_file():
-        return False
-    try:
-        cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True
-    return "model_type" not in cfg
-
-
 @dataclass
 class CT2Model:
     spec: str

@@ -71,7 +71,31 @@ def decode_split(
     n_frames: int = N_FRAMES,
     progress: Callable[[int], None] | None = None,
 ) -> dict[int, str]:
-    """Decode store rows in batches, longest first (less padding in the decoder). Returns {index: text}."""
+    """Decode store rows with a PyTorch model (in eval mode, restored after). Returns {index: text}."""
+    was_training = model.training
+    model.eval()
+    try:
+        return decode_rows(
+            split,
+            lambda feats: generate_texts(model, tokenizer, feats, language, num_beams=num_beams,
+                                         max_new_tokens=max_new_tokens),
+            batch_size=batch_size, indices=indices, n_frames=n_frames, progress=progress,
+        )  # fmt: skip
+    finally:
+        model.train(was_training)
+
+
+def decode_rows(
+    split: Split,
+    generate: Callable[[torch.Tensor], list[str]],
+    *,
+    batch_size: int = 16,
+    indices: Sequence[int] | None = None,
+    n_frames: int = N_FRAMES,
+    progress: Callable[[int], None] | None = None,
+) -> dict[int, str]:
+    """Decode store rows in batches, longest first (less padding in the decoder), with any engine's
+    ``generate`` (a batch of (B, n_mels, n_frames) features -> texts). Returns {index: text}."""
     todo = np.asarray(list(range(len(split))) if indices is None else list(indices), dtype=np.int64)
     order = todo[np.argsort(-split.n_frames[todo], kind="stable")] if len(todo) else todo
     cut = int((np.round(split.duration[todo] * FRAMES_PER_SECOND) > n_frames).sum()) if len(todo) else 0
@@ -81,14 +105,10 @@ def decode_split(
             cut, len(todo), n_frames / FRAMES_PER_SECOND, n_frames / FRAMES_PER_SECOND,
         )  # fmt: skip
     hyps: dict[int, str] = {}
-    was_training = model.training
-    model.eval()
     for start in range(0, len(order), batch_size):
         idx = [int(i) for i in order[start : start + batch_size]]
         feats = pad_features([(split.frames(i), float(split.pad_value[i])) for i in idx], n_frames)
-        texts = generate_texts(model, tokenizer, feats, language, num_beams=num_beams, max_new_tokens=max_new_tokens)
-        hyps.update(zip(idx, texts, strict=True))
+        hyps.update(zip(idx, generate(feats), strict=True))
         if progress:
             progress(len(idx))
-    model.train(was_training)
     return hyps

@@ -12,9 +12,8 @@ import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import COMPLETE_MARKER, is_complete
+from whisperft.io import COMPLETE_MARKER, is_complete, is_ct2_folder
 from whisperft.models.bundled import BUNDLES, ensure_bundled
-from whisperft.models.ct2_format import is_ct2_folder
 
 RUNS_DIR = Path("runs")  # where train's configs/ put their output_dir, relative to the working directory
 RUN_MODELS = ("*/final", "*/*/final", "*/model")  # a run's final model; the demo copies its final/ to model/
@@ -77,7 +76,7 @@ def _model_folder(path: Path) -> Path:
     """A local HF model folder, or the model inside a training output folder."""
     if is_ct2_folder(path):
         raise UsageError(
-            f"{path} is a CTranslate2 model: transcribe takes it as is; for train or eval convert it "
+            f"{path} is a CTranslate2 model: transcribe and eval take it as is; to train it, convert it "
             f"with whisperft import-ct2 {path} OUT"
         )
     if (path / "config.json").is_file():

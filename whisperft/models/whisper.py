@@ -20,9 +20,9 @@ from transformers import (
     WhisperTokenizerFast,
 )
 
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import WhisperftError
 from whisperft.features import FRAMES_PER_SECOND
-from whisperft.languages import LANGUAGES, Language, get_language
+from whisperft.languages import LANGUAGES, Language, get_language, require_language
 
 logger = logging.getLogger("whisperft")
 
@@ -40,19 +40,6 @@ def is_multilingual(model_config: Any) -> bool:
 def check_language(model: WhisperForConditionalGeneration, language: str | None) -> Language | None:
     """Validate a requested language against the model; English-only models accept only English."""
     return require_language(is_multilingual(model.config), language)
-
-
-def require_language(multilingual: bool, language: str | None) -> Language | None:
-    """``check_language`` for a model known only by whether it is multilingual (a CTranslate2 model)."""
-    if language in (None, "auto"):
-        return None
-    lang = get_language(language)
-    if not multilingual and lang.code != "en":
-        raise UsageError(
-            f"this model is English-only (*.en) and cannot be trained or decoded for {lang.name}; "
-            "use a multilingual model such as base or small"
-        )
-    return lang
 
 
 def build_generation_config(

@@ -8,32 +8,17 @@ cannot turn into hallucinated text.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.audio import SAMPLE_RATE
 from whisperft.features import FRAMES_PER_SECOND, log_mel_batch, pad_features
 from whisperft.languages import get_language
 from whisperft.models.whisper import context_frames, is_multilingual
 from whisperft.transcribe.chunking import speech_chunks
-from whisperft.transcribe.subtitles import Segment, Transcript
-
-AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"}
-
-
-def collect_audio(inputs: list[str]) -> list[Path]:
-    """Expand folders into their audio files (sorted); keep files as given."""
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES))
-        else:
-            out.append(p)
-    return out
+from whisperft.transcribe.subtitles import Segment
 
 
 class Transcriber:
@@ -153,30 +138,3 @@ class Transcriber:
 
 def _clean(text: str) -> str:
     return " ".join(text.replace("\u200b", " ").split())
-
-
-def transcribe_files(
-    transcriber: Transcriber,
-    files: list[Path],
-    language: str | None,
-    batch_size: int = 8,
-    task: str = "transcribe",
-    num_beams: int = 1,
-    timestamps: bool = True,
-) -> tuple[list[Transcript], list[tuple[Path, str]]]:
-    """Transcribe files together (their chunks share batches). Returns transcripts and per-file errors."""
-    decoded: list[tuple[Path, np.ndarray]] = []
-    errors: list[tuple[Path, str]] = []
-    for f in files:
-        try:
-            decoded.append((f, decode_audio(f)))
-        except AudioError as exc:
-            errors.append((f, exc.detail if exc.reason != "empty_audio" else f"{f}: no audio samples"))
-    done: dict[Path, Transcript] = {}
-    group = max(1, batch_size * 4)  # files per round, so memory stays bounded for many files
-    for start in range(0, len(decoded), group):
-        chunk = decoded[start : start + group]
-        outs = transcriber.transcribe([a for _, a in chunk], language, task, num_beams, batch_size, timestamps)
-        for (f, audio), (lang, text, segs) in zip(chunk, outs, strict=True):
-            done[f] = Transcript(str(f), lang, round(len(audio) / SAMPLE_RATE, 3), text, segs)
-    return [done[f] for f in files if f in done], errors

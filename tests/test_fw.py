@@ -1,0 +1,216 @@
+"""The CTranslate2 path: transcribe through faster-whisper, eval through ctranslate2, on real weights."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli, write_tsv
+from whisperft.audio import decode_audio
+from whisperft.metrics import score
+from whisperft.synth import speak
+
+ENGLISH = [
+    "The sun is shining and the sky is blue.",
+    "Please send me the report by Friday.",
+    "My brother lives in a small house near the river.",
+    "We are going to the cinema tonight.",
+    "Can you tell me where the train station is?",
+    "She bought three apples and a loaf of bread.",
+    "The museum opens early and closes late in the summer.",
+    "Our neighbours painted their fence bright green.",
+]
+
+# Runs the real CLI and fails if torch or transformers got imported on the way.
+NO_TORCH = (
+    "import sys\nsys.argv = ['whisperft', *sys.argv[1:]]\nfrom whisperft.cli import run\n"
+    "try:\n    run()\nexcept SystemExit as e:\n    code = e.code\n"
+    "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+    "assert not heavy, f'imported {heavy}'\nsys.exit(code)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_en_ct2() -> Path:
+    """tiny.en as faster-whisper ships it (the bundled CTranslate2 folder)."""
+    from whisperft.models.bundled import source_files
+
+    _, meta, _ = source_files("tiny.en")
+    return meta
+
+
+@pytest.fixture(scope="module")
+def base_ct2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Multilingual base as faster-whisper ships it: the bundled parts joined into one CTranslate2 folder."""
+    from whisperft.models.bundled import source_files
+
+    parts, meta, _ = source_files("base")
+    out = tmp_path_factory.mktemp("base-ct2")
+    with open(out / "model.bin", "wb") as fh:
+        for p in parts:
+            fh.write(p.read_bytes())
+    for f in ("tokenizer.json", "config.json", "vocabulary.json"):
+        (out / f).write_bytes((meta / f).read_bytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("fw-en")
+    return [speak(s, root / f"{i}.wav", voice="en") for i, s in enumerate(ENGLISH)]
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory, clips: list[Path]) -> Path:
+    """About 70 s of English: more than two 30 s windows."""
+    out = tmp_path_factory.mktemp("fw-talk") / "talk.wav"
+    cmd = ["sox", *map(str, clips * 3), "-r", "16000", str(out), "pad", "0", "1"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return out
+
+
+def _cli_without_torch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_ct2_transcribe_is_faster_whisper_without_torch(tiny_en_ct2: Path, talk: Path, tmp_path: Path) -> None:
+    """The CTranslate2 path gives faster-whisper's BatchedInferencePipeline's text, segments on the
+    original time line, and never imports torch or transformers."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    fw = WhisperModel(str(tiny_en_ct2), device="cpu", compute_type="default")
+    segments, _ = BatchedInferencePipeline(fw).transcribe(str(talk), language="en", beam_size=1, batch_size=8)
+    reference = [s.text.strip() for s in segments]
+    assert len(reference) >= 2  # more than one window, so chunks are batched
+    r = _cli_without_torch("transcribe", str(talk), "--model", str(tiny_en_ct2), "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == " ".join(reference)
+    assert score(["t"], [" ".join(ENGLISH * 3)], [r.stdout], "en")[0]["wer_normalized"] <= 0.25
+    r = _cli_without_torch("transcribe", str(talk), "--model", str(tiny_en_ct2), "--format", "srt",
+                           "--output-dir", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    srt = (tmp_path / "talk.srt").read_text()
+    blocks = [b.splitlines() for b in srt.strip().split("\n\n")]
+    assert len(blocks) >= 4, srt  # timestamps on for subtitles: segments inside each window
+    ends = [b[1].split(" --> ")[1] for b in blocks]
+    assert ends == sorted(ends) and ends[-1] <= "00:01:20,000"
+
+
+def test_files_share_batches_and_fail_one_by_one(tiny_en_ct2: Path, clips: list[Path], tmp_path: Path) -> None:
+    from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
+
+    engine = FasterWhisperTranscriber(tiny_en_ct2)
+    audios = [decode_audio(c) for c in clips[:4]]
+    together = engine.transcribe(audios, "en", batch_size=4, timestamps=False)
+    alone = [engine.transcribe([a], "en", batch_size=4, timestamps=False)[0] for a in audios]
+    assert [t for _, t, _ in together] == [t for _, t, _ in alone]
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    silent = tmp_path / "silent.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", str(silent), "trim", "0", "3"], check=True)
+    r = run_cli("transcribe", str(clips[0]), str(bad), str(silent), str(clips[1]), "--model", str(tiny_en_ct2),
+                "--format", "json", "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert r.returncode == 1 and "notes.wav" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.json", "1.json", "silent.json"]
+    assert json.loads((tmp_path / "out" / "silent.json").read_text())["text"] == ""
+    first = json.loads((tmp_path / "out" / "0.json").read_text())
+    assert first["language"] == "en" and "shining" in first["text"].lower()
+
+
+@pytest.mark.slow
+def test_lang_auto_detects_each_file(base_ct2: Path, clips: list[Path], tmp_path: Path) -> None:
+    es = speak("Hoy llueve en Madrid y nos quedamos en casa.", tmp_path / "es.wav", voice="es")
+    r = _cli_without_torch("transcribe", str(clips[1]), str(es), "--model", str(base_ct2), "--format", "json",
+                           "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    en = json.loads((tmp_path / "out" / "1.json").read_text())
+    assert en["language"] == "en" and "report" in en["text"].lower()
+    spanish = json.loads((tmp_path / "out" / "es.json").read_text())
+    assert spanish["language"] == "es" and "madrid" in spanish["text"].lower()
+    r = run_cli("transcribe", str(es), "--model", str(base_ct2), "--lang", "klingon")
+    assert r.returncode == 2 and "unknown language" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_chunk_stuck_repeating_is_decoded_again(base_ct2: Path, clips: list[Path]) -> None:
+    """faster-whisper's batched pipeline keeps a looping decode; we redo such chunks with its fallback."""
+    from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
+
+    engine = FasterWhisperTranscriber(base_ct2)
+    plan = engine._plan(decode_audio(clips[6]))
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import pad_or_trim
+
+    tok = Tokenizer(engine.model.hf_tokenizer, True, task="transcribe", language="en")
+    feats = np.stack([pad_or_trim(plan.features[0])])
+    looped = [[{"text": " closes late" * 40, "start": 0.0, "end": 3.0}]]
+    engine._redo_repeats(feats, plan.metadata, looped, tok, engine._options(tok, 1, False))
+    text = looped[0][0]["text"]
+    assert text.count("closes late") <= 1
+    assert score(["m"], [ENGLISH[6]], [text], "en")[0]["wer_normalized"] <= 0.3, text
+
+
+@pytest.mark.slow
+def test_transcribe_is_as_accurate_as_plain_generate(clips: list[Path]) -> None:
+    """On clips that fit one window, transcribe's text equals plain model.generate on the same features
+    (it decodes without timestamps for text output; timestamp mode changes words)."""
+    from whisperft.features import log_mel_batch, pad_features
+    from whisperft.models.decode import generate_texts
+    from whisperft.models.registry import load_model, load_processor, resolve_model
+
+    path = resolve_model("bundled:base")
+    model, proc = load_model(path), load_processor(path)
+    audios = [decode_audio(c) for c in clips]
+    plain = generate_texts(model, proc.tokenizer, pad_features(log_mel_batch(audios)), "en")
+    r = run_cli("transcribe", *map(str, clips), "--model", "bundled:base", "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    ours = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in r.stdout.splitlines()}
+    assert [ours[str(c)] for c in clips] == plain
+    ids = [str(i) for i in range(len(clips))]
+    assert score(ids, ENGLISH, plain, "en")[0]["wer_normalized"] <= 0.15
+
+
+def _english_store(root: Path, clips: list[Path], model: str) -> Path:
+    src = root / "en-cv"
+    (src / "clips").mkdir(parents=True)
+    rows = []
+    for c, text in zip(clips, ENGLISH, strict=True):
+        (src / "clips" / c.name).write_bytes(c.read_bytes())
+        rows.append((c.name, text))
+    write_tsv(src / "train.tsv", rows[:2])
+    write_tsv(src / "test.tsv", rows[2:])
+    r = run_cli("prepare", "--source", str(src), "--lang", "en", "--model", model, "--out", str(root / "store"))
+    assert r.returncode == 0, r.stderr
+    return root / "store"
+
+
+def test_eval_runs_a_ctranslate2_folder(tiny_en_ct2: Path, clips: list[Path], tmp_path: Path) -> None:
+    """eval takes what users deploy: the CTranslate2 folder, batched, scored like the PyTorch model."""
+    store = _english_store(tmp_path, clips, "bundled:tiny.en")
+    r = run_cli("eval", "--model", str(tiny_en_ct2), "--data", str(store), "--batch-size", "4",
+                "--out", str(tmp_path / "ct2" / "metrics.json"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = run_cli(
+        "eval", "--model", "bundled:tiny.en", "--data", str(store), "--out", str(tmp_path / "pt" / "metrics.json")
+    )
+    assert r.returncode == 0, r.stderr
+    ct2, pt = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ct2", "pt"))
+    assert ct2["num_utterances"] == pt["num_utterances"] == 6
+    assert ct2["wer_normalized"] <= 0.3 and abs(ct2["wer_normalized"] - pt["wer_normalized"]) <= 0.05
+    preds = (tmp_path / "ct2" / "predictions.jsonl").read_text().splitlines()
+    assert len(preds) == 6 and all(json.loads(p)["hypothesis"] for p in preds)
+    r = run_cli("eval", "--model", str(tiny_en_ct2), "--data", str(store), "--lang", "sv")
+    assert r.returncode == 2 and "English-only" in r.stderr
+
+
+def test_language_table_is_whispers() -> None:
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    from whisperft.languages import LANGUAGES as OURS
+
+    assert {c: lang.name for c, lang in OURS.items()} == LANGUAGES

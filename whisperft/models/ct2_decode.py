@@ -1,0 +1,90 @@
+"""Decoding with a CTranslate2 Whisper (the runtime under faster-whisper): features -> token ids -> text.
+
+Used by ``whisperft eval`` on an exported (int8) model and by export's parity check. Only ctranslate2
+and tokenizers are imported; features come padded to Whisper's 30 s window, which every
+CTranslate2 export has (``whisperft export`` restores it for short-window models).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.languages import get_language
+
+MAX_LENGTH = 448  # Whisper's decoder positions; ctranslate2 4.8 stops a decode at half of it (224 tokens)
+
+
+class CT2Decoder:
+    """A CTranslate2 Whisper folder loaded for batched greedy or beam decoding."""
+
+    def __init__(self, folder: str | Path, compute_type: str = "default", device: str | None = None) -> None:
+        try:
+            import ctranslate2  # deferred: an optional extra, and slow to import
+        except ImportError:
+            raise WhisperftError(f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]'") from None
+        folder = Path(folder)
+        if not (folder / "tokenizer.json").is_file():
+            raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")
+        if device is None:
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        try:
+            self.model = ctranslate2.models.Whisper(
+                str(folder), device=device, compute_type=compute_type, intra_threads=threads
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise WhisperftError(f"cannot load the CTranslate2 model {folder}: {exc}") from None
+        self._ct2 = ctranslate2
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.eot = self._id("<|endoftext|>")
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.is_multilingual)
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.model.n_mels)
+
+    def _id(self, token: str) -> int:
+        found = self.tokenizer.token_to_id(token)
+        if found is None:
+            raise WhisperftError(f"the model's tokenizer.json has no {token} token; is it a Whisper model?")
+        return int(found)
+
+    def prompt(self, language: str | None, task: str = "transcribe") -> list[int]:
+        """``<|startoftranscript|> <|lang|> <|task|> <|notimestamps|>``; English-only models take no language."""
+        ids = [self._id("<|startoftranscript|>")]
+        if self.multilingual:
+            ids += [self._id(get_language(language or "en").token), self._id(f"<|{task}|>")]
+        return [*ids, self._id("<|notimestamps|>")]
+
+    def generate_ids(
+        self, features: np.ndarray, prompt: list[int], num_beams: int = 1, max_new_tokens: int | None = None
+    ) -> list[list[int]]:
+        """Token ids after the prompt, per row of (B, n_mels, frames) features."""
+        storage = self._ct2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
+        limit = MAX_LENGTH if max_new_tokens is None else min(MAX_LENGTH, len(prompt) + max_new_tokens)
+        results = self.model.generate(storage, [prompt] * features.shape[0], beam_size=num_beams, max_length=limit)
+        return [list(r.sequences_ids[0]) for r in results]
+
+    def generate_texts(
+        self,
+        features: np.ndarray,
+        language: str | None,
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+        task: str = "transcribe",
+    ) -> list[str]:
+        """Greedy or beam decoding of one batch into text (special tokens dropped)."""
+        ids = self.generate_ids(features, self.prompt(language, task), num_beams, max_new_tokens)
+        return [self.decode(seq) for seq in ids]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of the tokens before the first special one (every Whisper special token is >= <|endoftext|>)."""
+        return self.tokenizer.decode([t for t in ids if t < self.eot]).strip()

@@ -1,0 +1,93 @@
+"""The files side of ``whisperft transcribe``, shared by both engines: finding audio, decoding it with
+per-file errors, and writing one transcript file per input.
+
+Nothing here imports torch or transformers, so the CTranslate2 path starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.io import atomic_write_text
+from whisperft.transcribe.subtitles import Segment, Transcript, render
+
+AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"}
+
+
+class Engine(Protocol):
+    """What both engines offer: recordings in, (language, text, segments) out, one per recording."""
+
+    def transcribe(
+        self, audios: list[np.ndarray], language: str | None, task: str, num_beams: int, batch_size: int,
+        timestamps: bool,
+    ) -> list[tuple[str | None, str, list[Segment]]]: ...  # fmt: skip
+
+
+def collect_audio(inputs: list[str]) -> list[Path]:
+    """Expand folders into their audio files (sorted); keep files as given."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def decoded_groups(
+    files: list[Path], group: int, errors: list[tuple[Path, str]]
+) -> Iterator[list[tuple[Path, np.ndarray]]]:
+    """Decode files to 16 kHz mono and yield them ``group`` at a time, so memory stays bounded for many
+    files. A file that cannot be decoded goes to ``errors`` as (file, one-line reason); the others go on."""
+    batch: list[tuple[Path, np.ndarray]] = []
+    for f in files:
+        try:
+            batch.append((f, decode_audio(f)))
+        except AudioError as exc:
+            errors.append((f, exc.detail if exc.reason != "empty_audio" else f"{f}: no audio samples"))
+            continue
+        if len(batch) == group:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def transcribe_files(
+    engine: Engine,
+    files: list[Path],
+    language: str | None,
+    batch_size: int = 8,
+    task: str = "transcribe",
+    num_beams: int = 1,
+    timestamps: bool = True,
+) -> tuple[list[Transcript], list[tuple[Path, str]]]:
+    """Transcribe files together (their chunks share batches). Returns transcripts and per-file errors."""
+    errors: list[tuple[Path, str]] = []
+    done: dict[Path, Transcript] = {}
+    for group in decoded_groups(files, max(1, batch_size * 4), errors):
+        outs = engine.transcribe([a for _, a in group], language, task, num_beams, batch_size, timestamps)
+        for (f, audio), (lang, text, segs) in zip(group, outs, strict=True):
+            done[f] = Transcript(str(f), lang, round(len(audio) / SAMPLE_RATE, 3), text, segs)
+    return [done[f] for f in files if f in done], errors
+
+
+def write_transcripts(results: list[Transcript], fmt: str, output_dir: Path | None) -> list[tuple[str, Path]]:
+    """Write ``<name>.<fmt>`` per transcript (beside the audio without ``output_dir``); same names get -2, -3..."""
+    names: dict[str, int] = {}
+    written = []
+    for t in results:
+        stem = Path(t.file).stem
+        names[stem] = names.get(stem, 0) + 1
+        if names[stem] > 1:
+            stem = f"{stem}-{names[stem]}"
+        target = (output_dir or Path(t.file).parent) / f"{stem}.{fmt}"
+        atomic_write_text(target, render(t, fmt))
+        written.append((t.file, target))
+    return written
