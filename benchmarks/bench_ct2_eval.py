@@ -8,6 +8,10 @@ CTranslate2 int8 batched (16), which is what ``eval --model CT2_FOLDER`` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
+
 from benchmarks.common import DATA, best_of, cv_corpus, emit, setup
 
 
@@ -41,7 +45,7 @@ def main() -> None:
             for i in idx
         ]
 
-    def batched(generate) -> list[str]:  # noqa: ANN001
+    def batched(generate: Callable[[torch.Tensor], list[str]]) -> list[str]:
         hyps = decode_rows(split, generate, batch_size=16, indices=idx, n_frames=N_FRAMES)
         return [hyps[i] for i in idx]
 

@@ -18,8 +18,8 @@ def main(repeats: int = 3, minutes: float = 10.0) -> None:
     from whisperft.export.parity import parity_clips
     from whisperft.metrics import score
     from whisperft.models.registry import load_model, load_processor, resolve_model
-    from whisperft.transcribe.ct2_engine import CT2Transcriber
     from whisperft.transcribe.engine import Transcriber
+    from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
 
     wav, ref = long_english(minutes)
     audio = decode_audio(wav)
@@ -38,7 +38,7 @@ def main(repeats: int = 3, minutes: float = 10.0) -> None:
     ct2_dir = DATA / "base-ct2-int8"
     if not (ct2_dir / "model.bin").is_file():
         export_ct2(path, ct2_dir, "int8", verify_audio=parity_clips("en"), language="en")  # as the CLI does
-    fast = CT2Transcriber(ct2_dir)
+    fast = FasterWhisperTranscriber(ct2_dir)
 
     def ours() -> str:
         return transcriber.transcribe([audio], "en")[0][1]

@@ -10,7 +10,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["bench_store", "bench_prepare", "bench_generate", "bench_train", "bench_pack", "bench_longform", "bench_fw", "bench_ct2_eval"]
+SCRIPTS = [
+    "bench_store",
+    "bench_prepare",
+    "bench_generate",
+    "bench_train",
+    "bench_pack",
+    "bench_longform",
+    "bench_fw",
+    "bench_ct2_eval",
+]
 
 
 def main() -> None:
@@ -26,6 +35,13 @@ def main() -> None:
             print(json.dumps(r), flush=True)
         results.extend(lines)
     write(results)
+
+
+def _is_reference(key: str) -> bool:
+    """The reference's headline figure: ``reference_*``, or a rate that is not ours."""
+    return key.startswith("reference_") or (
+        not key.startswith("ours_") and key.endswith(("per_s", "per_hour", "realtime"))
+    )
 
 
 def write(results: list[dict]) -> None:
@@ -52,8 +68,7 @@ def write(results: list[dict]) -> None:
     for r in old.values():
         keys = [k for k in r if k not in ("claim", "ratio", "target", "date")]
         ours = next((f"{k.removeprefix('ours_')}: {r[k]}" for k in keys if k.startswith("ours_")), "")
-        ref = next((f"{k}: {r[k]}" for k in keys if not k.startswith("ours_") and k.endswith(("per_s", "per_hour",
-                    "realtime"))), "")  # fmt: skip
+        ref = next((f"{k}: {r[k]}" for k in keys if _is_reference(k)), "")
         details = ", ".join(f"{k}: {r[k]}" for k in keys if f"{k}: {r[k]}" != ref and not k.startswith("ours_"))
         out.append(f"| {r['claim']} | {ours} | {ref} | {r['ratio']}x | {r['target']} | {details} | {r['date']} |")
     out += ["", "Raw results:", ""] + [f"<!-- {json.dumps(r)} -->" for r in old.values()]

@@ -86,6 +86,15 @@ def cv_folder(tmp_path_factory: pytest.TempPathFactory, wavs: list[tuple[Path, s
 
 
 @pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model: Path) -> Path:
+    """cv_folder prepared for the tiny model by the real CLI; read-only (copy it to change it)."""
+    out = tmp_path_factory.mktemp("tiny-store") / "sv"
+    r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def long_wav(tmp_path_factory: pytest.TempPathFactory, wavs: list[tuple[Path, str]]) -> Path:
     """About 70 s of speech in one file, for long-form transcription."""
     root = tmp_path_factory.mktemp("long")

@@ -28,6 +28,8 @@ LAYERS = {
     "whisperft.evaluate": 5,
     "whisperft.transcribe": 5,
     "whisperft.export": 5,
+    "whisperft.doctor": 5,
+    "whisperft.publish": 5,
     "whisperft.cli": 6,
     "whisperft": 0,  # the package's __init__ (version only)
 }

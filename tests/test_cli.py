@@ -180,14 +180,14 @@ def test_two_processes_with_torchrun(store: Path, tiny_model: Path, tmp_path: Pa
     assert (state["epoch"], state["batches_in_epoch"]) == (1, 2)
     logs = (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()
     evals = [json.loads(x) for x in logs if "eval_wer" in x]
-    assert len(evals) == 1  # written once, by the main process
+    assert [e["step"] for e in evals] == [0, 4]  # before training and at the end, written by the main process
 
     # gathered eval equals a single-process eval of the same model on the same data
     single = tmp_path / "single.json"
     r = run_cli("eval", "--model", str(tmp_path / "ddp" / "final"), "--data", str(store), "--split", "train",
                 "--max-new-tokens", "24", "--out", str(single))  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert json.loads(single.read_text())["wer"] == pytest.approx(evals[0]["eval_wer"])
+    assert json.loads(single.read_text())["wer"] == pytest.approx(evals[-1]["eval_wer"])
 
 
 def _torchrun(cfg: Path) -> list[str]:
@@ -334,3 +334,88 @@ def test_saved_models_run_in_the_transformers_pipeline(
         segments, info = fw.transcribe(str(audio), language="sv", beam_size=1, max_new_tokens=40)
         segments = list(segments)
         assert info.duration > 0 and info.language == "sv" and any(seg.text.strip() for seg in segments)
+
+
+def test_curves_and_tensorboard_come_out_of_a_run(trained: Path) -> None:
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    png = Image.open(trained / "curves.png")
+    assert png.format == "PNG" and png.size[1] > png.size[0]  # three panels stacked
+    assert png.info["Description"] == "training loss, learning rate, validation WER"
+    assert len(set(png.convert("L").getdata())) > 20  # drawn, not blank
+    events = EventAccumulator(str(next((trained / "tensorboard").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/loss", "train/learning_rate", "eval/wer", "eval/cer"} <= set(tags)
+    assert [e.step for e in events.Scalars("eval/wer")] == [0, 100, 200]  # step 0: before training
+    assert len(events.Scalars("train/loss")) == 20  # logging_steps 10 over 200 steps
+    history = json.loads((trained / "final" / "metrics.json").read_text())["history"]
+    wer = {r["step"]: r["eval_wer"] for r in history if "eval_wer" in r}
+    assert [round(e.value, 5) for e in events.Scalars("eval/wer")] == [round(wer[s], 5) for s in (0, 100, 200)]
+
+
+def test_plot_marks_the_best_checkpoint(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from whisperft.train.curves import PANELS, plot_curves
+
+    history = [{"step": s, "loss": 3 / s, "lr": 1e-5} for s in range(1, 41)]
+    history += [{"step": 20, "eval_wer": 0.4}, {"step": 40, "eval_wer": 0.5}]
+    captured = []
+    original = plt.close
+    plt.close = lambda fig: captured.append(fig)  # keep the figure to look inside
+    try:
+        assert plot_curves(history, 20, tmp_path / "curves.png") == list(PANELS)
+    finally:
+        plt.close = original
+    axes = captured[0].axes
+    assert [ax.get_title() for ax in axes] == list(PANELS)
+    assert "best: step 20, WER 40.0%" in [t.get_text() for t in axes[2].get_legend().get_texts()]
+    assert list(axes[0].lines[0].get_xdata()) == list(range(1, 41))
+
+
+def test_report_to_wandb_without_wandb_is_a_config_error(store: Path, tiny_model: Path, tmp_path: Path) -> None:
+    cfg = _config(tmp_path / "w.yaml", model=tiny_model, store=store, output_dir=str(tmp_path / "run"), max_steps=2)
+    r = run_cli("train", str(cfg), "train.report_to=wandb")
+    assert r.returncode == 2 and "train.report_to: wandb needs the wandb package" in r.stderr
+    r = run_cli("train", str(cfg), "train.report_to=comet")
+    assert r.returncode == 2 and "train.report_to" in r.stderr
+
+
+def test_the_model_card_parses_and_carries_the_measured_wer(trained: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    final = trained / "final"
+    card = ModelCard.load(final / "README.md")
+    data = card.data.to_dict()
+    assert data["language"] == ["sv"] and data["license"] == "apache-2.0"
+    assert data["pipeline_tag"] == "automatic-speech-recognition" and "whisper" in data["tags"]
+    assert "base_model" not in data  # the tiny test model is a local folder, not a Hub model
+    metrics = json.loads((final / "metrics.json").read_text())
+    history = {r["step"]: r for r in metrics["history"] if "eval_wer" in r}
+    (result,) = card.data.eval_results
+    assert (result.task_type, result.metric_type, result.dataset_split) == (
+        "automatic-speech-recognition",
+        "wer",
+        "train",
+    )
+    assert result.metric_value == round(100 * metrics["best_wer"], 2)
+    before, after = history[0], history[metrics["best_step"]]
+    assert f"| {100 * before['eval_wer']:.2f}% |" in card.text and f"| {100 * after['eval_wer']:.2f}% |" in card.text
+    assert "![training loss, learning rate and validation WER](curves.png)" in card.text
+    assert (final / "curves.png").read_bytes() == (trained / "curves.png").read_bytes()
+
+
+def test_card_names_the_base_model_and_hub_dataset() -> None:
+    from huggingface_hub import ModelCardData
+
+    from whisperft.config import config_from_dict
+    from whisperft.train.card import metadata
+
+    cfg = config_from_dict({"model": "small", "language": "sv", "data": {"store": "data/sv"}})
+    meta = metadata(cfg, "hub:google/fleurs:sv_se", {"after_wer": 0.3214})
+    assert meta["base_model"] == "openai/whisper-small" and meta["datasets"] == ["google/fleurs"]
+    (result,) = ModelCardData(**meta).eval_results
+    assert (result.dataset_type, result.metric_value) == ("google/fleurs", 32.14)
+    assert "model-index" not in metadata(cfg, "Common Voice folder cv", {"after_wer": None})

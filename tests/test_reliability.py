@@ -22,11 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model: Path) -> Path:
-    out = tmp_path_factory.mktemp("rstore") / "sv"
-    r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    return out
+def store(tiny_store: Path) -> Path:
+    return tiny_store
 
 
 def _cfg(path: Path, model: Path, store: Path, out: Path, **train: object) -> Path:

@@ -23,7 +23,7 @@ app = typer.Typer(
     name="whisperft",
     help="Fine-tune OpenAI Whisper to a language, then evaluate it and transcribe with it.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 logger = logging.getLogger("whisperft")
@@ -57,8 +57,21 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-@app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False) -> None:
+def _print_version(value: bool) -> None:
+    if value:
+        from whisperft import __version__
+
+        typer.echo(f"whisperft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(epilog="Start here: whisperft doctor, then whisperft configs. Every command takes --help.")
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     _state["debug"] = debug
     _setup_logging(debug)
 
@@ -97,7 +110,7 @@ def _counter(total: int | None, label: str) -> Any:
     return progress, (lambda n: progress.advance(task, n))
 
 
-@app.command()
+@app.command(epilog="Example: whisperft prepare --lang sv --source cv-corpus/sv-SE --model small --out data/sv")
 def prepare(
     lang: Annotated[str, typer.Option("--lang", help="Language: sv, swedish, sv-SE ...")],
     source: Annotated[
@@ -140,9 +153,9 @@ def prepare(
     _run(go)
 
 
-@app.command()
+@app.command(epilog="Example: whisperft train configs/small-1000.yaml train.max_steps=2000 train.learning_rate=3e-5")
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML config (see configs/).")],
+    config: Annotated[Path, typer.Argument(help="YAML config, or a shipped config's name (whisperft configs).")],
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Dotted overrides: train.max_steps=20 model=base")
     ] = None,
@@ -151,20 +164,27 @@ def train(
     """Fine-tune (or resume fine-tuning) as a YAML config says."""
 
     def go() -> None:
-        from whisperft.config import load_config
+        from whisperft.config import find_config, load_config
         from whisperft.train import train as run
 
-        cfg = load_config(config, overrides or [])
-        result = run(cfg, str(config), progress=not no_progress and sys.stderr.isatty())
+        path = find_config(config)
+        cfg = load_config(path, overrides or [])
+        result = run(cfg, str(path), progress=not no_progress and sys.stderr.isatty())
         best = f", best WER {result.best_wer:.4f} at step {result.best_step}" if result.best_wer is not None else ""
         typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s{best}; model: {result.final_dir}")
 
     _run(go)
 
 
-@app.command("eval")
+@app.command("eval", epilog="Example: whisperft eval --model runs/small-1000/final --data data/sv --split test")
 def eval_cmd(
-    data: Annotated[str, typer.Option(help="Feature store, or any source prepare accepts.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Feature store (a folder, or an fsspec URL: hf://datasets/user/store, s3://..., gs://...), "
+            "or any source prepare accepts."
+        ),
+    ],
     model: Annotated[
         str | None,
         typer.Option(
@@ -199,7 +219,9 @@ def eval_cmd(
     _run(go)
 
 
-@app.command()
+@app.command(
+    epilog="Example: whisperft transcribe talk.mp3 --model runs/small-1000/final --format srt --output-dir subs"
+)
 def transcribe(
     audio: Annotated[list[str], typer.Argument(help="Audio files or folders.")],
     model: Annotated[
@@ -274,7 +296,7 @@ def _engine(spec: str, lang: str, compute_type: str, trust_pickle: bool) -> Any:
     return load_transcriber(spec, lang, trust_pickle)
 
 
-@app.command("import-ct2")
+@app.command("import-ct2", epilog="Example: whisperft import-ct2 faster-whisper-small/ small-hf/")
 def import_ct2_cmd(
     ct2_dir: Annotated[Path, typer.Argument(help="A CTranslate2 / faster-whisper model folder.")],
     out_dir: Annotated[Path, typer.Argument(help="Where to write the Hugging Face model folder.")],
@@ -291,7 +313,7 @@ def import_ct2_cmd(
     _run(go)
 
 
-@app.command()
+@app.command(epilog="Example: whisperft export runs/small-1000 small-ct2 --to ct2 --quantization int8")
 def export(
     model: Annotated[str, typer.Argument(help="Model spec to export.")],
     out: Annotated[Path, typer.Argument(help="Output folder.")],
@@ -331,13 +353,106 @@ def export(
     _run(go)
 
 
-@app.command()
+@app.command(epilog="Example: whisperft languages | grep -i swedish")
 def languages() -> None:
     """List language codes with their Common Voice locale and FLEURS config."""
     from whisperft.languages import LANGUAGES
 
     for lang in LANGUAGES.values():
         typer.echo(f"{lang.code:5} {lang.name:16} cv={lang.common_voice:8} fleurs={lang.fleurs or '-'}")
+
+
+PrivateOption = Annotated[bool, typer.Option("--private", help="Create the repository private.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded, with sizes; offline.")]
+
+
+def _print_upload(plan: Any, private: bool, dry_run: bool) -> None:
+    from whisperft.publish import human_size
+
+    verb = "would push" if dry_run else "pushing"
+    typer.echo(f"{verb} {len(plan.files)} files ({human_size(plan.total_bytes)}) to {plan.repo_type} repo "
+               f"{plan.repo_id} ({'private' if private else 'public'}):")  # fmt: skip
+    width = max(len(f) for f, _ in plan.files)
+    for name, size in plan.files:
+        typer.echo(f"  {name:{width}}  {human_size(size):>9}")
+
+
+@app.command(epilog="Example: whisperft push runs/small-1000 --repo-id you/whisper-small-sv --dry-run")
+def push(
+    model: Annotated[str, typer.Argument(help="A run folder (its final/) or a model folder.")],
+    repo_id: Annotated[str, typer.Option(help="Hub repository: user/name or org/name.")],
+    private: PrivateOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Upload a fine-tuned model (weights, processor, model card, curves) to the Hugging Face Hub."""
+
+    def go() -> None:
+        from whisperft.models.registry import resolve_model
+        from whisperft.publish import model_upload, upload
+
+        path = Path(resolve_model(model))
+        if not path.is_dir():
+            raise UsageError(f"{model} is not a local model folder or run")
+        plan = model_upload(path, repo_id)
+        _print_upload(plan, private, dry_run)
+        if not dry_run:
+            typer.echo(f"pushed: {upload(plan, private)}")
+
+    _run(go)
+
+
+@app.command("push-store", epilog="Example: whisperft push-store data/sv --repo-id you/cv-sv-features --dry-run")
+def push_store(
+    store: Annotated[Path, typer.Argument(help="A feature store folder (from whisperft prepare).")],
+    repo_id: Annotated[str, typer.Option(help="Hub dataset repository: user/name or org/name.")],
+    private: PrivateOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Upload a prepared feature store as a Hub dataset, with a dataset card; train from hf://datasets/REPO."""
+
+    def go() -> None:
+        from whisperft.data.store import FeatureStore
+        from whisperft.publish import dataset_card, store_upload, upload
+
+        plan = store_upload(store, repo_id)
+        card = dataset_card(FeatureStore(store), repo_id)
+        _print_upload(plan, private, dry_run)
+        typer.echo(f"  README.md (the dataset card, written by whisperft, {len(card.encode())} B)")
+        if not dry_run:
+            typer.echo(f"pushed: {upload(plan, private, card)}")
+
+    _run(go, transformers=False)
+
+
+@app.command(epilog="Example: whisperft doctor")
+def doctor() -> None:
+    """Report what this machine has for each stage: torch and CUDA, ffmpeg and espeak-ng, disk, the Hub, extras."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from whisperft.doctor import run_checks
+
+    marks = {"ok": "[green]ok[/]", "missing": "[red]missing[/]", "warn": "[yellow]warn[/]", "info": "-"}
+    table = Table(show_header=False, box=None)
+    for check in run_checks():
+        table.add_row(escape(check.name), marks[check.status], escape(check.detail))
+    Console().print(table)
+
+
+@app.command(epilog="Example: whisperft configs, then whisperft train small-1000 train.max_steps=3000")
+def configs() -> None:
+    """List the shipped training configs, one line each (train NAME uses one from any folder)."""
+    from whisperft.config import load_config, shipped_configs
+
+    for name, path in shipped_configs().items():
+        cfg = load_config(path)
+        t = cfg.train
+        about = next((ln[1:].strip() for ln in path.read_text().splitlines()[1:] if ln.startswith("#")), "")
+        typer.echo(
+            f"{name:12} {cfg.model.name:13} {cfg.language:3} {t.max_steps:>5} steps  lr {t.learning_rate:<9.3g} "
+            f"batch {t.batch_size}x{t.gradient_accumulation_steps}  {about}"
+        )
 
 
 def _newest_run() -> str:

@@ -21,6 +21,8 @@ from whisperft.io import atomic_write_text
 from whisperft.languages import get_language
 from whisperft.models.registry import model_spec_problem
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # shipped with the package; configs/ links here
+
 
 @dataclass
 class ModelConfig:
@@ -93,6 +95,7 @@ class TrainConfig:
     save_total_limit: int = 2
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = off
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+    report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"  # curves.png is drawn either way
 
     def problems(self) -> list[str]:
         out = []
@@ -122,6 +125,7 @@ class EvalConfig:
     batch_size: int = 16
     num_beams: int = 1
     max_new_tokens: int | None = None  # None: as many as the decoder allows
+    before_training: bool = True  # validate the starting model at step 0: the model card's "before" row
 
     def problems(self) -> list[str]:
         out = []
@@ -275,13 +279,29 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Config:
     return cfg
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs installed with whisperft (``configs/`` in the repository), by name."""
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+def find_config(arg: str | Path) -> Path:
+    """A config file as given; else a shipped config named ``small-1000``, ``small-1000.yaml`` or
+    ``configs/small-1000.yaml`` (so the README's commands work from any folder after pip install)."""
+    path = Path(arg)
+    shipped = shipped_configs()
+    if path.is_file() or path.stem not in shipped or path.parent.name not in ("", "configs"):
+        return path
+    return shipped[path.stem]
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML config, apply overrides and validate it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
+        names = ", ".join(shipped_configs())
+        raise UsageError(f"config file not found: {path} (shipped configs: {names}; see whisperft configs)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read config {path}: {exc}") from None
     try:

@@ -128,6 +128,14 @@ class RunLock:
         self.release()
 
 
+def cache_dir() -> Path:
+    """whisperft's cache: ``$WHISPERFT_CACHE``, else ``$XDG_CACHE_HOME/whisperft``, else ``~/.cache/whisperft``."""
+    if os.environ.get("WHISPERFT_CACHE"):
+        return Path(os.environ["WHISPERFT_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "whisperft"
+
+
 def is_ct2_folder(path: str | Path) -> bool:
     """A CTranslate2 Whisper folder: ``model.bin`` beside a config.json that is not a transformers config."""
     p = Path(path)

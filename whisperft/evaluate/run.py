@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from whisperft.data.remote import is_url, local_store
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError
 from whisperft.features import N_FRAMES
@@ -147,6 +148,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
 
 
 def _open_store(data: str, lang: str | None, model_path: str | None, tmp: Path) -> FeatureStore:
+    if is_url(data):
+        return FeatureStore(local_store(data))
     if FeatureStore.is_store(data):
         return FeatureStore(data)
     if model_path is None:

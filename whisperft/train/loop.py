@@ -19,17 +19,22 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
 from whisperft.config import Config
-from whisperft.data.store import Split
+from whisperft.data.remote import local_store
+from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import RunLock, atomic_write_json, check_free_space, mark_complete, staged_dir
+from whisperft.io import RunLock, atomic_write_json, atomic_write_text, check_free_space, mark_complete, staged_dir
 from whisperft.metrics import score
 from whisperft.models.decode import decode_split
+from whisperft.train.card import render_card
 from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
+from whisperft.train.curves import plot_curves, start_trackers, trackers
 from whisperft.train.interrupt import StopSignals
 from whisperft.train.progress import LossMeter, TrainProgress, append_log
 from whisperft.train.setup import Setup, build
 
 logger = logging.getLogger("whisperft")
+
+CURVES = "curves.png"  # training loss, learning rate and validation WER against step
 
 CHECKPOINT_BYTES_PER_WEIGHT_BYTE = 4  # weights + two AdamW moments + slack
 
@@ -54,6 +59,8 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         mixed_precision=_mixed_precision(cfg.train.mixed_precision),
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
         cpu=not torch.cuda.is_available(),
+        log_with=trackers(cfg) or None,
+        project_dir=str(out),
     )
     lock = RunLock(out)
     if accelerator.is_main_process:
@@ -62,6 +69,9 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         set_seed(cfg.train.seed)
         run = build(cfg, accelerator)
         state = resume(run)
+        start_trackers(accelerator, cfg, out)
+        if state.step == 0 and run.eval_split is not None and cfg.eval.before_training:
+            record_eval(run, state, validate(run))
         bar = TrainProgress(cfg.train.max_steps, state.step, enabled=progress and run.main)
         with StopSignals(announce=run.main) as stop, bar:
             outcome = fit(run, state, stop, bar)
@@ -200,16 +210,15 @@ def log_step(run: Setup, state: TrainState, meter: LossMeter, bar: TrainProgress
         state.history.append(rec)
         if run.main:
             append_log(run.out, rec)
+        run.accelerator.log({"train/loss": rec["loss"], "train/learning_rate": lr}, step=state.step)
     bar.update(state.step, loss=loss, lr=lr)
 
 
 def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> bool:
     """Validation WER now; save ``best/`` on improvement. Returns True when early stopping triggers."""
     metrics = validate(run)
-    rec = {"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}}
-    state.history.append(rec)
+    record_eval(run, state, metrics)
     if run.main:
-        append_log(run.out, rec)
         bar.note(f"step {state.step}: eval WER {metrics['wer']:.3f}")
     if state.best_wer is None or metrics["wer"] < state.best_wer:
         state.best_wer, state.best_step = metrics["wer"], state.step
@@ -221,6 +230,15 @@ def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> boo
     state.evals_without_improvement += 1
     patience = run.cfg.train.early_stopping_patience
     return bool(patience) and state.evals_without_improvement >= patience
+
+
+def record_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
+    """A validation result into the history, train_log.jsonl and the trackers."""
+    rec = {"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}}
+    state.history.append(rec)
+    run.accelerator.log({f"eval/{k}": rec[f"eval_{k}"] for k in ("wer", "cer")}, step=state.step)
+    if run.main:
+        append_log(run.out, rec)
 
 
 def validate(run: Setup) -> dict[str, Any]:
@@ -272,10 +290,27 @@ def finish(run: Setup, state: TrainState, stopped_early: bool, t_start: float) -
         }
         atomic_write_json(final / "metrics.json", metrics)
         run.cfg.save(final / "config.yaml")
+        write_card(run, state, final, metrics["train_seconds"])
         mark_complete(final)
     run.accelerator.wait_for_everyone()
     seconds = time.perf_counter() - t_start
     return TrainResult(out, final, state.step, state.best_wer, state.best_step, stopped_early, seconds, metrics)
+
+
+def write_card(run: Setup, state: TrainState, final: Path, seconds: float) -> None:
+    """curves.png (in the run folder and in final/) and final/README.md, the model card."""
+    plot_curves(state.history, state.best_step, run.out / CURVES)
+    shutil.copyfile(run.out / CURVES, final / CURVES)
+    evals = {r["step"]: r for r in state.history if "eval_wer" in r}
+    before = evals.get(0, {})
+    after = evals.get(state.best_step, {}) if state.best_step is not None else {}
+    results = {
+        "before_wer": before.get("eval_wer"), "before_cer": before.get("eval_cer"),
+        "after_wer": after.get("eval_wer"), "after_cer": after.get("eval_cer"),
+        "best_step": state.best_step, "steps": state.step, "train_seconds": seconds,
+    }  # fmt: skip
+    source = str(FeatureStore(local_store(run.cfg.data.store)).meta.get("source", run.cfg.data.store))
+    atomic_write_text(final / "README.md", render_card(run.cfg, source, results, curves=True))
 
 
 def _checkpoint_bytes(model: Any) -> int:

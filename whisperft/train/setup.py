@@ -19,6 +19,7 @@ from transformers import get_scheduler
 from whisperft.config import Config
 from whisperft.data.batches import EpochSampler, StoreDataset, WhisperCollator, fitting_rows
 from whisperft.data.packing import PackedDataset
+from whisperft.data.remote import local_store
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError
 from whisperft.models.registry import load_model, load_processor, resolve_model
@@ -56,7 +57,7 @@ class Setup:
 
 
 def build(cfg: Config, accelerator: Any) -> Setup:
-    store = FeatureStore(cfg.data.store)
+    store = FeatureStore(local_store(cfg.data.store))
     train_split, eval_split = load_splits(cfg, store)
     model, processor = load_for_training(cfg, store)
     n_frames = context_frames(model.config)

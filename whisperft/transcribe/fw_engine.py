@@ -8,6 +8,7 @@ extractor, batched greedy or beam decoding. What whisperft adds around it:
 - the chunks of several files share batches (faster-whisper batches within one file), grouped by
   language, so a folder of short clips decodes as fast as one long recording;
 - ``--lang auto`` detects the language per file;
+- a chunk whose greedy decoding loops (the batched pipeline has no fallback) is decoded again;
 - per-file errors, our output formats and exit codes (``files.transcribe_files``).
 
 Nothing here imports torch or transformers: a 1-second clip is done in about two seconds.
@@ -27,6 +28,7 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.languages import get_language
 from whisperft.transcribe.subtitles import Segment
 
+NO_REPEAT_NGRAM = 10  # tokens: the redo of a looping chunk may not repeat a 10-token sequence
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # sampled in turn when greedy decoding repeats itself
 LANGUAGE_PAD = -1.5  # faster-whisper appends one frame of this before detecting the language
 
@@ -38,6 +40,20 @@ class _Plan:
     speech: list[dict]  # speech regions in samples, as faster-whisper's VAD returns them
     features: list[np.ndarray]  # (n_mels, frames) per chunk, not yet padded to the window
     metadata: list[dict]  # per chunk: offset and duration in VAD-joined seconds
+
+
+def _keeping_encoder_output(base: type) -> type:
+    """faster-whisper's BatchedInferencePipeline, keeping the last batch's encoder output (the redo of a
+    looping chunk then costs no second encoder pass)."""
+
+    class Pipeline(base):  # type: ignore[misc, valid-type]
+        encoded: Any = None
+
+        def generate_segment_batched(self, features: np.ndarray, tokenizer: Any, options: Any) -> Any:
+            self.encoded, output = super().generate_segment_batched(features, tokenizer, options)
+            return self.encoded, output
+
+    return Pipeline
 
 
 class FasterWhisperTranscriber:
@@ -66,7 +82,7 @@ class FasterWhisperTranscriber:
             )
         except (RuntimeError, ValueError) as exc:
             raise WhisperftError(f"cannot load the CTranslate2 model {folder}: {exc}") from None
-        self.pipeline = faster_whisper.BatchedInferencePipeline(self.model)
+        self.pipeline = _keeping_encoder_output(faster_whisper.BatchedInferencePipeline)(self.model)
         self._fw = fw_transcribe
         self._vad = vad
 
@@ -140,21 +156,34 @@ class FasterWhisperTranscriber:
     def _redo_repeats(
         self, feats: np.ndarray, metadata: list[dict], out: list[list[dict]], tokenizer: Any, options: Any
     ) -> None:
-        """Decode again, with faster-whisper's temperature fallback, each chunk whose greedy output repeats
-        itself (gzip compression ratio over 2.4): its batched pipeline keeps such loops, which can cost a
-        chunk's worth of words. The redone chunk is one segment."""
+        """Decode again each chunk whose greedy output repeats itself (gzip compression ratio over 2.4):
+        faster-whisper's batched pipeline keeps such loops, which cost a chunk's worth of words. First
+        greedy with long n-grams barred from repeating (one cheap pass), then, if it still loops,
+        faster-whisper's temperature fallback. The redone chunk is one segment."""
+        threshold = options.compression_ratio_threshold
         for j, segs in enumerate(out):
-            text = " ".join(seg["text"] for seg in segs)
-            if self._fw.get_compression_ratio(text) <= options.compression_ratio_threshold:
+            if self._fw.get_compression_ratio(" ".join(seg["text"] for seg in segs)) <= threshold:
                 continue
+            encoded = self._encoded_row(feats, j)
             prompt = self.model.get_prompt(tokenizer, [], without_timestamps=True)
-            retry = replace(options, temperatures=list(FALLBACK_TEMPERATURES), best_of=1)
-            result, *_ = self.model.generate_with_fallback(
-                self.model.encode(feats[j : j + 1]), prompt, tokenizer, retry
-            )
-            start = metadata[j]["offset"]
+            result = self.model.model.generate(
+                encoded, [prompt], beam_size=options.beam_size, max_length=self.model.max_length,
+                suppress_blank=True, suppress_tokens=options.suppress_tokens, no_repeat_ngram_size=NO_REPEAT_NGRAM,
+            )[0]  # fmt: skip
             text = tokenizer.decode(result.sequences_ids[0])
+            if self._fw.get_compression_ratio(text) > threshold:
+                retry = replace(options, temperatures=list(FALLBACK_TEMPERATURES), best_of=1)
+                result, *_ = self.model.generate_with_fallback(encoded, prompt, tokenizer, retry)
+                text = tokenizer.decode(result.sequences_ids[0])
+            start = metadata[j]["offset"]
             out[j] = [{"text": text, "start": start, "end": start + metadata[j]["duration"]}]
+
+    def _encoded_row(self, feats: np.ndarray, j: int) -> Any:
+        """Row ``j`` of the batch's encoder output, kept from the batched pass (on a GPU: encoded again)."""
+        kept = getattr(self.pipeline, "encoded", None)
+        if kept is not None and kept.device == "cpu" and kept.shape[0] == feats.shape[0]:
+            return self._fw.get_ctranslate2_storage(np.asarray(kept)[j : j + 1])
+        return self.model.encode(feats[j : j + 1])
 
     def _restore(self, plan: _Plan, segs: list[dict]) -> list[Segment]:
         """Segments with times on the original recording (the VAD joined its speech regions)."""

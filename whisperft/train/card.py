@@ -1,0 +1,148 @@
+"""``final/README.md``: a Hugging Face model card for the fine-tuned model.
+
+YAML metadata as the Hub reads it (language, license, base_model, datasets, metrics, tags and a
+``model-index`` with the measured validation WER), then a body with the before/after table, the
+training curves, the config and the hardware.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from whisperft.config import Config
+from whisperft.languages import get_language
+from whisperft.models.registry import SIZES
+
+BUNDLED_BASES = {"bundled:base": "openai/whisper-base", "bundled:tiny.en": "openai/whisper-tiny.en"}
+LICENSE = "apache-2.0"  # OpenAI's Whisper weights are Apache-2.0; a fine-tune inherits it
+
+
+def base_model_id(name: str) -> str | None:
+    """The Hub id the run started from: sizes and bundled weights map to OpenAI's repos; a local folder to None."""
+    if name in SIZES:
+        return SIZES[name]
+    if name in BUNDLED_BASES:
+        return BUNDLED_BASES[name]
+    if "/" in name and not Path(name).exists() and not name.startswith((".", "/", "~")):
+        return name
+    return None
+
+
+def dataset_id(source: str) -> tuple[str, str]:
+    """(type, name) for model-index from the store's source description: a Hub id when it came from the Hub."""
+    if source.startswith("hub:"):
+        parts = source[4:].split(":")
+        return parts[0], source[4:]
+    if source.startswith("Common Voice"):
+        return "common_voice", source
+    return "local", source
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return f"{len(names)} x {names[0]}" if len(set(names)) == 1 else ", ".join(names)
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def metadata(cfg: Config, source: str, results: dict[str, Any]) -> dict[str, Any]:
+    """The card's YAML header."""
+    lang = get_language(cfg.language)
+    dtype, dname = dataset_id(source)
+    meta: dict[str, Any] = {
+        "language": [lang.code],
+        "license": LICENSE,
+        "library_name": "transformers",
+        "pipeline_tag": "automatic-speech-recognition",
+        "tags": ["whisper", "whisperft", "automatic-speech-recognition"],
+        "metrics": ["wer"],
+    }
+    base = base_model_id(cfg.model.name)
+    if base:
+        meta["base_model"] = base
+    if source.startswith("hub:"):
+        meta["datasets"] = [dtype]
+    name = Path(cfg.train.output_dir).name
+    if results.get("after_wer") is not None:
+        meta["model-index"] = [{
+            "name": name,
+            "results": [{
+                "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
+                "dataset": {"type": dtype, "name": dname, "split": cfg.data.eval_split, "config": lang.code},
+                "metrics": [{"type": "wer", "value": round(100 * results["after_wer"], 2), "name": "WER"}],
+            }],
+        }]  # fmt: skip
+    return meta
+
+
+def _percent(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
+
+
+def render_card(cfg: Config, source: str, results: dict[str, Any], curves: bool) -> str:
+    """The whole README.md. ``results``: before_wer/before_cer (step 0), after_wer/after_cer (the best
+    step), best_step, steps, train_seconds."""
+    lang = get_language(cfg.language)
+    name = Path(cfg.train.output_dir).name
+    base = base_model_id(cfg.model.name) or cfg.model.name
+    t = cfg.train
+    lines = [
+        "---",
+        yaml.safe_dump(metadata(cfg, source, results), sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"Whisper fine-tuned for {lang.name.title()} ({lang.code}) from `{base}` with "
+        "[whisperft](https://pypi.org/project/whisperft/), on " + source + ".",
+        "",
+        "## Evaluation",
+        "",
+        f"Validation split `{cfg.data.eval_split}`, greedy decoding (`eval.num_beams: {cfg.eval.num_beams}`), "
+        "orthographic text as in the data.",
+        "",
+        "| model | WER | CER |",
+        "|---|---|---|",
+        f"| before fine-tuning ({base}) | {_percent(results.get('before_wer'))} | "
+        f"{_percent(results.get('before_cer'))} |",
+        f"| after fine-tuning (step {results.get('best_step', '–')}) | {_percent(results.get('after_wer'))} | "
+        f"{_percent(results.get('after_cer'))} |",
+        "",
+    ]
+    if curves:
+        lines += ["## Training curves", "", "![training loss, learning rate and validation WER](curves.png)", ""]
+    lines += [
+        "## Training",
+        "",
+        f"- steps: {results.get('steps')} of `train.max_steps: {t.max_steps}`; learning rate {t.learning_rate:g} "
+        f"({t.lr_scheduler}, {t.warmup_steps} warm-up steps)",
+        f"- batch: {t.batch_size} x {t.gradient_accumulation_steps} accumulation per process; mixed precision "
+        f"`{t.mixed_precision}`",
+        f"- hardware: {hardware()}; training time {results.get('train_seconds', 0) / 60:.1f} min",
+        "",
+        "The run's config (`config.yaml` in this folder):",
+        "",
+        "```yaml",
+        yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True).rstrip(),
+        "```",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'asr = pipeline("automatic-speech-recognition", model="{name}")',
+        'print(asr("audio.mp3")["text"])',
+        "```",
+        "",
+        f"or `whisperft transcribe audio.mp3 --model {name}`; for faster-whisper, "
+        f"`whisperft export {name} {name}-ct2 --to ct2`.",
+        "",
+    ]
+    return "\n".join(lines)
