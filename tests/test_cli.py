@@ -419,3 +419,43 @@ def test_card_names_the_base_model_and_hub_dataset() -> None:
     (result,) = ModelCardData(**meta).eval_results
     assert (result.dataset_type, result.metric_value) == ("google/fleurs", 32.14)
     assert "model-index" not in metadata(cfg, "Common Voice folder cv", {"after_wer": None})
+
+
+def test_eval_report_shows_where_the_errors_are(trained: Path, store: Path, tmp_path: Path) -> None:
+    import base64
+    import re
+
+    from whisperft.evaluate.report import error_counts
+    from whisperft.metrics import Utterance
+
+    out = tmp_path / "e" / "metrics.json"
+    r = run_cli("eval", "--model", str(trained), "--data", str(store), "--split", "test", "--max-new-tokens", "24",
+                "--out", str(out), "--report")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    page = (out.parent / "report.html").read_text()
+    for section in ("worst", "substitutions", "deletions", "duration"):
+        assert f'id="{section}"' in page
+    utts = [Utterance(**json.loads(x)) for x in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    metrics = json.loads(out.read_text())
+    counts = error_counts(utts)  # the report's alignment agrees with the scorer's totals
+    assert sum(counts["substitute"].values()) == metrics["substitutions"]
+    assert sum(counts["delete"].values()) == metrics["deletions"]
+    assert sum(counts["insert"].values()) == metrics["insertions"]
+    worst = max(utts, key=lambda u: u.word_errors)
+    assert worst.id in page
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    assert png.startswith(b"\x89PNG")
+
+
+def test_alignment_marks_each_kind_of_error() -> None:
+    from whisperft.evaluate.report import _aligned
+    from whisperft.metrics import align_words
+
+    assert align_words("a b c d", "a x c d e") == [
+        ("equal", ["a"], ["a"]), ("substitute", ["b"], ["x"]), ("equal", ["c", "d"], ["c", "d"]),
+        ("insert", [], ["e"]),
+    ]  # fmt: skip
+    assert align_words("a b", "") == [("delete", ["a", "b"], [])]
+    ref, hyp = _aligned("the cat <sat>", "the hat")
+    assert ref == 'the <span class="sub">cat</span> <span class="del">&lt;sat&gt;</span>'
+    assert hyp == 'the <span class="sub">hat</span>'

@@ -111,3 +111,14 @@ def test_nan_is_not_a_valid_norm_or_decay() -> None:
     with pytest.raises(ConfigError) as err:
         config_from_dict({"train": {"max_grad_norm": float("nan"), "weight_decay": float("nan")}})
     assert "train.max_grad_norm" in str(err.value) and "train.weight_decay" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("3h30m", 12600), ("90m", 5400), ("1.5h", 5400), ("45s", 45), ("45", 45), ("2h 5m", 7500), ("abc", None),
+     ("0", None), ("h", None), ("-5m", None)],
+)  # fmt: skip
+def test_time_budgets_parse(text: str, seconds: float | None) -> None:
+    from whisperft.config import parse_duration
+
+    assert parse_duration(text) == seconds

@@ -171,3 +171,30 @@ def test_full_disk_is_refused_before_any_work(
     assert r.returncode == 1 and "not enough free disk space for checkpoints" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert list(small_disk.iterdir()) in ([], [small_disk / "run"])  # nothing but the lock's folder
+
+
+def test_a_time_budget_stops_saves_and_continues(tmp_path: Path, store: Path, tiny_model: Path) -> None:
+    """train.time_budget: the run stops in time with a checkpoint and a usable final/, and the same
+    command continues from there."""
+    budget = 25.0
+    cfg = _cfg(tmp_path / "t.yaml", tiny_model, store, tmp_path / "t", max_steps=100_000, save_steps=100_000,
+               eval_steps=20, time_budget=f"{budget:g}s")  # fmt: skip
+    t0 = time.perf_counter()
+    first = run_cli("train", str(cfg))
+    wall = time.perf_counter() - t0
+    assert first.returncode == 0, first.stderr
+    assert "time_budget 25s used up at step" in " ".join(first.stdout.split())
+    assert "Run the same command again to continue" in " ".join(first.stdout.split())
+    # the budget counts from the start of training; the process also imports torch and exits
+    assert wall < budget + 8, wall
+    final = tmp_path / "t" / "final"
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert metrics["stopped_by_time_budget"] and (final / "_COMPLETE").is_file()
+    steps = metrics["steps"]
+    assert 20 <= steps < 100_000
+    assert (tmp_path / "t" / "checkpoints" / f"step-{steps:07d}").is_dir()
+    again = run_cli("train", str(cfg))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((final / "metrics.json").read_text())["steps"] > steps  # continued, not restarted
+    r = run_cli("train", str(cfg), "train.time_budget=soon")
+    assert r.returncode == 2 and "train.time_budget: expected a duration like 3h30m" in r.stderr

@@ -172,6 +172,12 @@ def train(
         result = run(cfg, str(path), progress=not no_progress and sys.stderr.isatty())
         best = f", best WER {result.best_wer:.4f} at step {result.best_step}" if result.best_wer is not None else ""
         typer.echo(f"trained {result.steps} steps in {result.seconds:.0f} s{best}; model: {result.final_dir}")
+        if result.out_of_time:
+            typer.echo(
+                f"train.time_budget {cfg.train.time_budget} used up at step {result.steps} of "
+                f"{cfg.train.max_steps}: checkpoint saved, final/ holds the best model so far. "
+                "Run the same command again to continue."
+            )
 
     _run(go)
 
@@ -202,6 +208,14 @@ def eval_cmd(
         "metrics.json"
     ),
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report",
+            help="Also write report.html beside metrics.json: worst utterances aligned, frequent substitutions, "
+            "WER by clip duration.",
+        ),
+    ] = False,
 ) -> None:
     """Measure WER and CER of a model on a dataset."""
 
@@ -212,9 +226,9 @@ def eval_cmd(
         progress, tick = _counter(None, "eval")
         with progress:
             result = run_eval(spec, data, split, lang, batch_size, num_beams, max_samples, out, trust_pickle,
-                              progress=tick, max_new_tokens=max_new_tokens)  # fmt: skip
+                              progress=tick, max_new_tokens=max_new_tokens, report=report)  # fmt: skip
         _print_eval(result)
-        typer.echo(f"metrics: {out}")
+        typer.echo(f"metrics: {out}" + (f"   report: {out.with_name('report.html')}" if report else ""))
 
     _run(go)
 

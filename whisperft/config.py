@@ -8,6 +8,7 @@ at once with its dotted name, as a ConfigError (exit code 2).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,19 @@ class DataConfig:
         return out
 
 
+DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str | int | float) -> float | None:
+    """Seconds in ``3h30m``, ``90m``, ``1.5h``, ``45s`` or ``45``; None when it is not a positive duration."""
+    match = DURATION.match(str(text).strip().lower().replace(" ", ""))
+    if not match or not any(match.groups()):
+        return None
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    seconds = 3600 * h + 60 * m + s
+    return seconds if seconds > 0 else None
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe and its bookkeeping."""
@@ -96,6 +110,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = off
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
     report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"  # curves.png is drawn either way
+    time_budget: str | None = None  # wall time for this invocation, e.g. 3h30m: stop, save, write final/ in time
 
     def problems(self) -> list[str]:
         out = []
@@ -113,6 +128,8 @@ class TrainConfig:
             out.append(f"train.max_grad_norm: must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.max_bad_steps <= 0:
             out.append(f"train.max_bad_steps: must be positive, got {self.max_bad_steps}")
+        if self.time_budget is not None and parse_duration(self.time_budget) is None:
+            out.append(f"train.time_budget: expected a duration like 3h30m, 90m or 45s, got {self.time_budget!r}")
         if not self.output_dir.strip():
             out.append("train.output_dir: must not be empty")
         return out

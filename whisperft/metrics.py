@@ -94,6 +94,19 @@ def char_tokenizer(language: str | None) -> Tokenizer:
     return chars_nospace if spaceless else chars
 
 
+def align_words(reference: str, hypothesis: str) -> list[tuple[str, list[str], list[str]]]:
+    """The word alignment behind WER: (operation, reference words, hypothesis words) runs, in order.
+
+    Operations are jiwer's: ``equal``, ``substitute``, ``delete`` and ``insert``.
+    """
+    ref, hyp = words(reference), words(hypothesis)
+    if not ref or not hyp:
+        return [(op, r, h) for op, r, h in (("delete", ref, []), ("insert", [], hyp)) if r or h]
+    transform = _Tokenize(words)
+    chunks = jiwer.process_words(reference, hypothesis, transform, transform).alignments[0]
+    return [(c.type, ref[c.ref_start_idx : c.ref_end_idx], hyp[c.hyp_start_idx : c.hyp_end_idx]) for c in chunks]
+
+
 def _from_alignment(chunks: Sequence[Any]) -> _Edits:
     counts = dict.fromkeys(("substitute", "delete", "insert", "equal"), 0)
     for c in chunks:

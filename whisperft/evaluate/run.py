@@ -19,6 +19,7 @@ import torch
 from whisperft.data.remote import is_url, local_store
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError
+from whisperft.evaluate.report import REPORT, render_report
 from whisperft.features import N_FRAMES
 from whisperft.io import atomic_write_json, atomic_write_text, is_ct2_folder
 from whisperft.languages import get_language, require_language
@@ -70,6 +71,7 @@ def run_eval(
     trust_pickle: bool = False,
     progress: Callable[[int], None] | None = None,
     max_new_tokens: int | None = None,
+    report: bool = False,
 ) -> EvalResult:
     """Evaluate ``model_spec`` (a model spec, run, or CTranslate2 folder) on ``data`` and write
     metrics.json and predictions.jsonl beside ``out``."""
@@ -109,6 +111,8 @@ def run_eval(
     if out is not None:
         atomic_write_json(Path(out), result.to_dict())
         write_predictions(Path(out).with_name(PREDICTIONS), utts)
+        if report:
+            atomic_write_text(Path(out).with_name(REPORT), render_report(result.to_dict(), utts))
     return result
 
 

@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 
-from whisperft.config import Config
+from whisperft.config import Config, parse_duration
 from whisperft.data.remote import local_store
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError, WhisperftError
@@ -29,7 +29,7 @@ from whisperft.train.card import render_card
 from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
 from whisperft.train.curves import plot_curves, start_trackers, trackers
 from whisperft.train.interrupt import StopSignals
-from whisperft.train.progress import LossMeter, TrainProgress, append_log
+from whisperft.train.progress import Budget, LossMeter, TrainProgress, append_log
 from whisperft.train.setup import Setup, build
 
 logger = logging.getLogger("whisperft")
@@ -49,6 +49,7 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     metrics: dict[str, Any]
+    out_of_time: bool = False  # stopped by train.time_budget; the same command continues
 
 
 def train(cfg: Config, config_path: str | None = None, progress: bool = True) -> TrainResult:
@@ -73,15 +74,16 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         if state.step == 0 and run.eval_split is not None and cfg.eval.before_training:
             record_eval(run, state, validate(run))
         bar = TrainProgress(cfg.train.max_steps, state.step, enabled=progress and run.main)
+        budget = Budget(parse_duration(cfg.train.time_budget or "") or None, t_start, _checkpoint_bytes(run.model))
         with StopSignals(announce=run.main) as stop, bar:
-            outcome = fit(run, state, stop, bar)
+            outcome = fit(run, state, stop, bar, budget)
+        if outcome in ("interrupted", "budget") and state.step > 0 and not has_checkpoint(out, state.step):
+            checkpoint(run, state)
         if outcome == "interrupted":
-            if state.step > 0 and not has_checkpoint(out, state.step):
-                checkpoint(run, state)
             raise WhisperftError(
                 f"interrupted at step {state.step}; checkpoint saved. Run the same command again to resume"
             )
-        return finish(run, state, outcome == "early", t_start)
+        return finish(run, state, outcome == "early", t_start, out_of_time=outcome == "budget")
     finally:
         lock.release()
         accelerator.end_training()
@@ -118,17 +120,19 @@ def resume(run: Setup) -> TrainState:
     return state
 
 
-def fit(run: Setup, state: TrainState, stop: StopSignals, bar: TrainProgress) -> str:
-    """Optimizer steps until max_steps ("done"), early stopping ("early") or a stop signal ("interrupted")."""
+def fit(run: Setup, state: TrainState, stop: StopSignals, bar: TrainProgress, budget: Budget) -> str:
+    """Optimizer steps until max_steps ("done"), early stopping ("early"), a stop signal ("interrupted")
+    or the end of the time budget ("budget")."""
     tcfg = run.cfg.train
     meter = LossMeter()
     bad_in_row = 0
+    mark = time.perf_counter()
     run.model.train()
     while state.step < tcfg.max_steps:  # a run resumed from its last checkpoint goes straight to finish()
         consumed = state.batches_in_epoch
         for batch in epoch_batches(run, state):
             consumed += 1
-            loss, finite, stopping = train_step(run, batch, stop.requested, meter)
+            loss, finite, stopping, out_of_time = train_step(run, batch, stop.requested, budget.exhausted(), meter)
             if not run.accelerator.sync_gradients:
                 continue
             state.batches_in_epoch = consumed
@@ -140,17 +144,25 @@ def fit(run: Setup, state: TrainState, stop: StopSignals, bar: TrainProgress) ->
             if not run.accelerator.optimizer_step_was_skipped:
                 run.scheduler.step()
             state.step += 1
+            budget.stepped(time.perf_counter() - mark)
             log_step(run, state, meter, bar, loss)
             last = state.step >= tcfg.max_steps
             early = False
             if run.eval_split is not None and (state.step % tcfg.eval_steps == 0 or last):
+                t0 = time.perf_counter()
                 early = evaluate_and_track(run, state, bar)
+                budget.evaluated(time.perf_counter() - t0)
             if state.step % tcfg.save_steps == 0 or last or early:
+                t0 = time.perf_counter()
                 checkpoint(run, state)
+                budget.saved(time.perf_counter() - t0)
             if last or early:
                 return "early" if early else "done"
             if stopping:
                 return "interrupted"
+            if out_of_time:
+                return "budget"
+            mark = time.perf_counter()
         state.epoch += 1
         state.batches_in_epoch = 0
     return "done"
@@ -166,18 +178,21 @@ def epoch_batches(run: Setup, state: TrainState) -> Any:
     return loader
 
 
-def train_step(run: Setup, batch: dict[str, torch.Tensor], stop_requested: bool, meter: LossMeter) -> tuple:
+def train_step(
+    run: Setup, batch: dict[str, torch.Tensor], stop_requested: bool, out_of_time: bool, meter: LossMeter
+) -> tuple:
     """One micro-batch: forward, backward and, at the end of an accumulation, the clipped optimizer step.
 
-    Every process learns whether any loss was non-finite (then all skip the step) and whether any
-    process was asked to stop. Returns (loss, finite, stopping).
+    Every process learns whether any loss was non-finite (then all skip the step), whether any
+    process was asked to stop and whether any ran out of its time budget, so that all stop at the
+    same step. Returns (loss, finite, stopping, out_of_time).
     """
     acc = run.accelerator
     with acc.accumulate(run.model):
         loss = run.model(**batch).loss
-        flags = torch.tensor([float(torch.isfinite(loss.detach())), float(stop_requested)], device=loss.device)
-        flags = acc.gather(flags.reshape(1, 2)).reshape(-1, 2)
-        finite, stopping = bool(flags[:, 0].all()), bool(flags[:, 1].any())
+        own = [float(torch.isfinite(loss.detach())), float(stop_requested), float(out_of_time)]
+        flags = acc.gather(torch.tensor(own, device=loss.device).reshape(1, 3)).reshape(-1, 3)
+        finite, stopping, out_of_time = bool(flags[:, 0].all()), bool(flags[:, 1].any()), bool(flags[:, 2].any())
         if finite:
             acc.backward(loss)
             meter.add(float(loss.detach()))
@@ -187,7 +202,7 @@ def train_step(run: Setup, batch: dict[str, torch.Tensor], stop_requested: bool,
         if finite:
             run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach()), finite, stopping
+    return float(loss.detach()), finite, stopping, out_of_time
 
 
 def skip_step(run: Setup, state: TrainState, bad_in_row: int) -> None:
@@ -267,8 +282,11 @@ def checkpoint(run: Setup, state: TrainState) -> None:
     save_checkpoint(run.accelerator, run.out, state, need, run.cfg.train.save_total_limit)
 
 
-def finish(run: Setup, state: TrainState, stopped_early: bool, t_start: float) -> TrainResult:
-    """Write ``final/``: the best model by validation WER when there was evaluation, else the last weights."""
+def finish(
+    run: Setup, state: TrainState, stopped_early: bool, t_start: float, out_of_time: bool = False
+) -> TrainResult:
+    """Write ``final/``: the best model by validation WER when there was evaluation, else the last weights.
+    After a time-budget stop too: final/ then holds the best so far, and the same command continues."""
     out, final = run.out, run.out / "final"
     metrics: dict[str, Any] = {}
     if run.main:
@@ -284,6 +302,7 @@ def finish(run: Setup, state: TrainState, stopped_early: bool, t_start: float) -
             "best_step": state.best_step,
             "final_from": source,
             "stopped_early": stopped_early,
+            "stopped_by_time_budget": out_of_time,
             "skipped_steps": state.skipped_steps,
             "train_seconds": time.perf_counter() - t_start,
             "history": state.history,
@@ -294,7 +313,9 @@ def finish(run: Setup, state: TrainState, stopped_early: bool, t_start: float) -
         mark_complete(final)
     run.accelerator.wait_for_everyone()
     seconds = time.perf_counter() - t_start
-    return TrainResult(out, final, state.step, state.best_wer, state.best_step, stopped_early, seconds, metrics)
+    return TrainResult(
+        out, final, state.step, state.best_wer, state.best_step, stopped_early, seconds, metrics, out_of_time
+    )
 
 
 def write_card(run: Setup, state: TrainState, final: Path, seconds: float) -> None:

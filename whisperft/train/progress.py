@@ -79,3 +79,35 @@ class TrainProgress:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self.progress.stop()
+
+
+class Budget:
+    """``train.time_budget``: says when to stop so that the checkpoint and final/ still fit in the budget.
+
+    The reserve is twice the longest optimizer step, the longest validation and twice the longest
+    save seen so far (a checkpoint, then final/); before the first save it is estimated from the
+    checkpoint's size at 100 MB/s.
+    """
+
+    def __init__(self, seconds: float | None, start: float, checkpoint_bytes: int) -> None:
+        self.deadline = None if seconds is None else start + seconds
+        self.seconds = seconds
+        self.step_s = self.eval_s = 0.0
+        self.save_s = 1.0 + checkpoint_bytes / 100e6
+        self._measured_save = False
+
+    def stepped(self, step_seconds: float) -> None:
+        self.step_s = max(self.step_s, step_seconds)
+
+    def evaluated(self, seconds: float) -> None:
+        self.eval_s = max(self.eval_s, seconds)
+
+    def saved(self, seconds: float) -> None:
+        self.save_s = max(self.save_s, seconds) if self._measured_save else seconds
+        self._measured_save = True
+
+    def exhausted(self) -> bool:
+        if self.deadline is None:
+            return False
+        reserve = 2 * self.step_s + self.eval_s + 2 * self.save_s
+        return time.perf_counter() + reserve >= self.deadline
