@@ -419,6 +419,8 @@ def test_card_names_the_base_model_and_hub_dataset() -> None:
     (result,) = ModelCardData(**meta).eval_results
     assert (result.dataset_type, result.metric_value) == ("google/fleurs", 32.14)
     assert "model-index" not in metadata(cfg, "Common Voice folder cv", {"after_wer": None})
+    local = metadata(cfg, "Common Voice folder /home/me/data/cv-corpus/sv-SE", {"after_wer": 0.5})
+    assert local["model-index"][0]["results"][0]["dataset"]["name"] == "Common Voice folder sv-SE"  # no home path
 
 
 def test_eval_report_shows_where_the_errors_are(trained: Path, store: Path, tmp_path: Path) -> None:

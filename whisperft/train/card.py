@@ -39,9 +39,9 @@ def dataset_id(source: str) -> tuple[str, str]:
     if source.startswith("hub:"):
         parts = source[4:].split(":")
         return parts[0], source[4:]
-    if source.startswith("Common Voice"):
-        return "common_voice", source
-    return "local", source
+    kind, _, path = source.rpartition(" ")
+    name = f"{kind} {Path(path).name}" if kind else Path(source).name  # never a local absolute path
+    return ("common_voice" if source.startswith("Common Voice") else "local"), name
 
 
 def hardware() -> str:
@@ -100,7 +100,7 @@ def render_card(cfg: Config, source: str, results: dict[str, Any], curves: bool)
         f"# {name}",
         "",
         f"Whisper fine-tuned for {lang.name.title()} ({lang.code}) from `{base}` with "
-        "[whisperft](https://pypi.org/project/whisperft/), on " + source + ".",
+        f"[whisperft](https://pypi.org/project/whisperft/), on {dataset_id(source)[1]}.",
         "",
         "## Evaluation",
         "",
