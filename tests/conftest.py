@@ -43,6 +43,16 @@ SWEDISH = [
 ]
 
 
+ENGLISH = [  # spoken by espeak-ng in the tests of real (bundled) models
+    "The sun is shining and the sky is blue.",
+    "Please send me the report by Friday.",
+    "My brother lives in a small house near the river.",
+    "We are going to the cinema tonight.",
+    "Can you tell me where the train station is?",
+    "She bought three apples and a loaf of bread.",
+]
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer multilingual Whisper with random weights and the real tokenizer."""

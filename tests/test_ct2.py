@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import WhisperForConditionalGeneration
 
-from tests.conftest import run_cli
+from tests.conftest import ENGLISH, run_cli
 from whisperft.audio import decode_audio
 from whisperft.features import log_mel_batch, pad_features
 from whisperft.metrics import score
@@ -20,15 +20,6 @@ from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.ct2_format import CT2FormatError, import_ct2, read_model_bin
 from whisperft.models.decode import generate_texts
 from whisperft.synth import speak
-
-ENGLISH = [
-    "The sun is shining and the sky is blue.",
-    "Please send me the report by Friday.",
-    "My brother lives in a small house near the river.",
-    "We are going to the cinema tonight.",
-    "Can you tell me where the train station is?",
-    "She bought three apples and a loaf of bread.",
-]
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import ENGLISH as SHARED_ENGLISH
 from tests.conftest import run_cli, write_tsv
 from whisperft.audio import decode_audio
 from whisperft.metrics import score
 from whisperft.synth import speak
 
 ENGLISH = [
-    "The sun is shining and the sky is blue.",
-    "Please send me the report by Friday.",
-    "My brother lives in a small house near the river.",
-    "We are going to the cinema tonight.",
-    "Can you tell me where the train station is?",
-    "She bought three apples and a loaf of bread.",
+    *SHARED_ENGLISH,
     "The museum opens early and closes late in the summer.",
     "Our neighbours painted their fence bright green.",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -19,20 +20,29 @@ from whisperft.languages import get_language
 MAX_LENGTH = 448  # Whisper's decoder positions; ctranslate2 4.8 stops a decode at half of it (224 tokens)
 
 
+def ct2_runtime(folder: str | Path, device: str | None = None) -> tuple[Any, str, int]:
+    """The ctranslate2 module, the device (CUDA when there is one) and the CPU threads for a CTranslate2
+    Whisper folder, after checking the folder has its tokenizer; one clear error when the extra is missing."""
+    try:
+        import ctranslate2  # deferred: an optional extra, and slow to import
+    except ImportError:
+        raise WhisperftError(
+            f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]', or convert it with whisperft import-ct2"
+        ) from None
+    if not (Path(folder) / "tokenizer.json").is_file():
+        raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")
+    if device is None:
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ctranslate2, device, threads
+
+
 class CT2Decoder:
     """A CTranslate2 Whisper folder loaded for batched greedy or beam decoding."""
 
     def __init__(self, folder: str | Path, compute_type: str = "default", device: str | None = None) -> None:
-        try:
-            import ctranslate2  # deferred: an optional extra, and slow to import
-        except ImportError:
-            raise WhisperftError(f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]'") from None
+        ctranslate2, device, threads = ct2_runtime(folder, device)
         folder = Path(folder)
-        if not (folder / "tokenizer.json").is_file():
-            raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")
-        if device is None:
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         try:
             self.model = ctranslate2.models.Whisper(
                 str(folder), device=device, compute_type=compute_type, intra_threads=threads

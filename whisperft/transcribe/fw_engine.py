@@ -16,7 +16,6 @@ Nothing here imports torch or transformers: a 1-second clip is done in about two
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from whisperft.audio import SAMPLE_RATE
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import WhisperftError
 from whisperft.languages import get_language
+from whisperft.models.ct2_decode import ct2_runtime
 from whisperft.transcribe.subtitles import Segment
 
 NO_REPEAT_NGRAM = 10  # tokens: the redo of a looping chunk may not repeat a 10-token sequence
@@ -60,22 +60,13 @@ class FasterWhisperTranscriber:
     """A faster-whisper model (int8 on CPUs, float16 on GPUs as exported) that transcribes batches of files."""
 
     def __init__(self, folder: str | Path, compute_type: str = "default", device: str | None = None) -> None:
+        _, device, threads = ct2_runtime(folder, device)
         try:
-            import ctranslate2  # deferred: an optional extra, and slow to import
             import faster_whisper  # deferred: an optional extra, and slow to import
             from faster_whisper import transcribe as fw_transcribe  # deferred: as above
             from faster_whisper import vad  # deferred: as above
         except ImportError:
-            raise WhisperftError(
-                f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]', "
-                "or convert it with whisperft import-ct2"
-            ) from None
-        folder = Path(folder)
-        if not (folder / "tokenizer.json").is_file():
-            raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")
-        if device is None:
-            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            raise WhisperftError(f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]'") from None
         try:
             self.model = faster_whisper.WhisperModel(
                 str(folder), device=device, compute_type=compute_type, cpu_threads=threads
