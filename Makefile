@@ -1,6 +1,6 @@
 # whisperft: make test | make demo | make bench
 # Everything runs from the project's own files: a venv, pinned dependencies, and
-# Debian packages (espeak-ng, sox, ffmpeg) installed with apt-get when missing.
+# Debian packages (espeak-ng, sox, ffmpeg, chromium for the web app's tests) installed with apt-get when missing.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -27,7 +27,7 @@ install: $(STAMP) sysdeps
 
 sysdeps:
 	@missing=""; \
-	for t in espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg; do \
+	for t in espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg chromium:chromium; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

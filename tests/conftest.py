@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -66,6 +67,21 @@ def tiny_en_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def base_ct2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Multilingual base as faster-whisper ships it: the bundled parts joined into one CTranslate2 folder."""
+    from whisperft.models.bundled import source_files
+
+    parts, meta, _ = source_files("base")
+    out = tmp_path_factory.mktemp("base-ct2")
+    with open(out / "model.bin", "wb") as fh:
+        for p in parts:
+            fh.write(p.read_bytes())
+    for f in ("tokenizer.json", "config.json", "vocabulary.json"):
+        (out / f).write_bytes((meta / f).read_bytes())
+    return out
+
+
+@pytest.fixture(scope="session")
 def wavs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, str]]:
     """espeak-ng Swedish speech, one 22.05 kHz wav per sentence."""
     root = tmp_path_factory.mktemp("wav")
@@ -118,9 +134,27 @@ def run_cli(
     *args: str, cwd: Path | None = None, timeout: int = 900, wrap: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
     """Run the real ``whisperft`` command as a user would (``wrap``: a command that runs it, like setpriv)."""
+    return subprocess.run([*wrap, *cli_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def train_config(path: Path, model: Path, store: Path, out: Path, data: dict | None = None, **train: object) -> Path:
+    """A small training config for the tiny model: 4 s windows, no evaluation unless asked."""
+    cfg = {
+        "model": {"name": str(model), "audio_context_s": 4.0},
+        "language": "sv",
+        "data": {"store": str(store), "num_workers": 0, **(data or {})},
+        "train": {"output_dir": str(out), "learning_rate": 3e-3, "warmup_steps": 2, "batch_size": 4,
+                  "eval_steps": 1000, "logging_steps": 1, **train},
+        "eval": {"max_new_tokens": 8},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli_command() -> list[str]:
+    """The installed ``whisperft`` script of this venv (``python -m whisperft.cli`` without one)."""
     exe = Path(sys.executable).with_name("whisperft")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "whisperft.cli"]
-    return subprocess.run([*wrap, *cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "whisperft.cli"]
 
 
 def as_ordinary_user() -> tuple[str, ...]:

@@ -41,21 +41,6 @@ def tiny_en_ct2() -> Path:
 
 
 @pytest.fixture(scope="module")
-def base_ct2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Multilingual base as faster-whisper ships it: the bundled parts joined into one CTranslate2 folder."""
-    from whisperft.models.bundled import source_files
-
-    parts, meta, _ = source_files("base")
-    out = tmp_path_factory.mktemp("base-ct2")
-    with open(out / "model.bin", "wb") as fh:
-        for p in parts:
-            fh.write(p.read_bytes())
-    for f in ("tokenizer.json", "config.json", "vocabulary.json"):
-        (out / f).write_bytes((meta / f).read_bytes())
-    return out
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("fw-en")
     return [speak(s, root / f"{i}.wav", voice="en") for i, s in enumerate(ENGLISH)]

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, train_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +26,7 @@ def store(tiny_store: Path) -> Path:
 
 
 def _cfg(path: Path, model: Path, store: Path, out: Path, **train: object) -> Path:
-    data = {
-        "model": {"name": str(model), "audio_context_s": 4.0},
-        "language": "sv",
-        "data": {"store": str(store), "num_workers": 0},
-        "train": {"output_dir": str(out), "learning_rate": 3e-3, "warmup_steps": 2, "batch_size": 4,
-                  "eval_steps": 1000, "logging_steps": 1, **train},
-        "eval": {"max_new_tokens": 8},
-    }  # fmt: skip
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return train_config(path, model, store, out, **train)
 
 
 def _popen(cfg: Path) -> subprocess.Popen:

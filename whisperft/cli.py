@@ -47,14 +47,11 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _quiet_transformers() -> None:
-    """transformers' info logs and progress bars off (kept with --debug). Only commands that use
-    transformers call this: importing it costs a second that the CTranslate2 path does not pay."""
-    if _state["debug"]:
-        return
-    from transformers.utils import logging as hf_logging  # deferred: slow to import
+    """transformers' info logs and progress bars off, kept with --debug."""
+    if not _state["debug"]:
+        from whisperft.models import quiet_transformers
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+        quiet_transformers()
 
 
 def _print_version(value: bool) -> None:
@@ -182,6 +179,109 @@ def train(
     _run(go)
 
 
+@app.command(epilog="Example: whisperft plan configs/small-1000.yaml --gpu-memory 16GB")
+def plan(
+    config: Annotated[Path, typer.Argument(help="YAML config, or a shipped config's name (whisperft configs).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, as for train.")] = None,
+    gpu_memory: Annotated[
+        str | None, typer.Option(help="The GPU's memory, e.g. 16GB. Default: this machine's GPU, else 16GB.")
+    ] = None,
+) -> None:
+    """Estimate a run's peak GPU memory for each method, precision and checkpointing, and the largest batch."""
+
+    def go() -> None:
+        from whisperft.config import find_config, load_config, parse_size
+        from whisperft.train.memory import label_tokens, model_config, plan_rows, store_split
+
+        cfg = load_config(find_config(config), overrides or [])
+        budget, where = _gpu_budget(gpu_memory, parse_size)
+        mc = model_config(cfg)
+        tokens, why = label_tokens(cfg, mc, store_split(cfg))
+        rows = plan_rows(cfg, mc, tokens, budget)
+        _print_plan(cfg, mc, rows, tokens, why, budget, where)
+
+    _run(go)
+
+
+def _gpu_budget(text: str | None, parse_size: Any) -> tuple[int, str]:
+    import torch
+
+    if text is not None:
+        size = parse_size(text)
+        if size is None:
+            raise UsageError(f"--gpu-memory: expected a size like 16GB or 80G, got {text!r}")
+        return size, "--gpu-memory"
+    if torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(0).total_memory), torch.cuda.get_device_name(0)
+    return 16 * 1024**3, "no GPU here: assuming 16 GB, pass --gpu-memory"
+
+
+def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: int, where: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from whisperft.train.memory import describe
+
+    gb = 1024**3
+    params = rows[0].estimate.weights / (6 if rows[0].plan.precision in ("fp16", "bf16") else 4)
+    typer.echo(f"{cfg.model.name}: {params / 1e6:.1f} M parameters, encoder window "
+               f"{mc.max_source_positions / 50:.1f} s, labels up to {tokens} tokens ({why})")  # fmt: skip
+    batch = cfg.train.batch_size
+    table = Table(title=f"Estimated peak GPU memory (GB) at batch {batch}; {budget / gb:.0f} GB ({where})")
+    for col in ("plan", "weights", "grads + optimizer", "per example", f"batch {batch}", "largest batch"):
+        table.add_column(col, justify="left" if col == "plan" else "right")
+    for r in rows:
+        e = r.estimate
+        fits = "" if r.at_batch <= budget else " (too big)"
+        table.add_row(
+            describe(r.plan) + ("  <- this config" if r.is_config else ""),
+            f"{e.weights / gb:.2f}",
+            f"{(e.gradients + e.optimizer) / gb:.2f}",
+            f"{e.activations_per_example / gb:.3f}",
+            f"{r.at_batch / gb:.1f}{fits}",
+            str(r.largest_batch) if r.largest_batch else "none fits",
+        )
+    Console(width=120).print(table)
+    typer.echo("An estimate: weights, gradients, optimizer state and saved activations, plus 10% for the "
+               "allocator and 0.5 GB for CUDA; within 5% of measured CPU steps (README, \"Memory\").")  # fmt: skip
+
+
+@app.command(epilog="Example: whisperft sweep small-1000 --grid train.learning_rate=1e-5,3e-5 train.batch_size=8,16")
+def sweep(
+    config: Annotated[Path, typer.Argument(help="YAML config, or a shipped config's name (whisperft configs).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="More grid axes (key=v1,v2) and fixed overrides for every point (key=value)."),
+    ] = None,
+    grid: Annotated[
+        list[str] | None, typer.Option(help="key=v1,v2,...: every combination of the axes is a run.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="The sweep's folder. Default: train.output_dir + '-sweep'.")] = None,
+) -> None:
+    """Train at every point of a grid, one run folder each; sweep.csv and sweep.png. Rerun to resume."""
+
+    def go() -> int:
+        from whisperft.config import find_config, load_config
+        from whisperft.train.sweep import SWEEP_CSV, SWEEP_PLOT, is_axis
+        from whisperft.train.sweep import sweep as run_sweep
+
+        axes = [*(grid or []), *(a for a in overrides or [] if is_axis(a))]
+        fixed = [a for a in overrides or [] if not is_axis(a)]
+        if not axes:
+            raise UsageError("--grid is required, e.g. --grid train.learning_rate=1e-5,3e-5")
+        path = find_config(config)
+        folder = out or Path(load_config(path, fixed).train.output_dir + "-sweep")
+        rows = run_sweep(path, axes, folder, fixed, debug=_state["debug"])
+        for r in rows:
+            typer.echo(f"{Path(r['run']).name}: dev WER {r['dev_wer'] or '-'}%  {r['status']}")
+        typer.echo(f"results: {folder / SWEEP_CSV}   plot: {folder / SWEEP_PLOT}")
+        return 1 if any(r["status"] != "done" for r in rows) else 0
+
+    code = _run(go)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("eval", epilog="Example: whisperft eval --model runs/small-1000/final --data data/sv --split test")
 def eval_cmd(
     data: Annotated[
@@ -264,6 +364,7 @@ def transcribe(
     def go() -> int:
         from whisperft.languages import get_language
         from whisperft.transcribe.files import collect_audio, transcribe_files, write_transcripts
+        from whisperft.transcribe.load import load_engine
         from whisperft.transcribe.subtitles import FORMATS
 
         if format not in FORMATS:
@@ -275,7 +376,7 @@ def transcribe(
         files = collect_audio(audio)
         if not files:
             raise UsageError(f"no audio files found in {', '.join(audio)}")
-        engine = _engine(model or _newest_run(), lang, compute_type, trust_pickle)
+        engine = load_engine(model or _newest_run(), lang, compute_type, trust_pickle, quiet=not _state["debug"])
         stamps = format != "txt" if timestamps is None else timestamps
         results, errors = transcribe_files(engine, files, lang, batch_size, task, num_beams, stamps)
         for _f, msg in errors:
@@ -293,21 +394,45 @@ def transcribe(
         raise typer.Exit(code)
 
 
-def _engine(spec: str, lang: str, compute_type: str, trust_pickle: bool) -> Any:
-    """faster-whisper for a CTranslate2 folder (without importing torch), else the PyTorch model."""
-    from whisperft.io import is_ct2_folder
+@app.command(epilog="Example: whisperft serve --model runs/small-1000/final --compare bundled:base")
+def serve(
+    model: Annotated[
+        str | None, typer.Option(help="Model spec, or a CTranslate2 folder. Default: the newest run under ./runs.")
+    ] = None,
+    compare: Annotated[str | None, typer.Option(help="A second model, shown side by side with its time.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 opens the app to your network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
+    lang: Annotated[str, typer.Option(help="The language the page starts with, or auto to detect.")] = "auto",
+    dataset_dir: Annotated[
+        Path, typer.Option(help="Where the Record tab adds clips (a Common Voice style folder).")
+    ] = Path("recordings"),
+    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload accepted.")] = 100,
+    max_seconds: Annotated[float, typer.Option(min=1, help="Longest audio transcribed.")] = 600.0,
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 models only: default, int8, float32...")] = "default",
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+) -> None:
+    """A web app (Gradio) to try a model: microphone or upload, timestamps, SRT, compare, record a dataset."""
 
-    if is_ct2_folder(Path(spec).expanduser()):
-        from whisperft.languages import require_language
-        from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
+    def go() -> None:
+        from whisperft.languages import get_language
+        from whisperft.transcribe.load import load_engine
 
-        engine = FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
-        require_language(engine.multilingual, lang)
-        return engine
-    from whisperft.transcribe.run import load_transcriber
+        try:
+            from whisperft import serve as web  # deferred: gradio takes seconds to import
+        except ImportError as exc:
+            missing = f"whisperft serve needs the ui extra ({exc.name} is missing)"
+            raise UsageError(f"{missing}: pip install 'whisperft[ui]'") from None
+        if lang != "auto":
+            get_language(lang)
+        quiet = not _state["debug"]
+        specs = [model or _newest_run(), *([compare] if compare else [])]
+        loaded = [web.Loaded(s, load_engine(s, lang, compute_type, trust_pickle, quiet=quiet)) for s in specs]
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"warning: serving on {host}: anyone who can reach this machine can use the app", err=True)
+        limits = web.Limits(max_upload_mb=max_upload_mb, max_seconds=max_seconds)
+        web.serve(loaded, dataset_dir, host, port, lang, limits)
 
-    _quiet_transformers()
-    return load_transcriber(spec, lang, trust_pickle)
+    _run(go, transformers=False)
 
 
 @app.command("import-ct2", epilog="Example: whisperft import-ct2 faster-whisper-small/ small-hf/")

@@ -86,6 +86,40 @@ def parse_duration(text: str | int | float) -> float | None:
     return seconds if seconds > 0 else None
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+              "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}  # fmt: skip
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes in ``16GB``, ``80G``, ``24 GiB`` or ``512MB`` (powers of 1024, as GPU memory is quoted)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        return None
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()]) or None
+
+
+@dataclass
+class LoraSettings:
+    """LoRA's shape (``train.method: lora``): rank, scale, dropout and the layers that get adapters."""
+
+    r: int = 32
+    alpha: float = 64.0  # the update is scaled by alpha / r
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.r <= 0:
+            out.append(f"train.lora.r: must be positive, got {self.r}")
+        if not self.alpha > 0:
+            out.append(f"train.lora.alpha: must be positive, got {self.alpha}")
+        if not (0 <= self.dropout < 1):
+            out.append(f"train.lora.dropout: must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            out.append("train.lora.target_modules: name at least one layer, e.g. [q_proj, v_proj]")
+        return out
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe and its bookkeeping."""
@@ -96,8 +130,10 @@ class TrainConfig:
     warmup_steps: int = 50
     lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
     weight_decay: float = 0.0
-    batch_size: int = 16
+    batch_size: int | Literal["auto"] = 16  # auto: the largest that fits, accumulation keeps effective_batch_size
     gradient_accumulation_steps: int = 1
+    effective_batch_size: int | None = None  # with batch_size auto: batch x accumulation x processes (default 16)
+    memory_limit: str | None = None  # with batch_size auto: e.g. 16GB; default: the GPU's memory, or free RAM
     max_grad_norm: float = 1.0
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_checkpointing: bool = False
@@ -111,11 +147,14 @@ class TrainConfig:
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
     report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"  # curves.png is drawn either way
     time_budget: str | None = None  # wall time for this invocation, e.g. 3h30m: stop, save, write final/ in time
+    method: Literal["full", "lora"] = "full"  # lora: train low-rank adapters; final/ holds the merged model
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    optimizer: Literal["adamw", "adamw_8bit"] = "adamw"  # adamw_8bit: bitsandbytes, on CUDA only
 
     def problems(self) -> list[str]:
         out = []
         for key in ("max_steps", "batch_size", "gradient_accumulation_steps", "eval_steps", "save_steps"):
-            if getattr(self, key) <= 0:
+            if getattr(self, key) != "auto" and getattr(self, key) <= 0:
                 out.append(f"train.{key}: must be positive, got {getattr(self, key)}")
         for key in ("warmup_steps", "save_total_limit", "early_stopping_patience", "logging_steps"):
             if getattr(self, key) < 0:
@@ -128,11 +167,17 @@ class TrainConfig:
             out.append(f"train.max_grad_norm: must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.max_bad_steps <= 0:
             out.append(f"train.max_bad_steps: must be positive, got {self.max_bad_steps}")
+        if self.effective_batch_size is not None and self.effective_batch_size <= 0:
+            out.append(f"train.effective_batch_size: must be positive, got {self.effective_batch_size}")
+        if self.effective_batch_size is not None and self.batch_size != "auto":
+            out.append("train.effective_batch_size: only used with train.batch_size: auto")
+        if self.memory_limit is not None and parse_size(self.memory_limit) is None:
+            out.append(f"train.memory_limit: expected a size like 16GB or 512MB, got {self.memory_limit!r}")
         if self.time_budget is not None and parse_duration(self.time_budget) is None:
             out.append(f"train.time_budget: expected a duration like 3h30m, 90m or 45s, got {self.time_budget!r}")
         if not self.output_dir.strip():
             out.append("train.output_dir: must not be empty")
-        return out
+        return out + self.lora.problems()
 
 
 @dataclass
@@ -188,6 +233,9 @@ def _type_name(tp: Any) -> str:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        item = typing.get_args(tp)[0]
+        return "a list of " + {str: "strings", int: "integers", float: "numbers"}.get(item, _type_name(item))
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string", type(None): "null"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
@@ -221,6 +269,12 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
         return False, value
     if tp is str:
         return isinstance(value, str), value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            return False, value
+        checked = [_coerce(v, item) for v in value]
+        return all(ok for ok, _ in checked), [v for _, v in checked]
     return isinstance(value, tp), value
 
 

@@ -30,6 +30,7 @@ TOOLS = {  # tool -> (version flag, what needs it)
 EXTRAS = {  # import name -> (distribution, extra, what it enables)
     "ctranslate2": ("ctranslate2", "ct2", "export --to ct2, eval of CTranslate2 folders"),
     "faster_whisper": ("faster-whisper", "ct2", "transcribe with CTranslate2 folders"),
+    "gradio": ("gradio", "ui", "whisperft serve (the web app)"),
 }
 LOW_DISK_GB = 20.0  # a Common Voice language's features and a few checkpoints
 

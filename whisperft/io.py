@@ -86,6 +86,15 @@ def check_free_space(folder: Path, need_bytes: int, what: str) -> None:
         )
 
 
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``, waiting while another process holds it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        yield
+
+
 class RunLock:
     """An exclusive lock on an output folder, so two runs never write into one folder.
 

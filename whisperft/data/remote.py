@@ -8,7 +8,6 @@ A store is complete when its ``_COMPLETE`` marker is there (``prepare`` writes i
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -19,7 +18,7 @@ from pathlib import Path
 import fsspec
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import COMPLETE_MARKER, cache_dir, is_complete, staged_dir
+from whisperft.io import COMPLETE_MARKER, cache_dir, is_complete, staged_dir, waiting_lock
 
 logger = logging.getLogger("whisperft")
 
@@ -45,9 +44,7 @@ def local_store(location: str | Path) -> Path:
     target = cached_path(url)
     if is_complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # another process may be fetching it: wait, then reuse
+    with waiting_lock(target.parent / f".{target.name}.lock"):  # another process may be fetching it: wait
         if not is_complete(target):
             _fetch(url, target)
     return target

@@ -10,7 +10,6 @@ see or produce a half-converted model.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -21,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import cache_dir, is_complete
+from whisperft.io import cache_dir, is_complete, waiting_lock
 from whisperft.models.ct2_format import import_ct2
 
 logger = logging.getLogger("whisperft")
@@ -96,9 +95,7 @@ def ensure_bundled(name: str) -> Path:
     target = root / f"{name}-{key}"
     if is_complete(target):
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # another process may be converting: wait for it
+    with waiting_lock(root / f".{name}.lock"):  # another process may be converting: wait for it
         if is_complete(target):
             return target
         logger.info("converting bundled:%s to a Hugging Face model (once) in %s", name, target)

@@ -7,6 +7,7 @@ CTranslate2 export has (``whisperft export`` restores it for short-window models
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ def ct2_runtime(folder: str | Path, device: str | None = None) -> tuple[Any, str
         ) from None
     if not (Path(folder) / "tokenizer.json").is_file():
         raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")
+    if not logging.getLogger("whisperft").isEnabledFor(logging.DEBUG):
+        ctranslate2.set_log_level(logging.ERROR)  # its notes (float16 run as float32 on a CPU) only with --debug
     if device is None:
         device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

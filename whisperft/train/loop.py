@@ -25,6 +25,7 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.io import RunLock, atomic_write_json, atomic_write_text, check_free_space, mark_complete, staged_dir
 from whisperft.metrics import score
 from whisperft.models.decode import decode_split
+from whisperft.models.lora import is_lora, save_merged
 from whisperft.train.card import render_card
 from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
 from whisperft.train.curves import plot_curves, start_trackers, trackers
@@ -341,7 +342,10 @@ def _checkpoint_bytes(model: Any) -> int:
 def save_model(model: Any, processor: Any, folder: Path, cfg: Config) -> None:
     """Save a standard HF model folder atomically (temp folder + rename), with the resolved config."""
     with staged_dir(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        if is_lora(model):
+            save_merged(model, tmp)  # a standard model folder, plus the adapter alone in adapter/
+        else:
+            model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         cfg.save(tmp / "config.yaml")
 
@@ -351,3 +355,5 @@ def copy_model(src: Path, dst: Path) -> None:
         for p in src.iterdir():
             if p.is_file() and p.name != "_COMPLETE":
                 shutil.copy2(p, tmp / p.name)
+            elif p.is_dir():  # a LoRA run's adapter/
+                shutil.copytree(p, tmp / p.name)

@@ -12,16 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
+import yaml
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Dataset
 from transformers import get_scheduler
 
-from whisperft.config import Config
+from whisperft.config import Config, parse_size
 from whisperft.data.batches import EpochSampler, StoreDataset, WhisperCollator, fitting_rows
 from whisperft.data.packing import PackedDataset
 from whisperft.data.remote import local_store
 from whisperft.data.store import FeatureStore, Split
-from whisperft.errors import UsageError
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.models.lora import add_lora, trainable_summary
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import (
     apply_audio_context,
@@ -31,8 +35,19 @@ from whisperft.models.whisper import (
     feature_extractor_for,
     set_language,
 )
+from whisperft.train.checkpoint import find_checkpoints
+from whisperft.train.memory import (
+    cuda_fits,
+    estimate,
+    label_tokens,
+    largest_fitting,
+    plan_from_config,
+    split_effective,
+)
 
 logger = logging.getLogger("whisperft")
+
+AUTO_EFFECTIVE_BATCH = 16  # the recipe's batch, when batch_size is auto and effective_batch_size is not set
 
 
 @dataclass
@@ -61,6 +76,8 @@ def build(cfg: Config, accelerator: Any) -> Setup:
     train_split, eval_split = load_splits(cfg, store)
     model, processor = load_for_training(cfg, store)
     n_frames = context_frames(model.config)
+    if cfg.train.batch_size == "auto":
+        choose_batch_size(cfg, model, accelerator, n_frames, train_split)
     dataset = training_dataset(cfg, train_split, processor.tokenizer, model.config, n_frames)
     sampler = EpochSampler(len(dataset), cfg.train.seed)
     loader = DataLoader(
@@ -78,6 +95,50 @@ def build(cfg: Config, accelerator: Any) -> Setup:
     accelerator.register_for_checkpointing(scheduler)
     out = Path(cfg.train.output_dir)
     return Setup(cfg, out, accelerator, model, processor, optimizer, scheduler, loader, sampler, eval_split, n_frames)
+
+
+def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, split: Split) -> None:
+    """``train.batch_size: auto``: the largest batch that fits, with the accumulation that keeps
+    ``effective_batch_size``; a resumed run keeps what it chose the first time."""
+    t = cfg.train
+    effective, processes = t.effective_batch_size or AUTO_EFFECTIVE_BATCH, accelerator.num_processes
+    saved = Path(t.output_dir) / "config.yaml"
+    if find_checkpoints(Path(t.output_dir)) and saved.is_file():
+        before = yaml.safe_load(saved.read_text(encoding="utf-8")).get("train", {})
+        t.batch_size, t.gradient_accumulation_steps = before["batch_size"], before["gradient_accumulation_steps"]
+        accelerator.gradient_accumulation_steps = t.gradient_accumulation_steps
+        logger.info("batch_size auto: resuming with the batch chosen before, %d x %d", t.batch_size,
+                    t.gradient_accumulation_steps)  # fmt: skip
+        return
+    tokens, _ = label_tokens(cfg, model.config, split)
+    plan = plan_from_config(cfg)
+    if torch.cuda.is_available():
+        device = accelerator.device
+        total = torch.cuda.get_device_properties(device).total_memory
+        limit = parse_size(t.memory_limit) if t.memory_limit else int(total * 0.95)
+        est = estimate(model.config, plan, tokens)
+        fits = cuda_fits(model.to(device), accelerator.autocast, model.config.num_mel_bins, n_frames, tokens,
+                         est.optimizer, limit)  # fmt: skip
+        how = f"tried on {torch.cuda.get_device_name(device)}"
+    else:  # a CPU has no out-of-memory error to catch: the estimate decides
+        limit = parse_size(t.memory_limit) if t.memory_limit else int(psutil.virtual_memory().available * 0.8)
+        est = estimate(model.config, plan, tokens)
+        fits = lambda b: est.total(b, cuda=False) <= limit  # noqa: E731
+        how = "estimated (no GPU)"
+    cap = effective // processes if effective >= processes else 1
+    largest = min(gather_object([largest_fitting(fits, cap)]))  # every process agrees on the smallest
+    if largest == 0:
+        raise WhisperftError(
+            f"train.batch_size auto: not even one example fits in {limit / 2**30:.1f} GB; turn on "
+            "train.gradient_checkpointing, mixed precision or train.method: lora (whisperft plan shows each)"
+        )
+    t.batch_size, t.gradient_accumulation_steps = split_effective(effective, processes, largest)
+    accelerator.gradient_accumulation_steps = t.gradient_accumulation_steps
+    logger.info(
+        "batch_size auto: %d fits in %.1f GB (%s, largest %d); gradient_accumulation_steps %d keeps the "
+        "effective batch %d = %d x %d x %d process(es)", t.batch_size, limit / 2**30, how, largest,
+        t.gradient_accumulation_steps, effective, t.batch_size, t.gradient_accumulation_steps, processes,
+    )  # fmt: skip
 
 
 def load_splits(cfg: Config, store: FeatureStore) -> tuple[Split, Split | None]:
@@ -129,6 +190,12 @@ def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
     if cfg.train.freeze_encoder:
         model.model.encoder.requires_grad_(False)
         model.model.encoder._requires_grad = False
+    if cfg.train.method == "lora":
+        lo = cfg.train.lora
+        model = add_lora(model, lo.r, lo.alpha, lo.dropout, lo.target_modules, decoder_only=cfg.train.freeze_encoder)
+        trainable, total = trainable_summary(model)
+        logger.info("LoRA r=%d: training %s of %s parameters (%.2f%%)", lo.r, f"{trainable:,}", f"{total:,}",
+                    100 * trainable / total)  # fmt: skip
     return model, processor
 
 
@@ -179,12 +246,13 @@ def _fitting(split: Split, n_frames: int) -> np.ndarray:
 
 
 def make_optimizer(cfg: Config, model: Any) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW (fused on CUDA) over the trainable parameters, and the warmup + decay schedule."""
+    """AdamW (fused on CUDA, or 8-bit with bitsandbytes) over the trainable parameters, and the schedule."""
     params = [p for p in model.parameters() if p.requires_grad]
     fused = torch.cuda.is_available()
-    optimizer = torch.optim.AdamW(
-        params, lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay, fused=fused, foreach=not fused
-    )
+    lr, decay = cfg.train.learning_rate, cfg.train.weight_decay
+    optimizer = _adamw_8bit(params, lr, decay) if cfg.train.optimizer == "adamw_8bit" else None
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=decay, fused=fused, foreach=not fused)
     scheduler = get_scheduler(
         cfg.train.lr_scheduler,
         optimizer,
@@ -192,3 +260,16 @@ def make_optimizer(cfg: Config, model: Any) -> tuple[torch.optim.Optimizer, Any]
         num_training_steps=cfg.train.max_steps,
     )
     return optimizer, scheduler
+
+
+def _adamw_8bit(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> Any:
+    """bitsandbytes' 8-bit AdamW (a quarter of AdamW's state memory), or None with the reason logged."""
+    if not torch.cuda.is_available():
+        logger.warning("train.optimizer adamw_8bit needs a CUDA GPU; using torch's AdamW (32-bit states) on the CPU")
+        return None
+    try:
+        import bitsandbytes as bnb  # deferred: optional, CUDA only
+    except ImportError:
+        logger.warning("train.optimizer adamw_8bit needs bitsandbytes (pip install bitsandbytes); using torch's AdamW")
+        return None
+    return bnb.optim.AdamW8bit(params, lr=lr, weight_decay=weight_decay)

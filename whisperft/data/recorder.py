@@ -1,0 +1,105 @@
+"""Record a dataset: append clips and their transcripts to a Common Voice style folder.
+
+The folder is what ``prepare --source FOLDER`` reads: ``clips/`` plus ``train.tsv``, ``dev.tsv`` and
+``test.tsv`` with ``path`` and ``sentence`` columns. Clips are 16 kHz mono FLAC (lossless, about half
+of WAV). Every write is atomic and the tables are rewritten under a lock, so a crash or a second
+writer never loses a clip that was already recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from whisperft.audio import SAMPLE_RATE
+from whisperft.errors import UsageError
+from whisperft.io import atomic_write_text, waiting_lock
+
+SPLIT_FILES = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
+COLUMNS = ("path", "sentence")
+
+
+@dataclass
+class SplitCount:
+    clips: int
+    seconds: float
+
+
+def clean_sentence(text: str) -> str:
+    """One line of text: tabs and newlines become spaces, runs of spaces collapse."""
+    return " ".join(str(text).split())
+
+
+def _read_rows(table: Path) -> list[dict[str, str]]:
+    if not table.is_file():
+        return []
+    with open(table, encoding="utf-8", newline="") as fh:
+        return [dict(r) for r in csv.DictReader(fh, delimiter="\t")]
+
+
+def _render(rows: list[dict[str, str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, COLUMNS, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_clip(clips: Path, audio: np.ndarray) -> Path:
+    """A new clip file with a name no other clip has, written through a temp file and a rename."""
+    clips.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=clips, prefix=".rec-", suffix=".flac")
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 10_000):
+            target = clips / f"rec-{stamp}-{n:03d}.flac"
+            if not target.exists():
+                os.replace(tmp, target)
+                return target
+        raise UsageError(f"{clips}: too many clips recorded in one second")
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def add_recording(folder: Path, audio: np.ndarray, sentence: str, split: str = "train") -> Path:
+    """Append one 16 kHz clip and its transcript to ``split``; returns the clip's path."""
+    if split not in SPLIT_FILES:
+        raise UsageError(f"split must be one of {', '.join(SPLIT_FILES)}, got {split!r}")
+    text = clean_sentence(sentence)
+    if not text:
+        raise UsageError("type the transcript of the clip first")
+    folder = Path(folder)
+    with waiting_lock(folder / ".lock"):
+        clip = _write_clip(folder / "clips", audio)
+        table = folder / SPLIT_FILES[split]
+        rows = _read_rows(table)
+        rows.append({"path": clip.name, "sentence": text})
+        atomic_write_text(table, _render(rows))
+    return clip
+
+
+def dataset_counts(folder: Path) -> dict[str, SplitCount]:
+    """Clips and seconds per split, for the clips that are on disk."""
+    out = {}
+    for split, fname in SPLIT_FILES.items():
+        rows = _read_rows(Path(folder) / fname)
+        seconds = 0.0
+        n = 0
+        for r in rows:
+            clip = Path(folder) / "clips" / r.get("path", "")
+            if clip.is_file():
+                n += 1
+                seconds += sf.info(str(clip)).duration
+        if rows:
+            out[split] = SplitCount(n, round(seconds, 1))
+    return out

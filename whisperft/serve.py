@@ -1,0 +1,210 @@
+"""``whisperft serve``: a web app to try a model, compare it with another, and record a dataset.
+
+A surface like ``cli.py``: the page calls plain functions (``load_engine``, ``add_recording``) and
+turns every failure into one line in the page, never a stack trace. The app binds to localhost
+unless told otherwise, caps the upload size, and reads no server path that the user names: audio
+arrives only as an upload or a microphone recording, and the dataset folder is fixed when it starts.
+
+gradio is imported here and nowhere else; ``cli.py`` imports this module only for ``serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home, before gradio is imported
+
+import gradio as gr
+
+from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.data.recorder import SPLIT_FILES, add_recording, dataset_counts
+from whisperft.errors import WhisperftError
+from whisperft.languages import LANGUAGES
+from whisperft.transcribe.files import Engine
+from whisperft.transcribe.subtitles import Transcript, format_timestamp, render
+
+logger = logging.getLogger("whisperft")
+
+SILENCE_PEAK = 1e-3  # below about -60 dBFS everywhere: nothing was recorded
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: the app works offline
+
+
+@dataclass
+class Limits:
+    """What one request may cost the server."""
+
+    max_upload_mb: int = 100
+    max_seconds: float = 600.0  # audio to transcribe
+    max_clip_seconds: float = 30.0  # a dataset clip: Whisper trains on windows of at most 30 s
+
+
+@dataclass
+class Loaded:
+    """A model ready to serve: the spec it was started with and its engine."""
+
+    name: str
+    engine: Engine
+
+
+def page_error(message: str) -> Exception:
+    """An error the page shows as one line; the server log stays free of its traceback."""
+    return gr.Error(message, print_exception=False)
+
+
+def read_clip(path: str | None, max_seconds: float, max_mb: int) -> np.ndarray:
+    """16 kHz samples of an uploaded or recorded clip, or a ``page_error``."""
+    if not path:
+        raise page_error("Record or upload some audio first.")
+    size = Path(path).stat().st_size
+    if size > max_mb * 1_000_000:
+        raise page_error(f"The file is {size / 1e6:.0f} MB; the limit is {max_mb} MB.")
+    try:
+        audio = decode_audio(path, max_duration=max_seconds)
+    except AudioError as exc:
+        if exc.reason == "too_long":
+            raise page_error(f"The audio is too long: the limit is {max_seconds:g} s.") from None
+        raise page_error(f"This file is not audio that whisperft can decode ({Path(path).name}).") from None
+    if float(np.abs(audio).max()) < SILENCE_PEAK:
+        raise page_error("The recording is silent: check the microphone and record again.")
+    return audio
+
+
+def timestamped(t: Transcript) -> str:
+    """One line per segment: ``[00:01.200 → 00:03.900] text``."""
+    return "\n".join(
+        f"[{format_timestamp(s.start, '.', False)} → {format_timestamp(s.end, '.', False)}] {s.text}"
+        for s in t.segments
+    )
+
+
+def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str, out_dir: Path) -> tuple[str, Path, str]:
+    """(timestamped transcript, SRT file, timing line) for one model."""
+    start = time.perf_counter()
+    try:
+        code, text, segments = model.engine.transcribe([audio], lang, "transcribe", 1, 8, True)[0]
+    except WhisperftError as exc:
+        raise page_error(str(exc)) from None
+    except Exception as exc:  # a model failing must not crash the page
+        line = f"{model.name} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        logger.error(line)
+        logger.debug("traceback", exc_info=True)
+        raise page_error(line) from None
+    seconds = time.perf_counter() - start
+    t = Transcript("upload", code, round(len(audio) / SAMPLE_RATE, 3), text, segments)
+    srt = Path(tempfile.mkdtemp(dir=out_dir)) / "transcript.srt"
+    srt.write_text(render(t, "srt"), encoding="utf-8")
+    audio_s = len(audio) / SAMPLE_RATE
+    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {code or lang}"
+    return timestamped(t) or "(no speech)", srt, timing
+
+
+def _counts_line(folder: Path) -> str:
+    counts = dataset_counts(folder)
+    if not counts:
+        return f"`{folder}` is empty: record the first clip."
+    parts = [f"{split} {c.clips} clip{'s' * (c.clips != 1)} ({c.seconds:.1f} s)" for split, c in counts.items()]
+    return f"`{folder}`: " + ", ".join(parts)
+
+
+def build_app(models: list[Loaded], dataset_dir: Path, lang: str = "auto", limits: Limits | None = None) -> Any:
+    """The Gradio Blocks: a Transcribe tab (side by side with ``--compare``) and a Record tab."""
+    limits = limits or Limits()
+    work = Path(tempfile.mkdtemp(prefix="whisperft-serve-"))
+    with gr.Blocks(title="whisperft") as app:
+        names = " vs ".join(f"`{m.name}`" for m in models)
+        gr.Markdown(f"# whisperft\n{names}")
+        with gr.Tab("Transcribe"):
+            _transcribe_tab(models, lang, limits, work)
+        with gr.Tab("Record a dataset"):
+            _record_tab(dataset_dir, lang, limits)
+    return app
+
+
+def _transcribe_tab(models: list[Loaded], lang: str, limits: Limits, work: Path) -> None:
+    audio = gr.Audio(
+        sources=["microphone", "upload"], type="filepath", label="Speak, or upload a file", elem_id="audio"
+    )
+    language = gr.Dropdown(["auto", *sorted(LANGUAGES)], value=lang, label="Language")
+    button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
+    outputs: list[Any] = []
+    with gr.Row():
+        for i, m in enumerate(models):
+            with gr.Column():
+                gr.Markdown(f"### {m.name}")
+                outputs.append(gr.Textbox(label="Transcript", lines=6, elem_id=f"transcript-{i}"))
+                outputs.append(gr.Markdown(elem_id=f"timing-{i}"))
+                outputs.append(gr.File(label="Subtitles (SRT)", elem_id=f"srt-{i}"))
+
+    def run(path: str | None, code: str) -> list[Any]:
+        clip = read_clip(path, limits.max_seconds, limits.max_upload_mb)
+        values: list[Any] = []
+        for m in models:
+            text, srt, timing = transcribe_clip(m, clip, code, work)
+            values += [text, timing, str(srt)]
+        return values
+
+    button.click(run, [audio, language], outputs)
+
+
+def _record_tab(folder: Path, lang: str, limits: Limits) -> None:
+    gr.Markdown(
+        "Each clip and its typed transcript is added to a Common Voice style folder. "
+        f"Prepare it with `whisperft prepare --lang {'LANG' if lang == 'auto' else lang} --source {folder}`."
+    )
+    audio = gr.Audio(
+        sources=["microphone", "upload"], type="filepath", label="Speak one sentence (at most 30 s)", elem_id="clip"
+    )
+    sentence = gr.Textbox(label="What is said in the clip", elem_id="sentence")
+    split = gr.Radio(list(SPLIT_FILES), value="train", label="Split")
+    button = gr.Button("Add to dataset", variant="primary", elem_id="add")
+    status = gr.Markdown(_counts_line(folder), elem_id="dataset-status")
+
+    def add(path: str | None, text: str, which: str) -> tuple[None, str, str]:
+        clip = read_clip(path, limits.max_clip_seconds, limits.max_upload_mb)
+        try:
+            saved = add_recording(folder, clip, text, which)
+        except WhisperftError as exc:
+            raise page_error(str(exc)) from None
+        seconds = len(clip) / SAMPLE_RATE
+        return None, "", f"Saved `{saved.name}` ({seconds:.1f} s) to {which}. {_counts_line(folder)}"
+
+    button.click(add, [audio, sentence, split], [audio, sentence, status])
+
+
+def serve(
+    models: list[Loaded],
+    dataset_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    lang: str = "auto",
+    limits: Limits | None = None,
+) -> None:
+    """Start the app, print its address, and block until Ctrl-C."""
+    limits = limits or Limits()
+    app = build_app(models, dataset_dir, lang, limits)
+    app.queue(default_concurrency_limit=1)  # one model call at a time: the models are shared
+    _, url, _ = app.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=f"{limits.max_upload_mb}mb",
+        theme=gr.themes.Default(font=SYSTEM_FONTS, font_mono=["ui-monospace", "monospace"]),
+        ssr_mode=False,
+        share=False,
+        show_error=False,
+        quiet=True,
+        footer_links=["settings"],
+        prevent_thread_lock=True,
+    )
+    print(f"whisperft serve: {url} (Ctrl-C to stop)", flush=True)
+    try:
+        app.block_thread()
+    finally:
+        app.close()

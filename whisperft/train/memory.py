@@ -1,0 +1,299 @@
+"""How much memory a training step needs, computed from the model's config: ``whisperft plan``.
+
+The peak of a step is the weights, their gradients, the optimizer's state and the activations
+that the forward pass keeps for the backward pass. Each is counted from the architecture:
+
+- weights: every parameter, float32 (Accelerate keeps float32 master weights under fp16/bf16,
+  and autocast adds a half-precision copy of the matrices it multiplies);
+- gradients and optimizer state: the trainable parameters only (all of them, a LoRA adapter's,
+  or the decoder's with ``freeze_encoder``); AdamW keeps two float32 moments, 8-bit AdamW two bytes;
+- activations per example, per layer, the tensors autograd saves (derived below), at the encoder's
+  frame count and the longest label; with gradient checkpointing only each layer's input is kept,
+  plus one layer recomputed at a time.
+
+It is an estimate: a CUDA step adds the allocator's fragmentation and the CUDA context
+(``CUDA_OVERHEAD``), and kernels may keep workspace. On the CPU the test suite holds it against
+the measured peak of real steps (``tests/test_levers.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+from whisperft.data.store import FeatureStore, Split
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.models.registry import resolve_model
+from whisperft.models.whisper import POSITIONS_PER_SECOND
+
+GB = 1024**3
+CUDA_OVERHEAD = 0.5 * GB  # the CUDA context and cuBLAS/cuDNN workspaces
+FRAGMENTATION = 1.10  # PyTorch's caching allocator holds some memory it cannot hand out
+PROMPT_TOKENS = 4  # <|startoftranscript|><|lang|><|task|><|notimestamps|>
+
+
+@dataclass
+class Plan:
+    """One way of training: what it trains, at what precision, with or without checkpointing."""
+
+    method: str = "full"  # full | lora
+    precision: str = "no"  # no | fp16 | bf16
+    checkpointing: bool = False
+    freeze_encoder: bool = False
+    optimizer: str = "adamw"  # adamw | adamw_8bit
+    lora_r: int = 32
+    lora_targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+    attention: str = "sdpa"  # sdpa | eager (eager keeps the attention matrices)
+
+
+@dataclass
+class Estimate:
+    weights: int
+    gradients: int
+    optimizer: int
+    activations_per_example: int
+
+    @property
+    def states(self) -> int:
+        """What does not grow with the batch: weights, gradients and optimizer state."""
+        return self.weights + self.gradients + self.optimizer
+
+    def total(self, batch: int, cuda: bool = True) -> int:
+        step = self.states + batch * self.activations_per_example
+        return int(step * FRAGMENTATION + CUDA_OVERHEAD) if cuda else int(step)
+
+    def largest_batch(self, budget: int, cuda: bool = True, limit: int = 4096) -> int:
+        """The largest batch whose estimate fits ``budget`` bytes (0 when not even one example fits)."""
+        free = budget / (FRAGMENTATION if cuda else 1) - (CUDA_OVERHEAD / FRAGMENTATION if cuda else 0)
+        free -= self.states
+        return max(0, min(limit, math.floor(free / self.activations_per_example)))
+
+
+def _meta_model(config: WhisperConfig) -> Any:
+    """The model's structure on the meta device: shapes without memory or weights."""
+    with torch.device("meta"):
+        return WhisperForConditionalGeneration(config)
+
+
+def parameter_count(config: WhisperConfig) -> tuple[int, int]:
+    """(all parameters, the encoder's): tied weights count once."""
+    model = _meta_model(config)
+    return sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.model.encoder.parameters())
+
+
+def _linears(config: WhisperConfig, decoder_only: bool) -> list[tuple[str, int, int]]:
+    """(name, in, out) of every projection LoRA can adapt."""
+    d = config.d_model
+    out: list[tuple[str, int, int]] = []
+    if not decoder_only:
+        for _ in range(config.encoder_layers):
+            out += [(n, d, d) for n in ("q_proj", "k_proj", "v_proj", "out_proj")]
+            out += [("fc1", d, config.encoder_ffn_dim), ("fc2", config.encoder_ffn_dim, d)]
+    for _ in range(config.decoder_layers):
+        out += [(n, d, d) for n in ("q_proj", "k_proj", "v_proj", "out_proj")] * 2  # self- and cross-attention
+        out += [("fc1", d, config.decoder_ffn_dim), ("fc2", config.decoder_ffn_dim, d)]
+    return out
+
+
+def trainable_count(config: WhisperConfig, plan: Plan, total: int, encoder: int) -> int:
+    """Parameters with gradients: a LoRA adapter's, the decoder's with a frozen encoder, or all but the
+    encoder's fixed position table."""
+    if plan.method == "lora":
+        linears = _linears(config, plan.freeze_encoder)
+        return sum(plan.lora_r * (i + o) for name, i, o in linears if name in plan.lora_targets)
+    positions = int(config.max_source_positions) * int(config.d_model)
+    return total - (encoder if plan.freeze_encoder else positions)
+
+
+def _encoder_layer(s: int, d: int, f: int, heads: int, eager: bool) -> tuple[int, int]:
+    """Saved elements of one encoder layer over ``s`` frames: (half-precision-able, float32).
+
+    LayerNorm keeps its float32 input (2); the q/k/v projections share their input, then keep q, k, v
+    (4); attention keeps its output (1, plus the score matrices when eager); out_proj its input (1);
+    fc1 its input (1); GELU its input and fc2 its input (2 f).
+    """
+    half = s * (7 * d + 2 * f) + (2 * heads * s * s if eager else 0)
+    return half, 2 * s * d
+
+
+def _decoder_layer(t: int, s: int, d: int, f: int, heads: int, eager: bool) -> tuple[int, int]:
+    """Saved elements of one decoder layer: self-attention as in the encoder over ``t`` tokens, and
+    cross-attention: its query input, query, output and out_proj input (4 t d), with keys and values
+    over the encoder's ``s`` frames (2 s d; the encoder output they read is shared by all layers)."""
+    self_half, self_f32 = _encoder_layer(t, d, f, heads, eager)
+    cross = 4 * t * d + 2 * s * d + (2 * heads * t * s if eager else 0)
+    return self_half + cross, self_f32 + t * d
+
+
+def estimate(config: WhisperConfig, plan: Plan, label_tokens: int) -> Estimate:
+    """Bytes of one training step of ``config`` under ``plan`` (see the module's docstring)."""
+    total, encoder = parameter_count(config)
+    trainable = trainable_count(config, plan, total, encoder)
+    mixed = plan.precision in ("fp16", "bf16")
+    weights = 4 * total + (2 * total if mixed else 0)
+    gradients = 4 * trainable
+    optimizer = (2 if plan.optimizer == "adamw_8bit" else 8) * trainable
+
+    s, t, d = int(config.max_source_positions), int(label_tokens), int(config.d_model)
+    eager = plan.attention == "eager"
+    half_size = 2 if mixed else 4
+    enc = _encoder_layer(s, d, config.encoder_ffn_dim, config.encoder_attention_heads, eager)
+    dec = _decoder_layer(t, s, d, config.decoder_ffn_dim, config.decoder_attention_heads, eager)
+    enc_b, dec_b = enc[0] * half_size + enc[1] * 4, dec[0] * half_size + dec[1] * 4
+    n_enc, n_dec = int(config.encoder_layers), int(config.decoder_layers)
+    train_encoder = not plan.freeze_encoder
+    # the convolutional front end (mel input, two convolutions and their GELUs) and the final norm
+    front = (config.num_mel_bins * 2 * s + 5 * s * d) * half_size + s * d * 4 if train_encoder else s * d * 4
+    # the shared encoder output, embeddings, final norm, the logits and the loss's float32 log-softmax
+    head = s * d * half_size + 3 * t * d * 4 + t * config.vocab_size * (half_size + 4)
+    if plan.checkpointing:
+        kept = (n_enc * s * d if train_encoder else 0) + n_dec * t * d
+        per_example = front + head + kept * half_size + max(enc_b if train_encoder else 0, dec_b)
+    else:
+        per_example = front + head + (n_enc * enc_b if train_encoder else 0) + n_dec * dec_b
+    return Estimate(weights, gradients, optimizer, int(per_example))
+
+
+def plans_for(base: Plan) -> list[Plan]:
+    """The table's rows: each method at each precision, with and without checkpointing."""
+    rows = []
+    for method in ("full", "lora"):
+        for precision in ("no", "bf16"):
+            for ckpt in (False, True):
+                rows.append(Plan(method, precision, ckpt, base.freeze_encoder, base.optimizer, base.lora_r,
+                                 base.lora_targets, base.attention))  # fmt: skip
+    return rows
+
+
+def describe(plan: Plan) -> str:
+    precision = {"no": "fp32"}.get(plan.precision, plan.precision)
+    parts = [plan.method + (f" r={plan.lora_r}" if plan.method == "lora" else ""), precision]
+    parts.append("checkpointing" if plan.checkpointing else "no checkpointing")
+    return ", ".join(parts)
+
+
+def plan_from_config(cfg: Any) -> Plan:
+    """The Plan that a run's config describes."""
+    t = cfg.train
+    return Plan(t.method, t.mixed_precision, t.gradient_checkpointing, t.freeze_encoder, t.optimizer, t.lora.r,
+                tuple(t.lora.target_modules), cfg.model.attn_implementation or "sdpa")  # fmt: skip
+
+
+@dataclass
+class PlanRow:
+    plan: Plan
+    estimate: Estimate
+    at_batch: int  # bytes at the config's batch size
+    largest_batch: int
+    is_config: bool
+
+
+def model_config(cfg: Any) -> WhisperConfig:
+    """The config of the model a run starts from, with its audio context applied."""
+    try:
+        config = WhisperConfig.from_pretrained(resolve_model(cfg.model.name))
+    except OSError as exc:
+        raise WhisperftError(f"cannot read the config of {cfg.model.name}: {str(exc).splitlines()[0]}") from None
+    if cfg.model.audio_context_s is not None:
+        config.max_source_positions = min(
+            int(config.max_source_positions), round(cfg.model.audio_context_s * POSITIONS_PER_SECOND)
+        )
+    return config
+
+
+def label_tokens(cfg: Any, config: WhisperConfig, split: Split | None) -> tuple[int, str]:
+    """The longest label a batch can hold, and where that figure comes from."""
+    limit = int(config.max_target_positions)
+    if cfg.data.pack:
+        return limit, "packed windows fill up to the decoder's limit"
+    if split is None or len(split) == 0:
+        return limit, f"no store at {cfg.data.store}: assuming the decoder's limit"
+    longest = int(split.n_labels.max()) + PROMPT_TOKENS + 1
+    return min(limit, longest), f"the longest label in {cfg.data.store}/{cfg.data.train_split}"
+
+
+def store_split(cfg: Any) -> Split | None:
+    """The run's training split when its store is a local folder that exists (plan runs before any fetch)."""
+    folder = Path(str(cfg.data.store))
+    if not FeatureStore.is_store(folder) or cfg.data.train_split not in FeatureStore(folder).splits:
+        return None
+    return FeatureStore(folder).split(cfg.data.train_split)
+
+
+def plan_rows(cfg: Any, config: WhisperConfig, tokens: int, budget: int, cuda: bool = True) -> list[PlanRow]:
+    """The config's own plan first, then each method, precision and checkpointing choice."""
+    own = plan_from_config(cfg)
+    batch = cfg.train.batch_size if isinstance(cfg.train.batch_size, int) else 1
+    rows = []
+    for plan in [own, *(p for p in plans_for(own) if p != own)]:
+        est = estimate(config, plan, tokens)
+        rows.append(PlanRow(plan, est, est.total(batch, cuda), est.largest_batch(budget, cuda), plan == own))
+    return rows
+
+
+def largest_fitting(fits: Callable[[int], bool], cap: int) -> int:
+    """The largest batch in [1, cap] for which ``fits`` holds (0 if none): doubling, then bisection.
+
+    ``fits`` may be a real step on the device; it is assumed monotone (what fits at b fits below b).
+    """
+    good, bad, b = 0, cap + 1, 1
+    while b <= cap:
+        if not fits(b):
+            bad = b
+            break
+        good = b
+        if b == cap:
+            return cap
+        b = min(2 * b, cap)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def split_effective(effective: int, processes: int, largest: int) -> tuple[int, int]:
+    """(batch, accumulation) with batch x accumulation x processes == effective and batch <= largest:
+    the largest such batch, so the fewest accumulation steps."""
+    if effective % processes:
+        raise UsageError(
+            f"train.effective_batch_size {effective} is not a multiple of the {processes} processes; "
+            f"use {effective + processes - effective % processes}"
+        )
+    per_process = effective // processes
+    batch = max(d for d in range(1, min(largest, per_process) + 1) if per_process % d == 0)
+    return batch, per_process // batch
+
+
+def cuda_fits(model: Any, autocast: Any, n_mels: int, frames: int, tokens: int, reserve: int, limit: int) -> Callable:
+    """A trial for ``largest_fitting``: one forward and backward pass of a full-size batch on the GPU.
+    It fits when it ran without running out of memory and its peak plus ``reserve`` (the optimizer state,
+    created later) stays under ``limit``."""
+
+    def fits(batch: int) -> bool:
+        device = next(model.parameters()).device
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            x = torch.zeros(batch, n_mels, frames, device=device)
+            y = torch.full((batch, tokens), 50257, device=device, dtype=torch.long)
+            with autocast():
+                loss = model(input_features=x, labels=y).loss
+            loss.backward()
+            peak = torch.cuda.max_memory_allocated(device)
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            model.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+        return peak + reserve <= limit
+
+    return fits

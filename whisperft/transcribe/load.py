@@ -1,0 +1,34 @@
+"""Load a transcription engine for a model spec: faster-whisper for a CTranslate2 folder, else PyTorch.
+
+Shared by ``whisperft transcribe`` and ``whisperft serve``. torch and transformers are imported
+only on the PyTorch path, so a CTranslate2 model starts without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from whisperft.io import is_ct2_folder
+from whisperft.languages import require_language
+from whisperft.models import quiet_transformers
+from whisperft.transcribe.files import Engine
+
+
+def load_engine(
+    spec: str, lang: str = "auto", compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True
+) -> Engine:
+    """The engine for ``spec`` (a spec, run, folder or CTranslate2 folder), checked for ``lang``.
+
+    ``quiet`` turns transformers' info logs and progress bars off before it loads.
+    """
+    if is_ct2_folder(Path(spec).expanduser()):
+        from whisperft.transcribe.fw_engine import FasterWhisperTranscriber  # deferred: imports ctranslate2
+
+        engine = FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
+        require_language(engine.multilingual, lang)
+        return engine
+    if quiet:
+        quiet_transformers()
+    from whisperft.transcribe.run import load_transcriber  # deferred: imports torch
+
+    return load_transcriber(spec, lang, trust_pickle)
