@@ -19,6 +19,8 @@ SCRIPTS = [
     "bench_longform",
     "bench_fw",
     "bench_ct2_eval",
+    "bench_augment",
+    "bench_levers",
 ]
 
 

@@ -11,14 +11,23 @@ the process and the peak is the peak of live tensors.
 from __future__ import annotations
 
 import json
-import resource
 import sys
+from pathlib import Path
 
 import psutil
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from whisperft.models.lora import add_lora
+
+
+def high_water_mark() -> int:
+    """This process's peak resident bytes since its exec (VmHWM). Not ru_maxrss: Linux carries that over
+    from the forked parent, so a child of a large pytest process would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main(spec: dict) -> dict:
@@ -46,7 +55,7 @@ def main(spec: dict) -> dict:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = high_water_mark()
     return {"measured": peak - before + weights, "weights": weights}
 
 

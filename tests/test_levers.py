@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -132,7 +133,7 @@ def test_plan_prints_every_choice_and_the_largest_batch(tmp_path: Path, store: P
     r = run_cli("plan", str(cfg), "--gpu-memory", "2GB")
     assert r.returncode == 0, r.stderr
     assert "<- this config" in r.stdout and "lora r=32, bf16, checkpointing" in r.stdout
-    assert f"the longest label in {store}/train" in r.stdout
+    assert f"the longest label in {store}/train" in r.stdout.replace("\n", "")
     r = run_cli("plan", str(cfg), "--gpu-memory", "lots")
     assert r.returncode == 2 and "--gpu-memory" in r.stderr
 
@@ -222,3 +223,165 @@ def test_a_two_point_sweep_runs_plots_and_resumes(tmp_path: Path, store: Path, t
 
     r = run_cli("sweep", str(cfg), "--grid", "train.learnin_rate=1,2")
     assert r.returncode == 2 and "train.learnin_rate: unknown key" in r.stderr
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    from whisperft.audio import decode_audio
+    from whisperft.synth import speak
+
+    wav = tmp_path_factory.mktemp("aug") / "s.wav"
+    return decode_audio(speak("Det regnar i Stockholm idag och vi åker till Göteborg.", wav))
+
+
+def _f0(audio: np.ndarray) -> float:
+    """The strongest frequency between 60 and 400 Hz (the fundamental of a voice-like tone)."""
+    spec = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    freqs = np.fft.rfftfreq(len(audio), 1 / 16_000)
+    band = (freqs >= 60) & (freqs <= 400)
+    return float(freqs[band][np.argmax(spec[band])])
+
+
+def test_each_waveform_augmentation_does_what_it_says(speech: np.ndarray) -> None:
+    from whisperft.data import augment as aug
+
+    assert len(aug.change_speed(speech, 1.25)) == pytest.approx(len(speech) / 1.25, abs=2)
+    assert len(aug.time_stretch(speech, 0.8)) == pytest.approx(len(speech) / 0.8, abs=2)
+    t = np.arange(32_000) / 16_000
+    voice = sum(np.sin(2 * np.pi * k * 150 * t) / k for k in range(1, 6)).astype(np.float32) * 0.2  # a vowel-like tone
+    for semitones in (2.0, -3.0):
+        shifted = aug.shift_pitch(voice, semitones)
+        assert len(shifted) == len(voice)
+        assert _f0(shifted) / _f0(voice) == pytest.approx(2 ** (semitones / 12), rel=0.01)
+    quiet = speech * 0.1
+    rms = lambda a: float(np.sqrt(np.mean(a**2)))  # noqa: E731
+    assert rms(aug.apply_gain(quiet, 6.0)) / rms(quiet) == pytest.approx(10 ** (6 / 20), rel=1e-4)
+    assert np.abs(aug.apply_gain(speech, 40.0)).max() <= 1.0  # clipped like a recorder
+    rng = np.random.default_rng(0)
+    for color in aug.NOISE_COLORS:
+        noise = aug.colored_noise(len(speech), color, rng)
+        noisy = aug.add_noise(speech, noise, 12.5)
+        snr = 10 * np.log10(np.mean(speech**2) / np.mean((noisy - speech) ** 2))
+        assert snr == pytest.approx(12.5, abs=0.01)
+    spec = np.abs(np.fft.rfft(aug.colored_noise(2**16, "pink", rng))) ** 2
+    low, high = spec[10:100].mean(), spec[10_000:20_000].mean()
+    assert 50 < low / high < 2000  # 1/f: about 200 times more power per bin around 50x lower frequency
+
+
+def test_augmentation_is_reproducible_from_its_seed(speech: np.ndarray, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from whisperft.data.augment import Augmenter, AugmentSettings, example_rng
+
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    sf.write(noise_dir / "hum.wav", 0.1 * np.sin(np.arange(24_000) * 2 * np.pi * 50 / 16_000), 16_000)
+    settings = AugmentSettings(speed_prob=1, pitch_prob=1, gain_prob=1, noise_prob=1, noise_dir=str(noise_dir))
+    a, b = Augmenter(settings), Augmenter(settings)
+    first = a(speech, example_rng(42, 0, 7))
+    assert np.array_equal(first, b(speech, example_rng(42, 0, 7)))  # same seed, epoch, clip: same audio
+    assert not np.array_equal(first, a(speech, example_rng(42, 1, 7)))  # another epoch: drawn again
+    assert not np.allclose(first[: len(speech)], speech[: len(first)], atol=1e-3)
+    limited = Augmenter(AugmentSettings(speed_prob=1, speed_range=[0.5, 0.5]))
+    assert len(limited(speech, example_rng(0, 0, 0), max_samples=len(speech))) == len(speech)  # would not fit
+
+
+def test_spec_augment_masks_frames_in_training_only(tiny_model: Path) -> None:
+    from transformers import WhisperForConditionalGeneration
+
+    model = WhisperForConditionalGeneration.from_pretrained(tiny_model)
+    model.config.update({"apply_spec_augment": True, "mask_time_prob": 0.2, "mask_time_length": 10,
+                         "mask_feature_prob": 0.2, "mask_feature_length": 8})  # fmt: skip
+    x = torch.rand(2, model.config.num_mel_bins, 3000) + 1.0
+    torch.manual_seed(0)
+    model.train()
+    masked = model.model._mask_input_features(x.clone())
+    assert (masked == 0).any() and not torch.equal(masked, x)
+    model.eval()
+    assert torch.equal(model.model._mask_input_features(x.clone()), x)
+
+
+@pytest.fixture(scope="module")
+def audio_store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model: Path) -> Path:
+    out = tmp_path_factory.mktemp("audio-store") / "sv"
+    r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out),
+                "--audio", "opus")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_an_audio_store_keeps_the_clips_and_training_augments_them(
+    audio_store: Path, store: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from whisperft.data.store import FeatureStore
+
+    split = FeatureStore(audio_store).split("train")
+    assert split.has_audio and not FeatureStore(store).split("train").has_audio
+    assert len(split.audio(0)) == pytest.approx(split.duration[0] * 16_000, abs=1)
+    assert json.loads((audio_store / "store.json").read_text())["audio"] == "opus"
+
+    augment = {"speed_prob": 0.5, "pitch_prob": 0.5, "gain_prob": 0.5, "noise_prob": 0.5, "spec_augment": True}
+    cfg = train_config(tmp_path / "a.yaml", tiny_model, audio_store, tmp_path / "a", max_steps=3,
+                       data={"augment": augment, "eval_split": None})  # fmt: skip
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "augmenting the waveform (speed, pitch, gain, noise)" in r.stderr
+
+    cfg = train_config(tmp_path / "b.yaml", tiny_model, store, tmp_path / "b", max_steps=3, data={"augment": augment})
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 2 and "prepare it again with --audio opus" in r.stderr
+    cfg = train_config(tmp_path / "c.yaml", tiny_model, audio_store, tmp_path / "c",
+                       data={"augment": {"speed_prob": 0.5}, "pack": True})  # fmt: skip
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 2 and "data.augment.speed_prob" in r.stderr
+
+
+# ---------------------------------------------------------------- data mixing
+
+
+class _Part:
+    def __init__(self, n: int, tag: str) -> None:
+        self.n, self.tag = n, tag
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: int) -> tuple[str, int]:
+        return self.tag, key
+
+
+def test_a_two_source_mix_keeps_its_weights_exactly_and_walks_each_source() -> None:
+    from whisperft.data.mixing import MixedDataset, exact_counts
+
+    assert exact_counts([0.7, 0.2, 0.1], 33) == [23, 7, 3] and sum(exact_counts([1, 1, 1], 100)) == 100
+    mix = MixedDataset([_Part(42, "cv"), _Part(6, "books")], [0.75, 0.25], seed=3)
+    assert mix.counts == [36, 12]  # 75% / 25% of the 48 examples of an epoch
+    for epoch in range(3):
+        drawn = [mix[epoch * len(mix) + k] for k in range(len(mix))]
+        assert sum(tag == "books" for tag, _ in drawn) == 12  # exact in every epoch, not on average
+        books = [key for tag, key in drawn if tag == "books"]
+        assert len({k % 6 for k in books[:6]}) == 6 or epoch > 0  # a small source is cycled, not sampled
+    cv = [key for tag, key in (mix[k] for k in range(2 * len(mix))) if tag == "cv"]
+    assert len({k % 42 for k in cv[:42]}) == 42  # no clip repeats before the whole source was seen
+    again = MixedDataset([_Part(42, "cv"), _Part(6, "books")], [0.75, 0.25], seed=3)
+    assert [again[k] for k in range(100)] == [mix[k] for k in range(100)]  # a resumed run draws the same
+
+
+def test_training_on_a_mix_validates_per_source_and_combined(
+    tmp_path: Path, store: Path, audio_store: Path, tiny_model: Path
+) -> None:
+    import json
+
+    mix = [{"store": str(store), "weight": 3, "name": "cv"}, {"store": str(audio_store), "weight": 1, "name": "books"}]
+    cfg = train_config(tmp_path / "m.yaml", tiny_model, store, tmp_path / "m", max_steps=2, eval_steps=2,
+                       data={"mix": mix, "max_eval_samples": 4})  # fmt: skip
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert "mixing 2 sources, examples per epoch: cv" in r.stderr
+    evals = [json.loads(x) for x in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines() if "eval_wer" in x]
+    assert {"eval_wer", "eval_wer_cv", "eval_wer_books", "eval_cer_books"} <= evals[-1].keys()

@@ -127,6 +127,10 @@ def prepare(
     max_chars_per_second: Annotated[
         float, typer.Option(help="Skip clips with more letters/digits per second (truncated or mislabelled).")
     ] = MAX_CHARS_PER_SECOND,
+    audio: Annotated[
+        str | None,
+        typer.Option(help="Also keep each clip's audio (opus, ~12 MB/h; or flac, lossless) for data.augment."),
+    ] = None,
 ) -> None:
     """Decode, filter and featurize speech data into a compact feature store."""
 
@@ -141,7 +145,7 @@ def prepare(
         progress, tick = _counter(None, "prepare")
         with progress:
             result = run(source, code, model, target, max_duration=max_duration, num_proc=num_proc, progress=tick,
-                         bounds=bounds)  # fmt: skip
+                         bounds=bounds, audio=audio)  # fmt: skip
         for split, rep in result.report.items():
             skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
             typer.echo(f"{split}: kept {rep['kept']} ({rep['hours'] * 60:.1f} min), skipped: {skipped}")

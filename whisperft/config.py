@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from whisperft.data.augment import AugmentSettings
 from whisperft.errors import ConfigError, UsageError
 from whisperft.io import atomic_write_text
 from whisperft.languages import get_language
@@ -48,6 +49,15 @@ class ModelConfig:
 
 
 @dataclass
+class MixSource:
+    """One source of ``data.mix``: a prepared store and its share of the training examples."""
+
+    store: str = ""
+    weight: float = 1.0
+    name: str | None = None  # in the eval metrics (eval_wer_NAME); default: the store folder's name
+
+
+@dataclass
 class DataConfig:
     """Where the prepared feature store is, and how to read it."""
 
@@ -59,6 +69,14 @@ class DataConfig:
     num_workers: int = 2
     pack: bool = False  # several clips per encoder window (see packing.py)
     timestamp_fraction: float = 0.5  # packed windows whose labels carry timestamp tokens
+    augment: AugmentSettings = field(default_factory=AugmentSettings)  # off unless a probability is set
+    mix: list[MixSource] = field(default_factory=list)  # several stores with weights (then store is unused)
+
+    def sources(self) -> list[tuple[str, str, float]]:
+        """(name, store, weight) of every training source: the mix, or the one store."""
+        if not self.mix:
+            return [(Path(self.store.rstrip("/")).name or "store", self.store, 1.0)]
+        return [(m.name or Path(m.store.rstrip("/")).name, m.store, m.weight) for m in self.mix]
 
     def problems(self) -> list[str]:
         out = []
@@ -70,7 +88,20 @@ class DataConfig:
             out.append(f"data.num_workers: must be >= 0, got {self.num_workers}")
         if not (0 <= self.timestamp_fraction <= 1):
             out.append(f"data.timestamp_fraction: must be in [0, 1], got {self.timestamp_fraction}")
-        return out
+        for i, m in enumerate(self.mix):
+            if not m.store.strip():
+                out.append(f"data.mix.{i}.store: name a prepared store")
+            if not m.weight > 0:
+                out.append(f"data.mix.{i}.weight: must be positive, got {m.weight}")
+        names = [n for n, _, _ in self.sources()]
+        if len(set(names)) != len(names):
+            out.append(f"data.mix: two sources are named alike ({', '.join(names)}); give each a name")
+        if self.pack and self.augment.speed_prob > 0:
+            out.append(
+                "data.augment.speed_prob: speed changes clip lengths, and packed windows are planned from the "
+                "stored lengths; use pitch, gain and noise with data.pack, or set data.pack: false"
+            )
+        return out + self.augment.problems()
 
 
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -293,6 +324,13 @@ def _build(cls: type, data: Any, prefix: str, problems: list[str]) -> Any:
             problems.append(f"{dotted}: unknown key{hint}")
             continue
         tp = hints[key]
+        item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+        if item is not None and dataclasses.is_dataclass(item):  # a list of sections: data.mix
+            if not isinstance(value, list):
+                problems.append(f"{dotted}: expected a list, got {value!r}")
+                continue
+            kwargs[key] = [_build(item, v, f"{dotted}.{i}.", problems) for i, v in enumerate(value)]
+            continue
         if dataclasses.is_dataclass(tp):
             if tp is ModelConfig and isinstance(value, str):
                 value = {"name": value}

@@ -6,7 +6,7 @@ extractor would give, and ``labels`` (B, T) with -100 where there is no token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,22 +25,39 @@ def fitting_rows(split: Split, max_frames: int) -> np.ndarray:
     return np.flatnonzero(np.round(split.duration * FRAMES_PER_SECOND) <= max_frames)
 
 
-class StoreDataset(Dataset):
-    """Training examples from a store split, one clip each: frames, pad value, and full labels."""
+ClipFrames = Callable[[int, int], tuple[np.ndarray, float]]  # (clip, epoch) -> (frames, pad value)
 
-    def __init__(self, split: Split, prefix: list[int], eot: int, max_frames: int = N_FRAMES) -> None:
+
+def stored_frames(split: Split) -> ClipFrames:
+    """A clip's frames as prepare stored them (no augmentation)."""
+    return lambda clip, epoch: (np.array(split.frames(clip)), float(split.pad_value[clip]))
+
+
+class StoreDataset(Dataset):
+    """Training examples from a store split, one clip each: frames, pad value, and full labels.
+
+    Keys are ``epoch * len + index`` (``EpochSampler``), so an augmented clip can be drawn
+    differently in each epoch and identically in a resumed run.
+    """
+
+    def __init__(
+        self, split: Split, prefix: list[int], eot: int, max_frames: int = N_FRAMES, clip: ClipFrames | None = None
+    ) -> None:
         self.split = split
         self.prefix = list(prefix)
         self.eot = int(eot)
         self.rows = fitting_rows(split, max_frames)
+        self.clip = clip or stored_frames(split)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, idx: int) -> dict[str, Any]:
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        epoch, idx = divmod(key, len(self.rows))
         i = int(self.rows[idx])
         labels = self.prefix + self.split.labels(i).tolist() + [self.eot]
-        return {"frames": np.array(self.split.frames(i)), "pad": float(self.split.pad_value[i]), "labels": labels}
+        frames, pad = self.clip(i, epoch)
+        return {"frames": frames, "pad": pad, "labels": labels}
 
 
 @dataclass
@@ -79,6 +96,8 @@ class EpochSampler(Sampler[int]):
         return self.n
 
     def __iter__(self) -> Iterator[int]:
+        """This epoch's order, as keys ``epoch * n + index`` (datasets take the index modulo n)."""
         g = torch.Generator()
         g.manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        base = self.epoch * self.n
+        return iter((base + torch.randperm(self.n, generator=g)).tolist())

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from whisperft.data.batches import ClipFrames, stored_frames
 from whisperft.data.store import Split
 from whisperft.features import TIME_PRECISION
 
@@ -107,8 +108,10 @@ class PackedDataset(Dataset):
         label_budget: int,
         timestamp_fraction: float,
         seed: int,
+        clip: ClipFrames | None = None,
     ) -> None:
         self.split = split
+        self.clip = clip or stored_frames(split)  # augmentation may recompute a clip's frames
         self.prefix = [t for t in prefix if t != notimestamps]  # language and task tokens only
         self.notimestamps = int(notimestamps)
         self.timestamp_begin = int(timestamp_begin)
@@ -126,17 +129,19 @@ class PackedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.plan.windows)
 
-    def __getitem__(self, idx: int) -> dict[str, Any]:
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        epoch, idx = divmod(key, len(self.plan.windows))
         clips = self.plan.windows[idx]
-        floor = max(float(self.split.pad_value[i]) for i in clips)
+        feats = [self.clip(i, epoch) for i in clips]
+        floor = max(pad for _, pad in feats)
         offsets, end = [], 0
         for i in clips:
             offsets.append(end)
             end += _slot(int(self.split.n_frames[i]))
         # the collator cuts the window to the encoder's frames (a lone clip may overhang by a frame or two)
         frames = np.full((offsets[-1] + int(self.split.n_frames[clips[-1]]), self.split.n_mels), floor, np.float32)
-        for i, o in zip(clips, offsets, strict=True):
-            clip = np.asarray(self.split.frames(i), dtype=np.float32)
+        for (clip, _), o in zip(feats, offsets, strict=True):
+            clip = np.asarray(clip, dtype=np.float32)[: int(len(frames) - o)]
             np.maximum(clip, floor, out=frames[o : o + len(clip)])
         return {"frames": frames, "pad": floor, "labels": self.labels(clips, offsets, bool(self.with_timestamps[idx]))}
 

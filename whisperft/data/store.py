@@ -8,28 +8,36 @@ Layout of a store folder::
     <split>/labels.i32       all clips' text token ids, int32, concatenated
     <split>/index.npz        per-clip offsets, lengths, pad values and durations
     <split>/rows.jsonl       per-clip id and transcript
+    <split>/audio.bin        optional (prepare --audio): each clip's 16 kHz audio, Opus or FLAC, concatenated
     <split>/_COMPLETE        written last; a split without it is never read
 
 Only the frames that hold audio are stored (see features.py), as float16: a 5 s
 clip takes 80 KB instead of the 960 KB of a padded float32 array. Writes stream
 to disk, so memory stays flat whatever the dataset size, and a store is built in
 a hidden temp folder and renamed into place when complete.
+
+Augmentation that works on the waveform (noise, speed, pitch, gain) needs the audio itself, so
+``prepare --audio opus`` keeps it too: Opus at its default of about 26 kb/s adds about 12 MB per
+hour of speech to the 58 MB of log-mel frames (``--audio flac``, lossless: about 65 MB).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.io import atomic_write_json, is_complete, mark_complete
 
 STORE_FORMAT = 1
 STORE_META = "store.json"
+AUDIO_FORMATS = {"opus": ("OGG", "OPUS"), "flac": ("FLAC", "PCM_16")}  # prepare --audio: soundfile's names
 REPORT = "prepare_report.json"
 
 
@@ -43,6 +51,15 @@ class Example:
     pad_value: float
     labels: np.ndarray  # int32 text token ids, no special tokens
     duration: float
+    audio: bytes = b""  # the clip's 16 kHz audio, encoded (prepare --audio), or nothing
+
+
+def encode_audio(audio: np.ndarray, fmt: str, sample_rate: int = 16_000) -> bytes:
+    """A clip as Opus (in Ogg) or FLAC bytes, for a store's audio track."""
+    container, subtype = AUDIO_FORMATS[fmt]
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0), sample_rate, format=container, subtype=subtype)
+    return buf.getvalue()
 
 
 class SplitWriter:
@@ -55,6 +72,10 @@ class SplitWriter:
         self._frames = open(self.folder / "frames.f16", "wb")  # noqa: SIM115
         self._labels = open(self.folder / "labels.i32", "wb")  # noqa: SIM115
         self._rows = open(self.folder / "rows.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        self._audio = open(self.folder / "audio.bin", "wb")  # noqa: SIM115 - removed on close when unused
+        self._audio_off: list[int] = []
+        self._audio_bytes: list[int] = []
+        self._apos = 0
         self._frame_off: list[int] = []
         self._n_frames: list[int] = []
         self._label_off: list[int] = []
@@ -87,10 +108,22 @@ class SplitWriter:
         self._dur.append(float(ex.duration))
         self._fpos += len(frames)
         self._lpos += len(labels)
+        self._audio.write(ex.audio)
+        self._audio_off.append(self._apos)
+        self._audio_bytes.append(len(ex.audio))
+        self._apos += len(ex.audio)
 
     def close(self) -> None:
-        for fh in (self._frames, self._labels, self._rows):
+        for fh in (self._frames, self._labels, self._rows, self._audio):
             fh.close()
+        audio = {}
+        if self._apos:
+            audio = {
+                "audio_offset": np.asarray(self._audio_off, np.int64),
+                "audio_bytes": np.asarray(self._audio_bytes, np.int64),
+            }
+        else:
+            (self.folder / "audio.bin").unlink()
         np.savez(
             self.folder / "index.npz",
             frame_offset=np.asarray(self._frame_off, dtype=np.int64),
@@ -99,6 +132,7 @@ class SplitWriter:
             n_labels=np.asarray(self._n_labels, dtype=np.int32),
             pad_value=np.asarray(self._pad, dtype=np.float32),
             duration=np.asarray(self._dur, dtype=np.float32),
+            **audio,
         )
         mark_complete(self.folder, {"examples": len(self), "seconds": self.seconds})
 
@@ -117,9 +151,12 @@ class Split:
         self.n_labels = idx["n_labels"]
         self.pad_value = idx["pad_value"]
         self.duration = idx["duration"]
+        self.audio_offset = idx.get("audio_offset")
+        self.audio_bytes = idx.get("audio_bytes")
         self.n_mels = n_mels
         self._frames = self._map(self.folder / "frames.f16", np.float16, n_mels)
         self._labels = self._map(self.folder / "labels.i32", np.int32, None)
+        self._audio: np.ndarray | None = None  # mapped on first use
         with open(self.folder / "rows.jsonl", encoding="utf-8") as fh:
             rows = [json.loads(line) for line in fh]
         self.ids = [r["id"] for r in rows]
@@ -138,6 +175,20 @@ class Split:
     @property
     def seconds(self) -> float:
         return float(self.duration.sum())
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_offset is not None
+
+    def audio(self, i: int) -> np.ndarray:
+        """Clip ``i``'s 16 kHz audio, decoded from the store's audio track (prepare --audio)."""
+        if self.audio_offset is None or self.audio_bytes is None:
+            raise UsageError(f"{self.folder} has no audio track; prepare the store again with --audio opus")
+        if self._audio is None:
+            self._audio = self._map(self.folder / "audio.bin", np.uint8, None)
+        o, n = int(self.audio_offset[i]), int(self.audio_bytes[i])
+        audio, _ = sf.read(io.BytesIO(self._audio[o : o + n].tobytes()), dtype="float32")
+        return audio
 
     def frames(self, i: int) -> np.ndarray:
         o = int(self.frame_offset[i])

@@ -18,7 +18,7 @@ from typing import Any
 from transformers import AutoConfig
 
 from whisperft.data.sources import Row, Source, open_source
-from whisperft.data.store import REPORT, SplitWriter, write_meta
+from whisperft.data.store import AUDIO_FORMATS, REPORT, SplitWriter, write_meta
 from whisperft.errors import UsageError
 from whisperft.features import mel_filters
 from whisperft.io import atomic_write_json, check_free_space, mark_complete, staged_dir
@@ -135,9 +135,14 @@ def prepare(
     validation_fraction: float = 0.1,
     progress: Callable[[int], None] | None = None,
     bounds: RateBounds | None = None,
+    audio: str | None = None,
 ) -> PrepareResult:
-    """Build a feature store at ``out`` from ``source``. Returns the store path and its report."""
+    """Build a feature store at ``out`` from ``source``. Returns the store path and its report.
+
+    ``audio`` (opus or flac) keeps each clip's audio beside its frames, for waveform augmentation."""
     bounds = bounds or RateBounds()
+    if audio is not None and audio not in AUDIO_FORMATS:
+        raise UsageError(f"--audio must be one of {', '.join(AUDIO_FORMATS)}, got {audio!r}")
     _check_settings(max_duration, bounds)
     lang = get_language(language)
     out = Path(out)
@@ -151,7 +156,7 @@ def prepare(
     seen = SeenRows()
     with staged_dir(out) as tmp:
         builder = StoreBuilder(tmp, target.n_mels, make_validation, max(2, round(1 / validation_fraction)))
-        init = (target.n_mels, max_duration, bounds, mel_filters(target.n_mels).numpy())
+        init = (target.n_mels, max_duration, bounds, mel_filters(target.n_mels).numpy(), audio)
         for split, batch, results in _run(_tagged(src, builder, seen), target, init, num_proc):
             builder.consume(split, batch, results)
             if progress is not None:
@@ -159,7 +164,8 @@ def prepare(
         report = builder.close()
         meta = {"n_mels": target.n_mels, "language": lang.code, "model": model,
                 "vocab_size": len(target.tokenizer), "max_target_positions": target.max_target_positions,
-                "max_duration": max_duration, "source": src.description, "splits": list(builder.writers)}  # fmt: skip
+                "max_duration": max_duration, "source": src.description, "splits": list(builder.writers),
+                "audio": audio}  # fmt: skip
         write_meta(tmp, meta)
         atomic_write_json(tmp / REPORT, report)
         mark_complete(tmp)

@@ -14,7 +14,7 @@ import torch
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio, is_silent
 from whisperft.data.sources import Row
-from whisperft.data.store import Example
+from whisperft.data.store import Example, encode_audio
 from whisperft.features import log_mel_batch, set_mel_filters
 from whisperft.prepare.filters import RateBounds
 from whisperft.text import clean_text
@@ -22,13 +22,17 @@ from whisperft.text import clean_text
 _W: dict[str, Any] = {}  # this process's settings, set by init_worker
 
 
-def init_worker(n_mels: int, max_duration: float, bounds: RateBounds, filters: Any = None, worker: bool = True) -> None:
-    """Worker set-up: one torch thread, the filters' settings, and the mel filter bank handed over by the parent."""
+def init_worker(
+    n_mels: int, max_duration: float, bounds: RateBounds, filters: Any = None, audio: str | None = None,
+    worker: bool = True,
+) -> None:  # fmt: skip
+    """Worker set-up: one torch thread, the filters' settings, the mel filter bank handed over by the
+    parent, and the format of the store's audio track (None: frames only)."""
     if worker:
         torch.set_num_threads(1)
     if filters is not None:
         set_mel_filters(filters)
-    _W.update(n_mels=n_mels, max_duration=max_duration, bounds=bounds)
+    _W.update(n_mels=n_mels, max_duration=max_duration, bounds=bounds, audio=audio)
 
 
 def tokenize(rows: list[Row], tokenizer: Any, max_text_tokens: int) -> list[list[int]]:
@@ -76,8 +80,9 @@ def process(rows: list[Row], ids: list[list[int]]) -> list[tuple[str, Any]]:
     feats = log_mel_batch([w[1] for w in waves], _W["n_mels"])
     for (i, audio), (frames, pad) in zip(waves, feats, strict=True):
         r = rows[i]
+        encoded = encode_audio(audio, _W["audio"]) if _W.get("audio") else b""
         ex = Example(r.id, str(r.text), frames.astype(np.float16), pad, np.asarray(ids[i], np.int32),
-                     len(audio) / SAMPLE_RATE)  # fmt: skip
+                     len(audio) / SAMPLE_RATE, encoded)  # fmt: skip
         results[i] = ("ok", ex)
     return results
 

@@ -20,7 +20,7 @@ from accelerate.utils import gather_object, set_seed
 
 from whisperft.config import Config, parse_duration
 from whisperft.data.remote import local_store
-from whisperft.data.store import FeatureStore, Split
+from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.io import RunLock, atomic_write_json, atomic_write_text, check_free_space, mark_complete, staged_dir
 from whisperft.metrics import score
@@ -72,7 +72,7 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         run = build(cfg, accelerator)
         state = resume(run)
         start_trackers(accelerator, cfg, out)
-        if state.step == 0 and run.eval_split is not None and cfg.eval.before_training:
+        if state.step == 0 and run.eval_splits and cfg.eval.before_training:
             record_eval(run, state, validate(run))
         bar = TrainProgress(cfg.train.max_steps, state.step, enabled=progress and run.main)
         budget = Budget(parse_duration(cfg.train.time_budget or "") or None, t_start, _checkpoint_bytes(run.model))
@@ -149,7 +149,7 @@ def fit(run: Setup, state: TrainState, stop: StopSignals, bar: TrainProgress, bu
             log_step(run, state, meter, bar, loss)
             last = state.step >= tcfg.max_steps
             early = False
-            if run.eval_split is not None and (state.step % tcfg.eval_steps == 0 or last):
+            if run.eval_splits and (state.step % tcfg.eval_steps == 0 or last):
                 t0 = time.perf_counter()
                 early = evaluate_and_track(run, state, bar)
                 budget.evaluated(time.perf_counter() - t0)
@@ -252,29 +252,44 @@ def record_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
     """A validation result into the history, train_log.jsonl and the trackers."""
     rec = {"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}}
     state.history.append(rec)
-    run.accelerator.log({f"eval/{k}": rec[f"eval_{k}"] for k in ("wer", "cer")}, step=state.step)
+    keys = [k for k in metrics if k in ("wer", "cer") or k.startswith(("wer_", "cer_"))]
+    run.accelerator.log({f"eval/{k}": rec[f"eval_{k}"] for k in keys}, step=state.step)
     if run.main:
         append_log(run.out, rec)
 
 
 def validate(run: Setup) -> dict[str, Any]:
-    """Generation-based WER on the validation split; each process decodes its share, all are scored together."""
-    split: Split = run.eval_split  # type: ignore[assignment]
+    """Generation-based WER on the validation split of every source; each process decodes its share, and
+    all are scored together. With several sources (data.mix), ``wer``/``cer`` are over all of them and
+    ``wer_NAME``/``cer_NAME`` per source."""
     cfg, acc = run.cfg, run.accelerator
-    n = len(split) if cfg.data.max_eval_samples is None else min(len(split), cfg.data.max_eval_samples)
-    hyps = decode_split(
-        acc.unwrap_model(run.model),
-        run.processor.tokenizer,
-        split,
-        cfg.language,
-        batch_size=cfg.eval.batch_size,
-        num_beams=cfg.eval.num_beams,
-        max_new_tokens=cfg.eval.max_new_tokens,
-        indices=list(range(acc.process_index, n, acc.num_processes)),
-        n_frames=run.n_frames,
-    )
-    gathered = dict(gather_object(list(hyps.items())))
-    metrics, _ = score(split.ids[:n], split.texts[:n], [gathered[i] for i in range(n)], cfg.language)
+    ids: list[str] = []
+    refs: list[str] = []
+    hyps: list[str] = []
+    per_source: dict[str, Any] = {}
+    for name, split in run.eval_splits.items():
+        n = len(split) if cfg.data.max_eval_samples is None else min(len(split), cfg.data.max_eval_samples)
+        decoded = decode_split(
+            acc.unwrap_model(run.model),
+            run.processor.tokenizer,
+            split,
+            cfg.language,
+            batch_size=cfg.eval.batch_size,
+            num_beams=cfg.eval.num_beams,
+            max_new_tokens=cfg.eval.max_new_tokens,
+            indices=list(range(acc.process_index, n, acc.num_processes)),
+            n_frames=run.n_frames,
+        )
+        gathered = dict(gather_object(list(decoded.items())))
+        texts = [gathered[i] for i in range(n)]
+        per_source[name], _ = score(split.ids[:n], split.texts[:n], texts, cfg.language)
+        ids += [f"{name}/{i}" for i in split.ids[:n]]
+        refs += split.texts[:n]
+        hyps += texts
+    metrics, _ = score(ids, refs, hyps, cfg.language)
+    if len(per_source) > 1:
+        for name, m in per_source.items():
+            metrics.update({f"wer_{name}": m["wer"], f"cer_{name}": m["cer"]})
     return metrics
 
 
@@ -331,7 +346,10 @@ def write_card(run: Setup, state: TrainState, final: Path, seconds: float) -> No
         "after_wer": after.get("eval_wer"), "after_cer": after.get("eval_cer"),
         "best_step": state.best_step, "steps": state.step, "train_seconds": seconds,
     }  # fmt: skip
-    source = str(FeatureStore(local_store(run.cfg.data.store)).meta.get("source", run.cfg.data.store))
+    source = " + ".join(
+        str(FeatureStore(local_store(store)).meta.get("source", store)) + (f" ({weight:g})" if run.cfg.data.mix else "")
+        for _, store, weight in run.cfg.data.sources()
+    )
     atomic_write_text(final / "README.md", render_card(run.cfg, source, results, curves=True))
 
 

@@ -215,15 +215,18 @@ def label_tokens(cfg: Any, config: WhisperConfig, split: Split | None) -> tuple[
     if split is None or len(split) == 0:
         return limit, f"no store at {cfg.data.store}: assuming the decoder's limit"
     longest = int(split.n_labels.max()) + PROMPT_TOKENS + 1
-    return min(limit, longest), f"the longest label in {cfg.data.store}/{cfg.data.train_split}"
+    return min(limit, longest), f"the longest label in {split.folder}"
 
 
 def store_split(cfg: Any) -> Split | None:
-    """The run's training split when its store is a local folder that exists (plan runs before any fetch)."""
-    folder = Path(str(cfg.data.store))
-    if not FeatureStore.is_store(folder) or cfg.data.train_split not in FeatureStore(folder).splits:
-        return None
-    return FeatureStore(folder).split(cfg.data.train_split)
+    """The training split with the longest label among the run's local stores (plan runs before any fetch)."""
+    splits = []
+    for _, location, _ in cfg.data.sources():
+        folder = Path(str(location))
+        if FeatureStore.is_store(folder) and cfg.data.train_split in FeatureStore(folder).splits:
+            splits.append(FeatureStore(folder).split(cfg.data.train_split))
+    splits = [s for s in splits if len(s)]
+    return max(splits, key=lambda s: int(s.n_labels.max())) if splits else None
 
 
 def plan_rows(cfg: Any, config: WhisperConfig, tokens: int, budget: int, cuda: bool = True) -> list[PlanRow]:

@@ -20,11 +20,14 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import get_scheduler
 
 from whisperft.config import Config, parse_size
-from whisperft.data.batches import EpochSampler, StoreDataset, WhisperCollator, fitting_rows
+from whisperft.data.augment import Augmenter, ClipAugment
+from whisperft.data.batches import ClipFrames, EpochSampler, StoreDataset, WhisperCollator, fitting_rows
+from whisperft.data.mixing import MixedDataset
 from whisperft.data.packing import PackedDataset
 from whisperft.data.remote import local_store
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.features import HOP_LENGTH
 from whisperft.models.lora import add_lora, trainable_summary
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import (
@@ -63,7 +66,7 @@ class Setup:
     scheduler: Any
     loader: Any
     sampler: EpochSampler
-    eval_split: Split | None
+    eval_splits: dict[str, Split]  # per source; empty when data.eval_split is null
     n_frames: int
 
     @property
@@ -71,14 +74,39 @@ class Setup:
         return bool(self.accelerator.is_main_process)
 
 
+@dataclass
+class Source:
+    """One training source (the store, or one entry of ``data.mix``) with its splits."""
+
+    name: str
+    location: str
+    weight: float
+    store: FeatureStore
+    train: Split
+    eval: Split | None
+
+
+def open_sources(cfg: Config) -> list[Source]:
+    out = []
+    for name, location, weight in cfg.data.sources():
+        store = FeatureStore(local_store(location))
+        out.append(Source(name, location, weight, store, *load_splits(cfg, store, location)))
+    return out
+
+
 def build(cfg: Config, accelerator: Any) -> Setup:
-    store = FeatureStore(local_store(cfg.data.store))
-    train_split, eval_split = load_splits(cfg, store)
-    model, processor = load_for_training(cfg, store)
+    sources = open_sources(cfg)
+    model, processor = load_for_training(cfg, sources)
     n_frames = context_frames(model.config)
     if cfg.train.batch_size == "auto":
-        choose_batch_size(cfg, model, accelerator, n_frames, train_split)
-    dataset = training_dataset(cfg, train_split, processor.tokenizer, model.config, n_frames)
+        longest = max(sources, key=lambda s: int(s.train.n_labels.max()))
+        choose_batch_size(cfg, model, accelerator, n_frames, longest.train)
+    parts = [training_dataset(cfg, s.train, processor.tokenizer, model.config, n_frames) for s in sources]
+    dataset = parts[0]
+    if len(parts) > 1:
+        dataset = MixedDataset(parts, [s.weight for s in sources], cfg.train.seed)
+        mix = ", ".join(f"{s.name} {c} of {len(p)}" for s, c, p in zip(sources, dataset.counts, parts, strict=True))
+        logger.info("mixing %d sources, examples per epoch: %s", len(parts), mix)
     sampler = EpochSampler(len(dataset), cfg.train.seed)
     loader = DataLoader(
         dataset,
@@ -94,7 +122,8 @@ def build(cfg: Config, accelerator: Any) -> Setup:
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     accelerator.register_for_checkpointing(scheduler)
     out = Path(cfg.train.output_dir)
-    return Setup(cfg, out, accelerator, model, processor, optimizer, scheduler, loader, sampler, eval_split, n_frames)
+    evals = {s.name: s.eval for s in sources if s.eval is not None}
+    return Setup(cfg, out, accelerator, model, processor, optimizer, scheduler, loader, sampler, evals, n_frames)
 
 
 def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, split: Split) -> None:
@@ -141,12 +170,12 @@ def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, 
     )  # fmt: skip
 
 
-def load_splits(cfg: Config, store: FeatureStore) -> tuple[Split, Split | None]:
+def load_splits(cfg: Config, store: FeatureStore, location: str) -> tuple[Split, Split | None]:
     """The training split, and the validation split unless ``data.eval_split`` is null (no evaluation)."""
     train_split = store.split(cfg.data.train_split)
     if len(train_split) == 0:
         raise UsageError(
-            f"data.train_split: {cfg.data.store}/{cfg.data.train_split} has no examples; see prepare_report.json"
+            f"data.train_split: {location}/{cfg.data.train_split} has no examples; see prepare_report.json"
         )
     name = cfg.data.eval_split
     if name is None:
@@ -154,18 +183,18 @@ def load_splits(cfg: Config, store: FeatureStore) -> tuple[Split, Split | None]:
         return train_split, None
     off = "set data.eval_split: null to train without evaluation"
     if name not in store.splits:
-        raise UsageError(f"data.eval_split: {cfg.data.store} has no {name!r} split ({', '.join(store.splits)}); {off}")
+        raise UsageError(f"data.eval_split: {location} has no {name!r} split ({', '.join(store.splits)}); {off}")
     eval_split = store.split(name)
     if len(eval_split) == 0:
         raise UsageError(
-            f"data.eval_split: {cfg.data.store}/{name} has no examples left after prepare's filters "
+            f"data.eval_split: {location}/{name} has no examples left after prepare's filters "
             f"(see prepare_report.json); {off}"
         )
     return train_split, eval_split
 
 
-def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
-    """The model to fine-tune, with its processor, checked against the store and set up as configured."""
+def load_for_training(cfg: Config, sources: list[Source]) -> tuple[Any, Any]:
+    """The model to fine-tune, with its processor, checked against every store and set up as configured."""
     model_path = resolve_model(cfg.model.name)
     processor = load_processor(model_path)
     model = load_model(model_path, attn_implementation=cfg.model.attn_implementation)
@@ -176,13 +205,14 @@ def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
     apply_audio_context(model, cfg.model.audio_context_s)
     if cfg.model.audio_context_s is not None:
         processor.feature_extractor = feature_extractor_for(model.config)  # saved with the model: chunk_length
-    if store.n_mels != model.config.num_mel_bins:
-        raise UsageError(
-            f"{cfg.data.store} has {store.n_mels}-bin features but {cfg.model.name} expects "
-            f"{model.config.num_mel_bins}; run prepare with --model {cfg.model.name}"
-        )
-    if store.meta.get("vocab_size") not in (None, len(processor.tokenizer)):
-        raise UsageError(f"{cfg.data.store} was tokenized for another vocabulary; rerun prepare with this model")
+    for src in sources:
+        if src.store.n_mels != model.config.num_mel_bins:
+            raise UsageError(
+                f"{src.location} has {src.store.n_mels}-bin features but {cfg.model.name} expects "
+                f"{model.config.num_mel_bins}; run prepare with --model {cfg.model.name}"
+            )
+        if src.store.meta.get("vocab_size") not in (None, len(processor.tokenizer)):
+            raise UsageError(f"{src.location} was tokenized for another vocabulary; rerun prepare with this model")
     set_language(model, cfg.language, cfg.task)
     model.config.use_cache = not cfg.train.gradient_checkpointing
     if cfg.train.gradient_checkpointing:
@@ -190,6 +220,11 @@ def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
     if cfg.train.freeze_encoder:
         model.model.encoder.requires_grad_(False)
         model.model.encoder._requires_grad = False
+    if cfg.data.augment.spec_augment:  # Whisper masks the frames itself, in training mode only
+        aug = cfg.data.augment
+        model.config.update({"apply_spec_augment": True, "mask_time_prob": aug.mask_time_prob,
+                             "mask_time_length": aug.mask_time_length, "mask_feature_prob": aug.mask_feature_prob,
+                             "mask_feature_length": aug.mask_feature_length})  # fmt: skip
     if cfg.train.method == "lora":
         lo = cfg.train.lora
         model = add_lora(model, lo.r, lo.alpha, lo.dropout, lo.target_modules, decoder_only=cfg.train.freeze_encoder)
@@ -199,12 +234,28 @@ def load_for_training(cfg: Config, store: FeatureStore) -> tuple[Any, Any]:
     return model, processor
 
 
+def clip_frames(cfg: Config, split: Split, n_frames: int) -> ClipFrames | None:
+    """With waveform augmentation, each clip's frames come from its augmented audio; else None (stored)."""
+    aug = cfg.data.augment
+    if not aug.needs_audio:
+        return None
+    if not split.has_audio:
+        raise UsageError(
+            f"data.augment: {split.folder.parent} keeps log-mel frames only; noise, speed, pitch and gain need the "
+            "audio: prepare it again with --audio opus (SpecAugment alone works without)"
+        )
+    logger.info("augmenting the waveform (%s)", ", ".join(k for k in ("speed", "pitch", "gain", "noise")
+                if getattr(aug, f"{k}_prob") > 0))  # fmt: skip
+    return ClipAugment(split, Augmenter(aug, allow_speed=not cfg.data.pack), cfg.train.seed, n_frames * HOP_LENGTH)
+
+
 def training_dataset(cfg: Config, split: Split, tokenizer: Any, model_config: Any, n_frames: int) -> Dataset:
     """One clip per example, or with ``data.pack`` several clips per encoder window."""
     prefix = decoder_prefix(tokenizer, model_config, cfg.language, cfg.task)
     rows = _fitting(split, n_frames)
+    clip = clip_frames(cfg, split, n_frames)
     if not cfg.data.pack:
-        return StoreDataset(split, prefix, tokenizer.eos_token_id, max_frames=n_frames)
+        return StoreDataset(split, prefix, tokenizer.eos_token_id, max_frames=n_frames, clip=clip)
     notimestamps = int(tokenizer.convert_tokens_to_ids("<|notimestamps|>"))
     packed = PackedDataset(
         split,
@@ -217,6 +268,7 @@ def training_dataset(cfg: Config, split: Split, tokenizer: Any, model_config: An
         label_budget=int(model_config.max_target_positions),
         timestamp_fraction=cfg.data.timestamp_fraction,
         seed=cfg.train.seed,
+        clip=clip,
     )
     plan = packed.plan
     logger.info(

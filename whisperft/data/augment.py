@@ -1,0 +1,205 @@
+"""Augmentation for training (``data.augment``), seeded and off by default.
+
+Waveform operations (they need the store's audio track, ``prepare --audio opus``), applied in
+this order, each with its own probability:
+
+- speed: resample so the clip plays ``factor`` times faster (pitch moves with it, as on tape);
+- pitch: shift by semitones and keep the duration (resample, then a phase-vocoder time stretch);
+- gain: scale by decibels, clipped to [-1, 1] as a recorder would;
+- noise: add noise at a signal-to-noise ratio drawn from a range, from a folder of recordings
+  or generated (white, pink or brown).
+
+SpecAugment's time and frequency masks work on the log-mel frames inside the model (Whisper's
+``apply_spec_augment``), so they need no audio. Every draw comes from a generator seeded by
+(seed, epoch, clip), so an example is augmented the same way in a resumed run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.data.store import Split
+from whisperft.features import log_mel
+
+NOISE_COLORS = ("white", "pink", "brown")
+NOISE_CACHE_SECONDS = 600.0  # decoded noise recordings kept per worker
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+
+
+@dataclass
+class AugmentSettings:
+    """``data.augment``: every probability is 0 (off) unless set."""
+
+    speed_prob: float = 0.0
+    speed_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    pitch_prob: float = 0.0
+    pitch_semitones: list[float] = field(default_factory=lambda: [-2.0, 2.0])
+    gain_prob: float = 0.0
+    gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])
+    noise_prob: float = 0.0
+    noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
+    noise_dir: str | None = None  # a folder of noise recordings; none: generated white, pink or brown noise
+    spec_augment: bool = False  # SpecAugment masks on the log-mel frames (Whisper's apply_spec_augment)
+    mask_time_prob: float = 0.05
+    mask_time_length: int = 10
+    mask_feature_prob: float = 0.05
+    mask_feature_length: int = 10
+
+    @property
+    def needs_audio(self) -> bool:
+        return any(p > 0 for p in (self.speed_prob, self.pitch_prob, self.gain_prob, self.noise_prob))
+
+    def problems(self) -> list[str]:
+        out = []
+        for key in ("speed_prob", "pitch_prob", "gain_prob", "noise_prob", "mask_time_prob", "mask_feature_prob"):
+            if not (0 <= getattr(self, key) <= 1):
+                out.append(f"data.augment.{key}: must be in [0, 1], got {getattr(self, key)}")
+        for key in ("speed_range", "pitch_semitones", "gain_db", "noise_snr_db"):
+            pair = getattr(self, key)
+            if len(pair) != 2 or pair[0] > pair[1]:
+                out.append(f"data.augment.{key}: expected [low, high], got {pair}")
+        if len(self.speed_range) == 2 and not (self.speed_range[0] >= 0.5 and self.speed_range[1] <= 2.0):
+            out.append(f"data.augment.speed_range: keep it within [0.5, 2.0], got {self.speed_range}")
+        if self.noise_dir is not None and not Path(self.noise_dir).expanduser().is_dir():
+            out.append(f"data.augment.noise_dir: no such folder {self.noise_dir}")
+        for key in ("mask_time_length", "mask_feature_length"):
+            if getattr(self, key) <= 0:
+                out.append(f"data.augment.{key}: must be positive, got {getattr(self, key)}")
+        return out
+
+
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster: ``len / factor`` samples, pitch raised by ``factor``."""
+    return soxr.resample(audio, SAMPLE_RATE * factor, SAMPLE_RATE, quality="HQ").astype(np.float32)
+
+
+def time_stretch(audio: np.ndarray, rate: float, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """Play ``rate`` times faster without changing the pitch (a phase vocoder): about ``len / rate`` samples."""
+    window = np.hanning(n_fft).astype(np.float32)
+    padded = np.pad(audio, (n_fft // 2, n_fft // 2 + hop))
+    n = 1 + (len(padded) - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n] * window
+    spec = np.fft.rfft(frames, axis=1)
+    expected = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft  # phase advance per hop of each bin
+    steps = np.arange(0, n - 1, rate)
+    phase = np.angle(spec[0])
+    out = np.zeros((len(steps), spec.shape[1]), np.complex64)
+    for k, t in enumerate(steps):
+        i, frac = int(t), t - int(t)
+        out[k] = ((1 - frac) * np.abs(spec[i]) + frac * np.abs(spec[i + 1])) * np.exp(1j * phase)
+        delta = np.angle(spec[i + 1]) - np.angle(spec[i]) - expected
+        phase = phase + expected + (delta - 2 * np.pi * np.round(delta / (2 * np.pi)))
+    frames_out = np.fft.irfft(out, n=n_fft, axis=1) * window
+    length = n_fft + hop * (len(steps) - 1)
+    signal, norm = np.zeros(length, np.float32), np.zeros(length, np.float32)
+    for k, frame in enumerate(frames_out):
+        signal[k * hop : k * hop + n_fft] += frame
+        norm[k * hop : k * hop + n_fft] += window**2
+    signal = signal / np.maximum(norm, 1e-3)
+    return signal[n_fft // 2 : n_fft // 2 + round(len(audio) / rate)].astype(np.float32)
+
+
+def shift_pitch(audio: np.ndarray, semitones: float) -> np.ndarray:
+    """Raise (or lower) the pitch by ``semitones`` and keep the length."""
+    ratio = 2 ** (semitones / 12)
+    stretched = time_stretch(audio, 1 / ratio)  # longer by ``ratio``, same pitch
+    out = change_speed(stretched, ratio)  # back to the length, pitch times ``ratio``
+    return _fit(out, len(audio))
+
+
+def apply_gain(audio: np.ndarray, db: float) -> np.ndarray:
+    return np.clip(audio * np.float32(10 ** (db / 20)), -1.0, 1.0).astype(np.float32)
+
+
+def colored_noise(n: int, color: str, rng: np.random.Generator) -> np.ndarray:
+    """Noise with a 1/f^0 (white), 1/f (pink) or 1/f^2 (brown) power spectrum, unit power."""
+    white = rng.standard_normal(n).astype(np.float32)
+    if color != "white":
+        spec = np.fft.rfft(white)
+        f = np.maximum(np.arange(len(spec)), 1.0)
+        spec /= f ** (0.5 if color == "pink" else 1.0)
+        white = np.fft.irfft(spec, n=n).astype(np.float32)
+    return white / np.sqrt(np.mean(white**2) + 1e-12)
+
+
+def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``audio`` plus ``noise`` scaled to ``snr_db`` below the audio's power."""
+    signal_power = float(np.mean(audio**2))
+    noise_power = float(np.mean(noise**2)) + 1e-12
+    scale = np.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
+    return (audio + scale * noise[: len(audio)]).astype(np.float32)
+
+
+def _fit(audio: np.ndarray, n: int) -> np.ndarray:
+    return audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
+
+
+class Augmenter:
+    """Applies ``AugmentSettings``' waveform operations with a caller's generator."""
+
+    def __init__(self, settings: AugmentSettings, allow_speed: bool = True) -> None:
+        self.s = settings
+        self.allow_speed = allow_speed  # packed windows are planned from stored lengths: no speed there
+        self._noise_files = self._find_noise(settings.noise_dir)
+        self._noise_cache: dict[Path, np.ndarray] = {}
+
+    @staticmethod
+    def _find_noise(folder: str | None) -> list[Path]:
+        if folder is None:
+            return []
+        files = sorted(p for p in Path(folder).expanduser().rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise AudioError("no_noise", f"data.augment.noise_dir {folder} holds no audio files")
+        return files
+
+    def _noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if not self._noise_files:
+            return colored_noise(n, NOISE_COLORS[rng.integers(len(NOISE_COLORS))], rng)
+        path = self._noise_files[rng.integers(len(self._noise_files))]
+        if path not in self._noise_cache:
+            if sum(len(a) for a in self._noise_cache.values()) > NOISE_CACHE_SECONDS * SAMPLE_RATE:
+                self._noise_cache.clear()
+            self._noise_cache[path] = decode_audio(path)
+        noise = self._noise_cache[path]
+        if len(noise) < n:
+            noise = np.tile(noise, n // len(noise) + 1)
+        start = rng.integers(len(noise) - n + 1)
+        return noise[start : start + n]
+
+    def __call__(self, audio: np.ndarray, rng: np.random.Generator, max_samples: int | None = None) -> np.ndarray:
+        """The augmented clip; with ``max_samples``, a speed change that would not fit is left out."""
+        s = self.s
+        out = np.asarray(audio, dtype=np.float32)
+        if self.allow_speed and rng.random() < s.speed_prob:
+            factor = rng.uniform(*s.speed_range)
+            if max_samples is None or len(out) / factor <= max_samples:
+                out = change_speed(out, factor)
+        if rng.random() < s.pitch_prob:
+            out = shift_pitch(out, rng.uniform(*s.pitch_semitones))
+        if rng.random() < s.gain_prob:
+            out = apply_gain(out, rng.uniform(*s.gain_db))
+        if rng.random() < s.noise_prob:
+            out = add_noise(out, self._noise(len(out), rng), rng.uniform(*s.noise_snr_db))
+        return out
+
+
+def example_rng(seed: int, epoch: int, clip: int) -> np.random.Generator:
+    """The generator for one clip in one epoch: the same in every run with this seed."""
+    return np.random.default_rng([seed, epoch, clip])
+
+
+class ClipAugment:
+    """A store clip's log-mel frames, computed from its augmented audio: what a training dataset
+    reads instead of the stored frames when ``data.augment`` has waveform operations."""
+
+    def __init__(self, split: Split, augmenter: Augmenter, seed: int, max_samples: int) -> None:
+        self.split, self.augmenter, self.seed, self.max_samples = split, augmenter, seed, max_samples
+
+    def __call__(self, clip: int, epoch: int) -> tuple[np.ndarray, float]:
+        audio = self.augmenter(self.split.audio(clip), example_rng(self.seed, epoch, clip), self.max_samples)
+        return log_mel(audio, self.split.n_mels)
