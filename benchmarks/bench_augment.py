@@ -83,6 +83,7 @@ def main() -> None:
         reference_train_steps_per_s=round(ref_steps, 3),
         ours_augmented_train_steps_per_s=round(aug_steps, 3),
         ratio=round(aug_steps / ref_steps, 3),
+        target="a cost to report (no target)",
         reference_data_examples_per_s=round(ref_data, 1),
         ours_augmented_data_examples_per_s=round(aug_data, 1),
         setting=f"bundled base, {CONTEXT_S:g} s window, batch {BATCH}, {STEPS} steps, num_workers 0, "

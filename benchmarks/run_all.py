@@ -61,7 +61,8 @@ def write(results: list[dict]) -> None:
     out = [
         "# Benchmarks",
         "",
-        f"Machine: {machine}. Each figure is the best of 3 runs, measured by `make bench`",
+        f"Machine: {machine}. Timings are the best of 3 runs (augment_cost and levers_demo: one run each), "
+        "measured by `make bench`",
         "(one script per claim in `benchmarks/`, whisperft and its reference measured in the same run).",
         "",
         "| claim | whisperft | reference | ratio | target | details | date |",
@@ -72,7 +73,8 @@ def write(results: list[dict]) -> None:
         ours = next((f"{k.removeprefix('ours_')}: {r[k]}" for k in keys if k.startswith("ours_")), "")
         ref = next((f"{k}: {r[k]}" for k in keys if _is_reference(k)), "")
         details = ", ".join(f"{k}: {r[k]}" for k in keys if f"{k}: {r[k]}" != ref and not k.startswith("ours_"))
-        out.append(f"| {r['claim']} | {ours} | {ref} | {r['ratio']}x | {r['target']} | {details} | {r['date']} |")
+        ratio = f"{r['ratio']}x" if isinstance(r.get("ratio"), (int, float)) else "-"
+        out.append(f"| {r['claim']} | {ours} | {ref} | {ratio} | {r.get('target', '-')} | {details} | {r['date']} |")
     out += ["", "Raw results:", ""] + [f"<!-- {json.dumps(r)} -->" for r in old.values()]
     path.write_text("\n".join(out) + "\n")
     print(f"wrote {path}")

@@ -42,7 +42,8 @@ def main(spec: dict) -> dict:
     if plan.get("freeze_encoder"):
         model.model.encoder.requires_grad_(False)
     if plan.get("method") == "lora":
-        model = add_lora(model, plan["lora_r"], 2 * plan["lora_r"], 0.0, plan["lora_targets"], plan["freeze_encoder"])
+        model = add_lora(model, plan["lora_r"], 2 * plan["lora_r"], plan["lora_dropout"], plan["lora_targets"],
+                         plan["freeze_encoder"])  # fmt: skip
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, foreach=True)
     frames = 2 * config.max_source_positions

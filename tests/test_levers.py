@@ -102,8 +102,14 @@ PLAN_TOLERANCE = 0.15  # measured: within 5% on this CPU (fp32, sdpa attention);
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "plan",
-    [{}, {"checkpointing": True}, {"method": "lora", "lora_r": 8}, {"freeze_encoder": True}],
-    ids=["full", "checkpointing", "lora", "frozen-encoder"],
+    [
+        {},
+        {"checkpointing": True},
+        {"method": "lora", "lora_r": 8},
+        {"method": "lora", "lora_dropout": 0.05},
+        {"freeze_encoder": True},
+    ],
+    ids=["full", "checkpointing", "lora", "lora-dropout", "frozen-encoder"],
 )
 def test_plan_estimate_matches_the_measured_peak_of_real_steps(plan: dict) -> None:
     import json
@@ -185,6 +191,7 @@ def test_batch_size_auto_under_a_memory_limit_keeps_the_effective_batch(
     assert "batch_size auto: 2 fits" in r.stderr and "largest 3" in r.stderr
     saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["train"]
     assert (saved["batch_size"], saved["gradient_accumulation_steps"]) == (2, 4)
+    assert load_config(tmp_path / "a" / "final" / "config.yaml").train.batch_size == 2  # reloads as it ran
 
     # resumed, it keeps its batch even when more memory would allow another
     shutil.rmtree(tmp_path / "a" / "final")
@@ -287,6 +294,8 @@ def test_augmentation_is_reproducible_from_its_seed(speech: np.ndarray, tmp_path
     assert not np.allclose(first[: len(speech)], speech[: len(first)], atol=1e-3)
     limited = Augmenter(AugmentSettings(speed_prob=1, speed_range=[0.5, 0.5]))
     assert len(limited(speech, example_rng(0, 0, 0), max_samples=len(speech))) == len(speech)  # would not fit
+    # with data.mix, clip 7 of another source draws its own
+    assert not np.array_equal(first, a(speech, example_rng(42, 0, 7, source=1)))
 
 
 def test_spec_augment_masks_frames_in_training_only(tiny_model: Path) -> None:
@@ -324,6 +333,12 @@ def test_an_audio_store_keeps_the_clips_and_training_augments_them(
     assert split.has_audio and not FeatureStore(store).split("train").has_audio
     assert len(split.audio(0)) == pytest.approx(split.duration[0] * 16_000, abs=1)
     assert json.loads((audio_store / "store.json").read_text())["audio"] == "opus"
+    from whisperft.data.augment import Augmenter, AugmentSettings, ClipAugment
+
+    never, always = AugmentSettings(gain_prob=1e-12), AugmentSettings(gain_prob=1.0)
+    frames, pad = ClipAugment(split, Augmenter(never), 0, 10**9)(0, 0)
+    assert np.array_equal(frames, split.frames(0)) and pad == split.pad_value[0]  # nothing drawn: stored frames
+    assert not np.array_equal(ClipAugment(split, Augmenter(always), 0, 10**9)(0, 0)[0], split.frames(0))
 
     augment = {"speed_prob": 0.5, "pitch_prob": 0.5, "gain_prob": 0.5, "noise_prob": 0.5, "spec_augment": True}
     cfg = train_config(tmp_path / "a.yaml", tiny_model, audio_store, tmp_path / "a", max_steps=3,

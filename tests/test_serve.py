@@ -200,6 +200,8 @@ def test_recordings_append_and_a_failed_write_loses_nothing(tmp_path: Path, monk
     from whisperft.errors import UsageError
 
     tone = (0.3 * np.sin(np.arange(16_000) * 0.05)).astype(np.float32)
+    release = "client_id\tpath\tsentence\tup_votes\nc0ffee\tcv_1.mp3\tFrom Common Voice.\t2\n"
+    (tmp_path / "train.tsv").write_text(release)
     recorder.add_recording(tmp_path, tone, '"Hi,"\tshe said,\nand left.', "train")
     recorder.add_recording(tmp_path, tone, "Second one.", "train")
     before = (tmp_path / "train.tsv").read_bytes()
@@ -214,9 +216,11 @@ def test_recordings_append_and_a_failed_write_loses_nothing(tmp_path: Path, monk
         recorder.add_recording(tmp_path, tone, " \n ", "train")
     assert (tmp_path / "train.tsv").read_bytes() == before
     assert sorted(p.name.startswith("rec-") for p in (tmp_path / "clips").iterdir()) == [True, True]
-    _, rows = read_table(tmp_path / "train.tsv")
-    assert [r["sentence"] for _, r in rows] == ['"Hi," she said, and left.', "Second one."]
-    assert recorder.dataset_counts(tmp_path)["train"].clips == 2
+    columns, rows = read_table(tmp_path / "train.tsv")
+    assert columns == ["client_id", "path", "sentence", "up_votes"]  # a release's own columns are kept
+    assert [r["sentence"] for _, r in rows] == ["From Common Voice.", '"Hi," she said, and left.', "Second one."]
+    assert rows[0][1]["up_votes"] == "2" and rows[1][1]["client_id"] == ""
+    assert recorder.dataset_counts(tmp_path)["train"].clips == 2  # the release's clip is not on disk here
 
 
 def test_read_clip_refuses_long_silent_and_missing_audio(speech: dict[str, Path]) -> None:

@@ -10,8 +10,10 @@ gradio is imported here and nowhere else; ``cli.py`` imports this module only fo
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from whisperft.transcribe.subtitles import Transcript, format_timestamp, render
 
 logger = logging.getLogger("whisperft")
 
+KEEP_DOWNLOADS = 100  # SRT files kept for the page's download links (gradio copies them to its cache)
 SILENCE_PEAK = 1e-3  # below about -60 dBFS everywhere: nothing was recorded
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: the app works offline
 
@@ -71,6 +74,8 @@ def read_clip(path: str | None, max_seconds: float, max_mb: int) -> np.ndarray:
     except AudioError as exc:
         if exc.reason == "too_long":
             raise page_error(f"The audio is too long: the limit is {max_seconds:g} s.") from None
+        if exc.reason == "empty_audio":
+            raise page_error("The recording is empty: record again.") from None
         raise page_error(f"This file is not audio that whisperft can decode ({Path(path).name}).") from None
     if float(np.abs(audio).max()) < SILENCE_PEAK:
         raise page_error("The recording is silent: check the microphone and record again.")
@@ -99,11 +104,19 @@ def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str, out_dir: Path) 
         raise page_error(line) from None
     seconds = time.perf_counter() - start
     t = Transcript("upload", code, round(len(audio) / SAMPLE_RATE, 3), text, segments)
+    _prune(out_dir)
     srt = Path(tempfile.mkdtemp(dir=out_dir)) / "transcript.srt"
     srt.write_text(render(t, "srt"), encoding="utf-8")
     audio_s = len(audio) / SAMPLE_RATE
     timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {code or lang}"
     return timestamped(t) or "(no speech)", srt, timing
+
+
+def _prune(work: Path, keep: int = KEEP_DOWNLOADS) -> None:
+    """Remove all but the newest ``keep`` SRT folders: a long-running server must not fill the disk."""
+    folders = sorted((p for p in work.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in folders[: max(0, len(folders) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _counts_line(folder: Path) -> str:
@@ -118,6 +131,7 @@ def build_app(models: list[Loaded], dataset_dir: Path, lang: str = "auto", limit
     """The Gradio Blocks: a Transcribe tab (side by side with ``--compare``) and a Record tab."""
     limits = limits or Limits()
     work = Path(tempfile.mkdtemp(prefix="whisperft-serve-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     with gr.Blocks(title="whisperft") as app:
         names = " vs ".join(f"`{m.name}`" for m in models)
         gr.Markdown(f"# whisperft\n{names}")

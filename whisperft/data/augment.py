@@ -171,35 +171,55 @@ class Augmenter:
         start = rng.integers(len(noise) - n + 1)
         return noise[start : start + n]
 
-    def __call__(self, audio: np.ndarray, rng: np.random.Generator, max_samples: int | None = None) -> np.ndarray:
-        """The augmented clip; with ``max_samples``, a speed change that would not fit is left out."""
-        s = self.s
-        out = np.asarray(audio, dtype=np.float32)
+    def draw(self, rng: np.random.Generator, n_samples: int, max_samples: int | None = None) -> list[tuple[str, float]]:
+        """Which operations fire for a clip of ``n_samples``, with their values; a speed change that
+        would not fit ``max_samples`` is left out."""
+        s, ops = self.s, []
         if self.allow_speed and rng.random() < s.speed_prob:
-            factor = rng.uniform(*s.speed_range)
-            if max_samples is None or len(out) / factor <= max_samples:
-                out = change_speed(out, factor)
-        if rng.random() < s.pitch_prob:
-            out = shift_pitch(out, rng.uniform(*s.pitch_semitones))
-        if rng.random() < s.gain_prob:
-            out = apply_gain(out, rng.uniform(*s.gain_db))
-        if rng.random() < s.noise_prob:
-            out = add_noise(out, self._noise(len(out), rng), rng.uniform(*s.noise_snr_db))
+            factor = float(rng.uniform(*s.speed_range))
+            if max_samples is None or n_samples / factor <= max_samples:
+                ops.append(("speed", factor))
+        for name, prob, span in (("pitch", s.pitch_prob, s.pitch_semitones), ("gain", s.gain_prob, s.gain_db),
+                                 ("noise", s.noise_prob, s.noise_snr_db)):  # fmt: skip
+            if rng.random() < prob:
+                ops.append((name, float(rng.uniform(*span))))
+        return ops
+
+    def apply(self, audio: np.ndarray, ops: list[tuple[str, float]], rng: np.random.Generator) -> np.ndarray:
+        out = np.asarray(audio, dtype=np.float32)
+        for name, value in ops:
+            if name == "speed":
+                out = change_speed(out, value)
+            elif name == "pitch":
+                out = shift_pitch(out, value)
+            elif name == "gain":
+                out = apply_gain(out, value)
+            else:
+                out = add_noise(out, self._noise(len(out), rng), value)
         return out
 
+    def __call__(self, audio: np.ndarray, rng: np.random.Generator, max_samples: int | None = None) -> np.ndarray:
+        """The augmented clip (the operations drawn, then applied)."""
+        return self.apply(audio, self.draw(rng, len(audio), max_samples), rng)
 
-def example_rng(seed: int, epoch: int, clip: int) -> np.random.Generator:
-    """The generator for one clip in one epoch: the same in every run with this seed."""
-    return np.random.default_rng([seed, epoch, clip])
+
+def example_rng(seed: int, epoch: int, clip: int, source: int = 0) -> np.random.Generator:
+    """The generator for one clip of one source in one epoch: the same in every run with this seed."""
+    return np.random.default_rng([seed, epoch, clip, source])
 
 
 class ClipAugment:
     """A store clip's log-mel frames, computed from its augmented audio: what a training dataset
-    reads instead of the stored frames when ``data.augment`` has waveform operations."""
+    reads instead of the stored frames when ``data.augment`` has waveform operations. A clip that
+    draws no operation keeps its stored frames (exact, and free)."""
 
-    def __init__(self, split: Split, augmenter: Augmenter, seed: int, max_samples: int) -> None:
+    def __init__(self, split: Split, augmenter: Augmenter, seed: int, max_samples: int, source: int = 0) -> None:
         self.split, self.augmenter, self.seed, self.max_samples = split, augmenter, seed, max_samples
+        self.source = source  # with data.mix, clip i of each source draws its own
 
     def __call__(self, clip: int, epoch: int) -> tuple[np.ndarray, float]:
-        audio = self.augmenter(self.split.audio(clip), example_rng(self.seed, epoch, clip), self.max_samples)
-        return log_mel(audio, self.split.n_mels)
+        rng = example_rng(self.seed, epoch, clip, self.source)
+        ops = self.augmenter.draw(rng, round(float(self.split.duration[clip]) * SAMPLE_RATE), self.max_samples)
+        if not ops:
+            return np.array(self.split.frames(clip)), float(self.split.pad_value[clip])
+        return log_mel(self.augmenter.apply(self.split.audio(clip), ops, rng), self.split.n_mels)

@@ -28,9 +28,15 @@ def fitting_rows(split: Split, max_frames: int) -> np.ndarray:
 ClipFrames = Callable[[int, int], tuple[np.ndarray, float]]  # (clip, epoch) -> (frames, pad value)
 
 
-def stored_frames(split: Split) -> ClipFrames:
-    """A clip's frames as prepare stored them (no augmentation)."""
-    return lambda clip, epoch: (np.array(split.frames(clip)), float(split.pad_value[clip]))
+class StoredFrames:
+    """A clip's frames as prepare stored them (no augmentation). A class, not a closure, so that
+    DataLoader workers started by spawn or forkserver can receive it."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __call__(self, clip: int, epoch: int) -> tuple[np.ndarray, float]:
+        return np.array(self.split.frames(clip)), float(self.split.pad_value[clip])
 
 
 class StoreDataset(Dataset):
@@ -47,7 +53,7 @@ class StoreDataset(Dataset):
         self.prefix = list(prefix)
         self.eot = int(eot)
         self.rows = fitting_rows(split, max_frames)
-        self.clip = clip or stored_frames(split)
+        self.clip = clip or StoredFrames(split)
 
     def __len__(self) -> int:
         return len(self.rows)

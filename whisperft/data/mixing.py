@@ -54,13 +54,14 @@ class MixedDataset(Dataset):
             keys = np.zeros(self.size, np.int64)
             for s, part in enumerate(self.parts):
                 n, c = len(part), self.counts[s]
-                stream = np.arange(epoch * c, (epoch + 1) * c)  # this epoch's stretch of the part's stream
-                cycles, within = np.divmod(stream, n)
-                picked = np.empty(c, np.int64)
-                for cycle in np.unique(cycles):
-                    sel = cycles == cycle
-                    picked[sel] = cycle * n + self._permutation(s, int(cycle))[within[sel]]
-                keys[sources == s] = picked
+                picked = []
+                pos, end = epoch * c, (epoch + 1) * c  # this epoch's stretch of the part's endless stream
+                while pos < end:  # one permutation (cycle) of the part at a time
+                    cycle, start = divmod(pos, n)
+                    stop = min(n, start + end - pos)
+                    picked.append(cycle * n + self._permutation(s, cycle)[start:stop])
+                    pos += stop - start
+                keys[sources == s] = np.concatenate(picked) if picked else np.zeros(0, np.int64)
             self._epoch, self._sources, self._keys = epoch, sources, keys
         return self._sources, self._keys
 

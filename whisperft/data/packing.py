@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from whisperft.data.batches import ClipFrames, stored_frames
+from whisperft.data.batches import ClipFrames, StoredFrames
 from whisperft.data.store import Split
 from whisperft.features import TIME_PRECISION
 
@@ -111,7 +111,7 @@ class PackedDataset(Dataset):
         clip: ClipFrames | None = None,
     ) -> None:
         self.split = split
-        self.clip = clip or stored_frames(split)  # augmentation may recompute a clip's frames
+        self.clip = clip or StoredFrames(split)  # augmentation may recompute a clip's frames
         self.prefix = [t for t in prefix if t != notimestamps]  # language and task tokens only
         self.notimestamps = int(notimestamps)
         self.timestamp_begin = int(timestamp_begin)

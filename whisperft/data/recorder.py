@@ -38,19 +38,35 @@ def clean_sentence(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _read_rows(table: Path) -> list[dict[str, str]]:
+def _read_table(table: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a split's table; a Common Voice release's own columns are kept."""
     if not table.is_file():
-        return []
+        return list(COLUMNS), []
     with open(table, encoding="utf-8", newline="") as fh:
-        return [dict(r) for r in csv.DictReader(fh, delimiter="\t")]
+        reader = csv.DictReader(fh, delimiter="\t")
+        rows = [dict(r) for r in reader]
+        columns = list(reader.fieldnames or [])
+    return columns + [c for c in COLUMNS if c not in columns], rows
 
 
-def _render(rows: list[dict[str, str]]) -> str:
+def _read_rows(table: Path) -> list[dict[str, str]]:
+    return _read_table(table)[1]
+
+
+def _render(columns: list[str], rows: list[dict[str, str]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, COLUMNS, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(buf, columns, delimiter="\t", lineterminator="\n", restval="", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_clip(clips: Path, audio: np.ndarray) -> Path:
@@ -60,11 +76,13 @@ def _write_clip(clips: Path, audio: np.ndarray) -> Path:
     os.close(fd)
     try:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        _fsync(Path(tmp))  # on disk before any table names it
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for n in range(1, 10_000):
             target = clips / f"rec-{stamp}-{n:03d}.flac"
             if not target.exists():
                 os.replace(tmp, target)
+                _fsync(clips)  # and the rename with it
                 return target
         raise UsageError(f"{clips}: too many clips recorded in one second")
     finally:
@@ -82,9 +100,9 @@ def add_recording(folder: Path, audio: np.ndarray, sentence: str, split: str = "
     with waiting_lock(folder / ".lock"):
         clip = _write_clip(folder / "clips", audio)
         table = folder / SPLIT_FILES[split]
-        rows = _read_rows(table)
+        columns, rows = _read_table(table)
         rows.append({"path": clip.name, "sentence": text})
-        atomic_write_text(table, _render(rows))
+        atomic_write_text(table, _render(columns, rows))
     return clip
 
 

@@ -18,7 +18,7 @@ a hidden temp folder and renamed into place when complete.
 
 Augmentation that works on the waveform (noise, speed, pitch, gain) needs the audio itself, so
 ``prepare --audio opus`` keeps it too: Opus at its default of about 26 kb/s adds about 12 MB per
-hour of speech to the 58 MB of log-mel frames (``--audio flac``, lossless: about 65 MB).
+hour of speech to the 58 MB of log-mel frames (``--audio flac``, lossless: about 68 MB).
 """
 
 from __future__ import annotations

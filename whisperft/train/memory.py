@@ -49,6 +49,7 @@ class Plan:
     optimizer: str = "adamw"  # adamw | adamw_8bit
     lora_r: int = 32
     lora_targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+    lora_dropout: float = 0.0
     attention: str = "sdpa"  # sdpa | eager (eager keeps the attention matrices)
 
 
@@ -131,6 +132,23 @@ def _decoder_layer(t: int, s: int, d: int, f: int, heads: int, eager: bool) -> t
     return self_half + cross, self_f32 + t * d
 
 
+def _lora_dropout(config: WhisperConfig, plan: Plan, s: int, t: int, element: int) -> tuple[int, int]:
+    """Bytes per encoder layer and per decoder layer that LoRA's dropout adds: each adapted projection
+    keeps its dropped-out input (for its A matrix) and the dropout mask (a byte per value)."""
+    if plan.method != "lora" or plan.lora_dropout <= 0:
+        return 0, 0
+    d = int(config.d_model)
+    inputs = {"q_proj": d, "k_proj": d, "v_proj": d, "out_proj": d, "fc1": d}
+    per_value = element + 1
+    chosen = set(plan.lora_targets)
+    enc = s * (sum(v for k, v in inputs.items() if k in chosen) + (config.encoder_ffn_dim if "fc2" in chosen else 0))
+    # decoder: self-attention and the feed-forward over the t tokens; cross-attention's keys and values
+    # read the encoder's s frames, its queries and output the t tokens
+    dec = t * (sum(v for k, v in inputs.items() if k in chosen) + (config.decoder_ffn_dim if "fc2" in chosen else 0))
+    dec += t * d * len(chosen & {"q_proj", "out_proj"}) + s * d * len(chosen & {"k_proj", "v_proj"})
+    return (0 if plan.freeze_encoder else enc * per_value), dec * per_value
+
+
 def estimate(config: WhisperConfig, plan: Plan, label_tokens: int) -> Estimate:
     """Bytes of one training step of ``config`` under ``plan`` (see the module's docstring)."""
     total, encoder = parameter_count(config)
@@ -145,7 +163,8 @@ def estimate(config: WhisperConfig, plan: Plan, label_tokens: int) -> Estimate:
     half_size = 2 if mixed else 4
     enc = _encoder_layer(s, d, config.encoder_ffn_dim, config.encoder_attention_heads, eager)
     dec = _decoder_layer(t, s, d, config.decoder_ffn_dim, config.decoder_attention_heads, eager)
-    enc_b, dec_b = enc[0] * half_size + enc[1] * 4, dec[0] * half_size + dec[1] * 4
+    enc_lora, dec_lora = _lora_dropout(config, plan, s, t, half_size)
+    enc_b, dec_b = enc[0] * half_size + enc[1] * 4 + enc_lora, dec[0] * half_size + dec[1] * 4 + dec_lora
     n_enc, n_dec = int(config.encoder_layers), int(config.decoder_layers)
     train_encoder = not plan.freeze_encoder
     # the convolutional front end (mel input, two convolutions and their GELUs) and the final norm
@@ -167,7 +186,7 @@ def plans_for(base: Plan) -> list[Plan]:
         for precision in ("no", "bf16"):
             for ckpt in (False, True):
                 rows.append(Plan(method, precision, ckpt, base.freeze_encoder, base.optimizer, base.lora_r,
-                                 base.lora_targets, base.attention))  # fmt: skip
+                                 base.lora_targets, base.lora_dropout, base.attention))  # fmt: skip
     return rows
 
 
@@ -182,7 +201,7 @@ def plan_from_config(cfg: Any) -> Plan:
     """The Plan that a run's config describes."""
     t = cfg.train
     return Plan(t.method, t.mixed_precision, t.gradient_checkpointing, t.freeze_encoder, t.optimizer, t.lora.r,
-                tuple(t.lora.target_modules), cfg.model.attn_implementation or "sdpa")  # fmt: skip
+                tuple(t.lora.target_modules), t.lora.dropout, cfg.model.attn_implementation or "sdpa")  # fmt: skip
 
 
 @dataclass
@@ -285,6 +304,8 @@ def cuda_fits(model: Any, autocast: Any, n_mels: int, frames: int, tokens: int, 
         device = next(model.parameters()).device
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        was_training = model.training
+        model.train()  # checkpointing, dropout and SpecAugment act only in training mode
         try:
             x = torch.zeros(batch, n_mels, frames, device=device)
             y = torch.full((batch, tokens), 50257, device=device, dtype=torch.long)
@@ -296,6 +317,7 @@ def cuda_fits(model: Any, autocast: Any, n_mels: int, frames: int, tokens: int, 
             return False
         finally:
             model.zero_grad(set_to_none=True)
+            model.train(was_training)
             torch.cuda.empty_cache()
         return peak + reserve <= limit
 

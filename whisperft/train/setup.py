@@ -101,7 +101,8 @@ def build(cfg: Config, accelerator: Any) -> Setup:
     if cfg.train.batch_size == "auto":
         longest = max(sources, key=lambda s: int(s.train.n_labels.max()))
         choose_batch_size(cfg, model, accelerator, n_frames, longest.train)
-    parts = [training_dataset(cfg, s.train, processor.tokenizer, model.config, n_frames) for s in sources]
+    parts = [training_dataset(cfg, s.train, processor.tokenizer, model.config, n_frames, source=k)
+             for k, s in enumerate(sources)]  # fmt: skip
     dataset = parts[0]
     if len(parts) > 1:
         dataset = MixedDataset(parts, [s.weight for s in sources], cfg.train.seed)
@@ -162,6 +163,7 @@ def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, 
             "train.gradient_checkpointing, mixed precision or train.method: lora (whisperft plan shows each)"
         )
     t.batch_size, t.gradient_accumulation_steps = split_effective(effective, processes, largest)
+    t.effective_batch_size = None  # the saved config holds the choice, and reloads as a plain config
     accelerator.gradient_accumulation_steps = t.gradient_accumulation_steps
     logger.info(
         "batch_size auto: %d fits in %.1f GB (%s, largest %d); gradient_accumulation_steps %d keeps the "
@@ -234,7 +236,7 @@ def load_for_training(cfg: Config, sources: list[Source]) -> tuple[Any, Any]:
     return model, processor
 
 
-def clip_frames(cfg: Config, split: Split, n_frames: int) -> ClipFrames | None:
+def clip_frames(cfg: Config, split: Split, n_frames: int, source: int = 0) -> ClipFrames | None:
     """With waveform augmentation, each clip's frames come from its augmented audio; else None (stored)."""
     aug = cfg.data.augment
     if not aug.needs_audio:
@@ -246,14 +248,17 @@ def clip_frames(cfg: Config, split: Split, n_frames: int) -> ClipFrames | None:
         )
     logger.info("augmenting the waveform (%s)", ", ".join(k for k in ("speed", "pitch", "gain", "noise")
                 if getattr(aug, f"{k}_prob") > 0))  # fmt: skip
-    return ClipAugment(split, Augmenter(aug, allow_speed=not cfg.data.pack), cfg.train.seed, n_frames * HOP_LENGTH)
+    augmenter = Augmenter(aug, allow_speed=not cfg.data.pack)
+    return ClipAugment(split, augmenter, cfg.train.seed, n_frames * HOP_LENGTH, source)
 
 
-def training_dataset(cfg: Config, split: Split, tokenizer: Any, model_config: Any, n_frames: int) -> Dataset:
+def training_dataset(
+    cfg: Config, split: Split, tokenizer: Any, model_config: Any, n_frames: int, source: int = 0
+) -> Dataset:
     """One clip per example, or with ``data.pack`` several clips per encoder window."""
     prefix = decoder_prefix(tokenizer, model_config, cfg.language, cfg.task)
     rows = _fitting(split, n_frames)
-    clip = clip_frames(cfg, split, n_frames)
+    clip = clip_frames(cfg, split, n_frames, source)
     if not cfg.data.pack:
         return StoreDataset(split, prefix, tokenizer.eos_token_id, max_frames=n_frames, clip=clip)
     notimestamps = int(tokenizer.convert_tokens_to_ids("<|notimestamps|>"))

@@ -89,7 +89,12 @@ def run_point(config: Path, point: Point, overrides: list[str], debug: bool = Fa
     """``whisperft train CONFIG ... train.output_dir=POINT`` in its own process; its exit code."""
     cmd = [sys.executable, "-m", "whisperft.cli", *(["--debug"] if debug else []), "train", str(config),
            *overrides, *point.overrides, "--no-progress"]  # fmt: skip
-    return subprocess.run(cmd, check=False).returncode
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the run too: let it finish its step and save a checkpoint
+        proc.wait()
+        raise
 
 
 def result_row(point: Point, status: str) -> dict[str, Any]:
