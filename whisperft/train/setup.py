@@ -141,18 +141,16 @@ def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, 
                     t.gradient_accumulation_steps)  # fmt: skip
         return
     tokens, _ = label_tokens(cfg, model.config, split)
-    plan = plan_from_config(cfg)
+    est = estimate(model.config, plan_from_config(cfg), tokens)
     if torch.cuda.is_available():
         device = accelerator.device
         total = torch.cuda.get_device_properties(device).total_memory
         limit = parse_size(t.memory_limit) if t.memory_limit else int(total * 0.95)
-        est = estimate(model.config, plan, tokens)
         fits = cuda_fits(model.to(device), accelerator.autocast, model.config.num_mel_bins, n_frames, tokens,
                          est.optimizer, limit)  # fmt: skip
         how = f"tried on {torch.cuda.get_device_name(device)}"
     else:  # a CPU has no out-of-memory error to catch: the estimate decides
         limit = parse_size(t.memory_limit) if t.memory_limit else int(psutil.virtual_memory().available * 0.8)
-        est = estimate(model.config, plan, tokens)
         fits = lambda b: est.total(b, cuda=False) <= limit  # noqa: E731
         how = "estimated (no GPU)"
     cap = effective // processes if effective >= processes else 1
