@@ -3,6 +3,7 @@ person can produce (truncated and mislabelled clips are skipped as ``implausible
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import write_tsv
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
-from whisperft.errors import UsageError
+from whisperft.errors import UsageError, WhisperftError
 from whisperft.prepare import RateBounds, prepare
 from whisperft.synth import convert, speak
 from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, speech_chars
@@ -50,7 +51,7 @@ def test_a_test_set_does_not_change_with_the_rest_of_the_folder(
 ) -> None:
     alone = prepare(str(_cv(tmp_path / "a", wavs, {"test.tsv": [0, 1]})), "sv", str(tiny_model), tmp_path / "s1",
                     num_proc=1)  # fmt: skip
-    crowded = _cv(tmp_path / "b", wavs, {"train.tsv": [1, 0, 2], "dev.tsv": [0], "test.tsv": [0, 1]})
+    crowded = _cv(tmp_path / "b", wavs, {"train.tsv": [1, 0, 2], "dev.tsv": [0, 3], "test.tsv": [0, 1]})
     both = prepare(str(crowded), "sv", str(tiny_model), tmp_path / "s2", num_proc=1)
     a, b = FeatureStore(alone.out).split("test"), FeatureStore(both.out).split("test")
     assert a.ids == b.ids and a.texts == b.texts
@@ -102,7 +103,9 @@ def test_rate_bounds_are_adjustable(odd_clips: Path, tiny_model: Path, tmp_path:
     rep = prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s1", num_proc=1, bounds=loose).report
     assert "implausible_rate" not in rep["train"]["skipped"]
     strict = RateBounds(min_chars_per_second=12, max_chars_per_second=30)  # "Ja." is 2 letters in ~0.4 s
-    rep = prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s2", num_proc=1, bounds=strict).report
+    with pytest.raises(WhisperftError, match=r"kept no row of test \(1 read\): most were implausible_rate"):
+        prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s2", num_proc=1, bounds=strict)
+    rep = json.loads((tmp_path / "s2" / "prepare_report.json").read_text())  # written all the same
     assert rep["train"]["skipped"]["implausible_rate"] == 4
     with pytest.raises(UsageError, match=r"--min-chars-per-second \(5\) must be below"):
         prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s3", bounds=RateBounds(5, 2))

@@ -145,6 +145,9 @@ def test_hostile_manifest_keeps_good_rows_and_counts_bad_ones(
             skipped[k] = skipped.get(k, 0) + v
     assert kept == good
     assert skipped == reasons
+    for split, s in report.items():  # every row read is kept or skipped, and every row of the table is read
+        assert s["read"] == s["kept"] + sum(s["skipped"].values()), split
+    assert sum(s["read"] for s in report.values()) == good + sum(reasons.values())
     for reason in reasons:
         assert report["train"]["examples"][reason][0]["row"].startswith("hostile.csv:")
     assert "skipped:" in r.stdout and "undecodable 3" in r.stdout

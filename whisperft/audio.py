@@ -8,6 +8,7 @@ short machine-readable reason, which prepare counts and reports.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,12 @@ from whisperft.errors import WhisperftError
 
 SAMPLE_RATE = 16_000
 FFMPEG_TIMEOUT_S = 600
+# A downmix "cancels" when the average of the channels is more than 20 dB below the loudest channel.
+# Identical channels mix at 0 dB, independent ones at -3 dB (two) to -8 dB (six), and one speaking
+# channel among six (5.1 dialogue in the centre) at -15.6 dB; out-of-phase copies mix to silence.
+CANCELLING_MIX_DB = -20.0
+
+logger = logging.getLogger("whisperft")
 
 
 class AudioError(WhisperftError):
@@ -55,13 +62,15 @@ def _check_path(path: Path) -> None:
 
 
 def _ffmpeg_decode(source: AudioSource, max_duration: float | None) -> np.ndarray:
+    """Samples at 16 kHz, shape (n, channels): ffmpeg resamples, and writes 32-bit float AU, whose
+    header carries the channel count, so that the downmix happens here as for soundfile."""
     exe = shutil.which("ffmpeg")
     if exe is None:
         raise AudioError("undecodable", f"{_describe(source)}: soundfile cannot read it and ffmpeg is not installed")
     cmd = [exe, "-nostdin", "-v", "error", "-i", "pipe:0" if isinstance(source, bytes) else str(source)]
     if max_duration is not None:
         cmd += ["-t", str(max_duration + 1)]
-    cmd += ["-vn", "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "pipe:1"]
+    cmd += ["-vn", "-f", "au", "-c:a", "pcm_f32be", "-ar", str(SAMPLE_RATE), "pipe:1"]
     try:
         proc = subprocess.run(
             cmd,
@@ -76,11 +85,34 @@ def _ffmpeg_decode(source: AudioSource, max_duration: float | None) -> np.ndarra
         msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         last = msg[-1] if msg else "ffmpeg failed"
         raise AudioError("undecodable", last if str(source) in last else f"{_describe(source)}: {last}")
-    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    try:
+        return sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)[0]
+    except (sf.LibsndfileError, RuntimeError, ValueError):  # ffmpeg found no audio stream
+        return np.zeros((0, 1), np.float32)
+
+
+def downmix(data: np.ndarray, source: AudioSource | None = None) -> np.ndarray:
+    """Mono from samples of shape (n, channels): their average, or the loudest channel (by RMS) when the
+    average cancels, i.e. is more than ``CANCELLING_MIX_DB`` below it (channels out of phase), with a
+    warning naming ``source``. Returns shape (n,)."""
+    if data.shape[1] == 1:
+        return data[:, 0]
+    mix = data.mean(axis=1)
+    rms = np.sqrt([float(np.dot(data[:, c], data[:, c])) / len(data) for c in range(data.shape[1])])
+    loudest = int(np.argmax(rms))
+    mix_rms = float(np.sqrt(np.dot(mix, mix) / len(mix)))
+    if rms[loudest] > 0 and mix_rms < rms[loudest] * 10 ** (CANCELLING_MIX_DB / 20):
+        level = f"{20 * np.log10(mix_rms / rms[loudest]):.0f} dB below the loudest" if mix_rms > 0 else "silent"
+        logger.warning(
+            "%s: the %d channels cancel when mixed (%s): using channel %d alone",
+            _describe(source) if source is not None else "audio", data.shape[1], level, loudest + 1,
+        )  # fmt: skip
+        return np.ascontiguousarray(data[:, loudest])
+    return mix
 
 
 def decode_audio(source: AudioSource, max_duration: float | None = None) -> np.ndarray:
-    """Return mono float32 samples at 16 kHz.
+    """Return mono float32 samples at 16 kHz, shape (n,); channels are mixed by ``downmix``.
 
     ``max_duration`` (seconds) rejects long files from their header before decoding
     them, so a 3-hour file in a training manifest costs nothing.
@@ -98,13 +130,13 @@ def decode_audio(source: AudioSource, max_duration: float | None = None) -> np.n
             if max_duration is not None and frames > 0 and frames / rate > max_duration:
                 raise AudioError("too_long", f"{_describe(source)}: {frames / rate:.1f} s > {max_duration:g} s")
             data = f.read(dtype="float32", always_2d=True)
-        audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        audio = downmix(data, source)
         if rate != SAMPLE_RATE and audio.size:
             audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        audio = _ffmpeg_decode(source, max_duration)
+        audio = downmix(_ffmpeg_decode(source, max_duration), source)
     except MemoryError:
         raise AudioError("undecodable", f"{_describe(source)}: too large to decode") from None
     audio = np.ascontiguousarray(audio, dtype=np.float32)

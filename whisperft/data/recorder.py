@@ -8,9 +8,8 @@ writer never loses a clip that was already recorded.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,11 +19,13 @@ import numpy as np
 import soundfile as sf
 
 from whisperft.audio import SAMPLE_RATE
+from whisperft.data.sources import read_table
 from whisperft.errors import UsageError
 from whisperft.io import atomic_write_text, waiting_lock
 
 SPLIT_FILES = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
 COLUMNS = ("path", "sentence")
+_FIELD_BREAKS = re.compile(r"[\t\r\n]")
 
 
 @dataclass
@@ -39,13 +40,12 @@ def clean_sentence(text: str) -> str:
 
 
 def _read_table(table: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """(columns, rows) of a split's table; a Common Voice release's own columns are kept."""
+    """(columns, rows) of a split's table, read as Common Voice writes it (no quoting); a release's own
+    columns are kept."""
     if not table.is_file():
         return list(COLUMNS), []
-    with open(table, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
-        rows = [dict(r) for r in reader]
-        columns = list(reader.fieldnames or [])
+    columns, records = read_table(table, quoted=False)
+    rows = [{k: v or "" for k, v in rec.items()} for _, rec in records]
     return columns + [c for c in COLUMNS if c not in columns], rows
 
 
@@ -54,11 +54,11 @@ def _read_rows(table: Path) -> list[dict[str, str]]:
 
 
 def _render(columns: list[str], rows: list[dict[str, str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, columns, delimiter="\t", lineterminator="\n", restval="", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    """A Common Voice TSV: one line per row, fields as written, no quoting; a tab or line break inside a
+    field (none in a release, none in text that ``clean_sentence`` cleaned) becomes a space."""
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(_FIELD_BREAKS.sub(" ", r.get(c) or "") for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _fsync(path: Path) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import logging
 import os
+import posixpath
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -69,34 +71,94 @@ def _read_text_file(path: Path) -> str:
         ) from None
 
 
-def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
-    """Read a CSV/TSV/JSONL table into (columns, [(line_number, row)])."""
+def _lines(text: str) -> list[str]:
+    """Physical lines with their endings (``\n``, ``\r\n`` or ``\r``), as the csv module reads them."""
+    return io.StringIO(text, newline="").readlines()
+
+
+def _literal(line: str, delimiter: str) -> list[str]:
+    """A line split on the delimiter with quotes kept as written (Common Voice's TSV, IANA TSV)."""
+    return line.rstrip("\r\n").split(delimiter)
+
+
+def table_records(text: str, delimiter: str, quoted: bool = True) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, fields) of each non-blank record of a delimited table, header included.
+
+    ``quoted=False`` reads every line literally: one record per line, a ``"`` is a character like any
+    other (Common Voice's TSVs are written this way). ``quoted=True`` reads RFC 4180 quoting, but only
+    where it is well formed: a quote that is never closed, or is followed by text before the next
+    delimiter, is taken literally for that line alone, so ``"Hej sa hon.`` cannot swallow the rows
+    after it, and ``"Tack" sa hon.`` keeps its quotes. A quoted field may span lines when the record
+    it closes has as many fields as the header.
+    """
+    lines = _lines(text)
+    width: int | None = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        fields, used = _literal(line, delimiter), 1
+        if quoted and '"' in line:
+            fields, used = _quoted_record(lines, i, delimiter, width) or (fields, 1)
+        yield i + 1, fields
+        width = len(fields) if width is None else width
+        i += used
+
+
+def _quoted_record(lines: list[str], i: int, delimiter: str, width: int | None) -> tuple[list[str], int] | None:
+    """The RFC 4180 record starting at line ``i`` and the lines it spans; None when it is not well formed."""
+    reader = csv.reader(itertools.islice(lines, i, None), delimiter=delimiter, strict=True)
+    try:
+        fields = next(reader)
+    except (csv.Error, StopIteration):
+        return None
+    if reader.line_num > 1 and width is not None and len(fields) != width:
+        return None
+    return fields, reader.line_num
+
+
+def read_table(path: Path, quoted: bool = True) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """Read a CSV/TSV/JSONL table into (columns, [(line_number, row)]); one entry per non-blank record.
+
+    ``quoted=False`` reads a TSV literally (see ``table_records``). A row with fewer fields than the
+    header has None for the missing columns; extra fields are dropped.
+    """
     text = _read_text_file(path)
     if path.suffix.lower() == ".jsonl":
-        rows: list[tuple[int, dict[str, Any]]] = []
-        columns: dict[str, None] = {}
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rows.append((n, {"__error__": f"invalid JSON: {exc.msg}"}))
-                continue
-            if not isinstance(obj, dict):
-                rows.append((n, {"__error__": "line is not a JSON object"}))
-                continue
-            columns.update(dict.fromkeys(obj))
-            rows.append((n, obj))
-        return list(columns), rows
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    columns = [c.strip() for c in (reader.fieldnames or [])]
-    reader.fieldnames = columns
+        return _read_jsonl(text)
+    return parse_table(text, "\t" if path.suffix.lower() == ".tsv" else ",", quoted)
+
+
+def parse_table(text: str, delimiter: str, quoted: bool = True) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """(columns, [(line_number, row)]) of a delimited table's text; see ``read_table``."""
+    records = table_records(text, delimiter, quoted)
+    header = next(records, None)
+    columns = [c.strip() for c in header[1]] if header else []
     out = []
-    for rec in reader:
-        out.append((reader.line_num, {k: v for k, v in rec.items() if k is not None}))
+    for line, fields in records:
+        out.append((line, {c: (fields[k] if k < len(fields) else None) for k, c in enumerate(columns)}))
     return columns, out
+
+
+def _read_jsonl(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
+    columns: dict[str, None] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append((n, {"__error__": f"invalid JSON: {exc.msg}"}))
+            continue
+        if not isinstance(obj, dict):
+            rows.append((n, {"__error__": "line is not a JSON object"}))
+            continue
+        columns.update(dict.fromkeys(obj))
+        rows.append((n, obj))
+    return list(columns), rows
 
 
 def _pick(columns: Iterable[str], candidates: tuple[str, ...], what: str, path: Path) -> str:
@@ -121,29 +183,35 @@ def safe_join(base: Path, rel: str) -> Path | None:
     return Path(joined)
 
 
+def _checked(origin: str, rec: dict[str, Any], acol: str, tcol: str) -> Row:
+    """A Row from one table record, its audio path still relative; ``problem`` set when the record is bad."""
+    if "__error__" in rec:
+        return Row(origin, None, None, origin, "bad_row", rec["__error__"])
+    rel, text = rec.get(acol), rec.get(tcol)
+    if rel is None or text is None:
+        missing = acol if rel is None else tcol
+        return Row(origin, None, None, origin, "bad_row", f"missing value for column {missing!r}")
+    rel = str(rel).strip()
+    if not rel:
+        return Row(origin, None, str(text), origin, "missing_file", "empty audio path")
+    return Row(rel, rel, str(text), origin)
+
+
 def _table_rows(
     path: Path, audio_base: Path, rows: list[tuple[int, dict[str, Any]]], acol: str, tcol: str
 ) -> Iterator[Row]:
+    """One Row per record; audio paths joined onto ``audio_base`` (made absolute, so that a source
+    given as ``.``, ``./m.csv`` or ``../data`` keeps the same rows as its absolute path)."""
+    base = Path(os.path.abspath(audio_base))
     for line, rec in rows:
-        origin = f"{path.name}:{line}"
-        if "__error__" in rec:
-            yield Row(origin, None, None, origin, "bad_row", rec["__error__"])
-            continue
-        rel = rec.get(acol)
-        text = rec.get(tcol)
-        if rel is None or text is None:
-            missing = acol if rel is None else tcol
-            yield Row(origin, None, None, origin, "bad_row", f"missing value for column {missing!r}")
-            continue
-        rel = str(rel).strip()
-        if not rel:
-            yield Row(origin, None, str(text), origin, "missing_file", "empty audio path")
-            continue
-        full = safe_join(audio_base, rel)
-        if full is None:
-            yield Row(rel, None, str(text), origin, "unsafe_path", f"{rel!r} escapes {audio_base}")
-            continue
-        yield Row(rel, str(full), str(text), origin)
+        row = _checked(f"{path.name}:{line}", rec, acol, tcol)
+        if row.problem is None:
+            full = safe_join(base, str(row.audio))
+            if full is None:
+                row.problem, row.detail, row.audio = "unsafe_path", f"{row.id!r} escapes {audio_base}", None
+            else:
+                row.audio = str(full)
+        yield row
 
 
 def manifest_source(path: Path) -> Source:
@@ -171,7 +239,7 @@ def common_voice_source(folder: Path) -> Source:
     for fname, name in CV_SPLITS.items():
         tsv = folder / fname
         if tsv.is_file():
-            columns, rows = read_table(tsv)
+            columns, rows = read_table(tsv, quoted=False)  # Common Voice's TSVs have no quoting
             acol = _pick(columns, ("path",), "path", tsv)
             tcol = _pick(columns, ("sentence",), "sentence", tsv)
             splits[name] = lambda t=tsv, r=rows, a=acol, c=tcol: _table_rows(t, folder / "clips", r, a, c)
@@ -188,11 +256,10 @@ def common_voice_tar_source(archive: Path) -> Source:
                 if member.isfile() and base in CV_SPLITS and "clips" not in Path(member.name).parts:
                     fh = tar.extractfile(member)
                     assert fh is not None
-                    tmp = Path(member.name)
-                    text = fh.read().decode("utf-8-sig")
-                    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t")
-                    rows = [(reader.line_num, dict(r)) for r in reader]
-                    tables[CV_SPLITS[base]] = (str(tmp.parent), list(reader.fieldnames or []), rows)
+                    columns, rows = parse_table(fh.read().decode("utf-8-sig"), "\t", quoted=False)
+                    for col in ("path", "sentence"):
+                        _pick(columns, (col,), col, Path(f"{archive.name}:{member.name}"))
+                    tables[CV_SPLITS[base]] = (posixpath.dirname(member.name) or ".", columns, rows)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise WhisperftError(f"cannot read {archive}: {exc}") from None
     if not tables:
@@ -200,24 +267,26 @@ def common_voice_tar_source(archive: Path) -> Source:
 
     def rows_for(split: str) -> Iterator[Row]:
         prefix, _columns, rows = tables[split]
-        wanted = {}
+        wanted: dict[str, list[Row]] = {}
         for line, rec in rows:
-            rel = (rec.get("path") or "").strip()
-            text = rec.get("sentence")
-            wanted[f"{prefix}/clips/{rel}"] = (rel, text, f"{split}.tsv:{line}")
-        seen = set()
+            row = _checked(f"{split}.tsv:{line}", rec, "path", "sentence")
+            if row.problem is not None:
+                yield row
+                continue
+            wanted.setdefault(posixpath.normpath(f"{prefix}/clips/{row.audio}"), []).append(row)
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
-                hit = wanted.get(member.name)
-                if hit is None or not member.isfile():
-                    continue
-                fh = tar.extractfile(member)
-                data = fh.read() if fh else b""
-                seen.add(member.name)
-                yield Row(hit[0], data, hit[1], hit[2])
-        for name, (rel, text, origin) in wanted.items():
-            if name not in seen:
-                yield Row(rel, None, text, origin, "missing_file", f"{rel} is not in {archive.name}")
+                hits = wanted.pop(posixpath.normpath(member.name), None) if member.isfile() else None
+                if hits:
+                    fh = tar.extractfile(member)
+                    data = fh.read() if fh else b""
+                    for row in hits:
+                        row.audio = data
+                        yield row
+        for hits in wanted.values():
+            for row in hits:
+                row.problem, row.detail, row.audio = "missing_file", f"{row.id} is not in {archive.name}", None
+                yield row
 
     return Source(f"Common Voice archive {archive}", {s: (lambda s=s: rows_for(s)) for s in tables})
 

@@ -3,7 +3,7 @@
 Layout of a store folder::
 
     store.json               format, n_mels, tokenizer and source facts
-    prepare_report.json      kept / skipped-by-reason / hours per split
+    prepare_report.json      read / kept / skipped-by-reason / hours per split (read = kept + skipped)
     <split>/frames.f16       all clips' real log-mel frames, float16, time-major, concatenated
     <split>/labels.i32       all clips' text token ids, int32, concatenated
     <split>/index.npz        per-clip offsets, lengths, pad values and durations

@@ -19,13 +19,13 @@ from transformers import AutoConfig
 
 from whisperft.data.sources import Row, Source, open_source
 from whisperft.data.store import AUDIO_FORMATS, REPORT, SplitWriter, write_meta
-from whisperft.errors import UsageError
+from whisperft.errors import UsageError, WhisperftError
 from whisperft.features import mel_filters
 from whisperft.io import atomic_write_json, check_free_space, mark_complete, staged_dir
 from whisperft.languages import Language, get_language
 from whisperft.models.registry import load_processor, resolve_model
 from whisperft.models.whisper import decoder_prefix, is_multilingual
-from whisperft.prepare.filters import RateBounds, SeenRows, split_order
+from whisperft.prepare.filters import EVAL_SPLITS, RateBounds, SeenRows, split_order
 from whisperft.prepare.workers import batches, init_worker, process, tokenize
 
 logger = logging.getLogger("whisperft")
@@ -37,6 +37,10 @@ MIN_FREE_BYTES = 200 * 1024 * 1024
 
 @dataclass
 class SplitReport:
+    """What became of one split's rows. Every row read is kept or skipped for one reason:
+    ``read == kept + sum(skipped.values())``."""
+
+    read: int = 0
     kept: int = 0
     seconds: float = 0.0
     skipped: Counter = field(default_factory=Counter)
@@ -50,6 +54,7 @@ class SplitReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "read": self.read,
             "kept": self.kept,
             "skipped": dict(sorted(self.skipped.items())),
             "hours": round(self.seconds / 3600, 4),
@@ -87,7 +92,7 @@ def model_target(model: str, lang: Language) -> Target:
 
 class StoreBuilder:
     """The split writers and reports of a store being built. Without a validation split in the
-    source, every k-th training row becomes validation (deterministic)."""
+    source, every k-th kept training row becomes validation (deterministic)."""
 
     def __init__(self, folder: Path, n_mels: int, make_validation: bool, every: int) -> None:
         self.folder, self.n_mels = folder, n_mels
@@ -110,14 +115,18 @@ class StoreBuilder:
         return split
 
     def consume(self, split: str, batch: list[Row], results: list[tuple[str, Any]]) -> None:
+        """Write the kept rows and count every row: each is read into the split it is kept in, or into
+        the source's split when skipped."""
         for row, (status, payload) in zip(batch, results, strict=True):
+            name = self._route(split) if status == "ok" else split
+            report = self.reports[name]
+            report.read += 1
             if status == "ok":
-                name = self._route(split)
                 self.writers[name].add(payload)
-                self.reports[name].kept += 1
-                self.reports[name].seconds += payload.duration
+                report.kept += 1
+                report.seconds += payload.duration
             else:
-                self.reports[split].skip(status, row.origin, str(payload))
+                report.skip(status, row.origin, str(payload))
 
     def close(self) -> dict[str, Any]:
         for w in self.writers.values():
@@ -173,9 +182,29 @@ def prepare(
         logger.warning(
             "%d %s rows are also in an evaluation split: dropped from %s (leaked_into_eval)", n, split, split
         )
-    if sum(r["kept"] for r in report.values()) == 0:
-        logger.warning("no usable rows were kept; see %s", out / REPORT)
+    _check_kept(report, list(src.splits), out / REPORT)
     return PrepareResult(out, report)
+
+
+def _check_kept(report: dict[str, Any], listed: list[str], report_path: Path) -> None:
+    """Raise WhisperftError (exit 1) when no row of train, or of an evaluation split the source lists,
+    was kept. Rows of train that became validation count as kept. The store is written all the same,
+    so that its report can be read."""
+    for split in split_order(listed):
+        rep = report.get(split)
+        if split not in ("train", *EVAL_SPLITS) or rep is None:
+            continue
+        derived = split == "train" and "validation" not in listed
+        if rep["kept"] + (report.get("validation", {}).get("kept", 0) if derived else 0) > 0:
+            continue
+        if not rep["skipped"]:
+            raise WhisperftError(f"prepare kept no row of {split}: the source lists none; see {report_path}")
+        reason, n = max(rep["skipped"].items(), key=lambda kv: kv[1])
+        example = rep["examples"][reason][0]
+        raise WhisperftError(
+            f"prepare kept no row of {split} ({rep['read']} read): most were {reason} ({n}), "
+            f"e.g. {example['row']}: {example['detail']}; see {report_path}"
+        )
 
 
 def _check_settings(max_duration: float, bounds: RateBounds) -> None:
