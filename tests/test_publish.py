@@ -123,3 +123,21 @@ def test_an_incomplete_remote_store_is_refused(store: Path, tmp_path: Path, monk
         local_store(f"file://{half}")
     assert not cached_path(f"file://{half}").exists()
     assert not [p for p in (tmp_path / "cache" / "stores").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_relative_file_url_names_its_own_folder(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """file://store from two working folders is two stores, each fetched from where it is (#18, item 1)."""
+    monkeypatch.setenv("WHISPERFT_CACHE", str(tmp_path / "cache"))
+    for name in ("a", "b"):
+        shutil.copytree(store, tmp_path / name / "store")
+    shutil.rmtree(tmp_path / "b" / "store" / "test", ignore_errors=True)
+    meta = json.loads((tmp_path / "b" / "store" / "store.json").read_text())
+    meta["splits"] = [s for s in meta["splits"] if s != "test"]
+    (tmp_path / "b" / "store" / "store.json").write_text(json.dumps(meta))
+    got = {}
+    for name in ("a", "b"):
+        monkeypatch.chdir(tmp_path / name)
+        got[name] = local_store("file://store")
+        assert local_store(f"file://{tmp_path / name / 'store'}") == got[name]  # the same store, once
+    assert got["a"] != got["b"]
+    assert set(FeatureStore(got["a"]).splits) != set(FeatureStore(got["b"]).splits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -41,6 +42,8 @@ def local_store(location: str | Path) -> Path:
     if not is_url(location):
         return Path(location)
     url = str(location).rstrip("/")
+    if url.split("://", 1)[0] in ("file", "local"):  # cached by its absolute path: file://store from
+        url = "file://" + os.path.abspath(fsspec.core.url_to_fs(url)[1])  # another folder is another store
     target = cached_path(url)
     if is_complete(target):
         return target
