@@ -324,6 +324,9 @@ def _hf_rows(ds: Any, name: str) -> Iterator[Row]:
             ident = audio.get("path") or origin
         else:
             data, ident = audio, str(audio) if audio else origin
+        if not data:
+            yield Row(str(rec.get("id", ident)), None, rec.get(tcol), origin, "missing_file", "the row has no audio")
+            continue
         yield Row(str(rec.get("id", ident)), data, rec.get(tcol), origin)
 
 
