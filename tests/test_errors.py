@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,29 @@ def test_usage_errors(tmp_path: Path, args: list[str], code: int, needle: str) -
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     _no_traceback(r.stderr)
+    assert r.stdout == "" and r.stderr.startswith("error: ")  # no blank line left by a progress bar before it
+
+
+@pytest.mark.parametrize("command", ["export", "transcribe"])
+def test_a_checkpoint_is_no_model_the_error_names_final_and_best(
+    command: str, tmp_path: Path, tiny_model: Path, wavs: list
+) -> None:
+    """A run as train/checkpoint.py lays it out: RUN/checkpoints/step-N/ holds Accelerate's state, no config.json."""
+    run = tmp_path / "run"
+    step = run / "checkpoints" / "step-0000006"
+    step.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.bin", "trainer_state.json", "_COMPLETE"):
+        (step / name).write_text("{}")
+    args = {"export": [str(step), str(tmp_path / "ct2")], "transcribe": [str(wavs[0][0]), "--model", str(step)]}
+    r = run_cli(command, *args[command])
+    assert r.returncode == 2 and "resume it with train" in r.stderr, r.stderr
+    for sub in ("final", "best"):
+        shutil.copytree(tiny_model, run / sub)
+        r = run_cli(command, *args[command])
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "is a training checkpoint" in r.stderr and "no config.json" not in r.stderr
+        assert f"use {run / 'final'}" in r.stderr and (sub == "final" or f" or {run / 'best'}" in r.stderr)
+        _no_traceback(r.stderr)
 
 
 def test_runtime_error_exits_1(tmp_path: Path, tiny_model: Path) -> None:
@@ -51,6 +75,7 @@ def test_runtime_error_exits_1(tmp_path: Path, tiny_model: Path) -> None:
     assert r.returncode == 1
     assert "incomplete" in r.stderr
     _no_traceback(r.stderr)
+    assert r.stdout == "" and r.stderr.startswith("error: ")  # it fails under eval's progress bar: no blank line
     r = run_cli("--debug", "eval", "--model", str(tiny_model), "--data", str(store), "--lang", "sv")
     assert "Traceback" in r.stderr
 

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import platform
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from whisperft import __version__
+from whisperft.hub import PROBE_TIMEOUT_S, endpoint, offline_mode, probe
 from whisperft.io import cache_dir
 from whisperft.models.bundled import BUNDLES
 
-HUB_TIMEOUT_S = 3.0
+HUB_TIMEOUT_S = PROBE_TIMEOUT_S
 TOOLS = {  # tool -> (version flag, what needs it)
     "ffmpeg": ("-version", "decoding audio soundfile cannot read (m4a, opus, webm...)"),
     "espeak-ng": ("--version", "make demo, the test suite, export's parity clips"),
@@ -94,19 +92,13 @@ def disk_checks(folders: list[Path]) -> list[Check]:
 
 def hub_check(timeout: float = HUB_TIMEOUT_S) -> Check:
     """One HEAD request to the Hub (``HF_ENDPOINT`` honoured); skipped when offline mode is set."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if offline_mode():
         return Check("hub", "info", "offline mode (HF_HUB_OFFLINE): models and data come from local files only")
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    request = urllib.request.Request(f"{endpoint}/api/models/openai/whisper-tiny", method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return Check("hub", "ok", f"{endpoint} reachable (HTTP {resp.status})")
-    except urllib.error.HTTPError as exc:
-        return Check("hub", "ok", f"{endpoint} reachable (HTTP {exc.code})")
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Check("hub", "warn", f"{endpoint} unreachable ({reason}); use bundled:NAME and local data, "
-                     "or set HF_ENDPOINT to a mirror")  # fmt: skip
+    reason = probe(timeout)
+    if reason is None:
+        return Check("hub", "ok", f"{endpoint()} reachable")
+    return Check("hub", "warn", f"{endpoint()} unreachable ({reason}); use bundled:NAME and local data, "
+                 "or set HF_ENDPOINT to a mirror")  # fmt: skip
 
 
 def package_checks() -> list[Check]:

@@ -17,6 +17,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.hub import require_hub
 from whisperft.io import COMPLETE_MARKER, is_complete
 from whisperft.languages import get_language
 
@@ -28,6 +29,7 @@ MODEL_PATTERNS = (
     "README.md", "curves.png", "metrics.json", "config.yaml",
 )  # fmt: skip
 REPO_ID_PARTS = 2
+PUSH_HINT = "check the network or HF_ENDPOINT; --dry-run lists the files offline"
 
 
 @dataclass
@@ -96,7 +98,9 @@ def dataset_card(store: FeatureStore, repo_id: str) -> str:
 
 
 def upload(plan: Upload, private: bool, card: str | None = None) -> str:
-    """Create the repo (if needed) and upload; returns the repo's URL. The Hub is the only thing touched."""
+    """Create the repo (if needed) and upload; returns the repo's URL. The Hub is the only thing touched.
+    Without a network, a one-line error in seconds (``whisperft.hub``), before the client's retries."""
+    require_hub(f"push to {plan.repo_id}", PUSH_HINT)
     api = huggingface_hub.HfApi()
     try:
         url = api.create_repo(plan.repo_id, repo_type=plan.repo_type, private=private, exist_ok=True)

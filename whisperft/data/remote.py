@@ -19,6 +19,7 @@ from pathlib import Path
 import fsspec
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.hub import require_hub
 from whisperft.io import COMPLETE_MARKER, cache_dir, is_complete, staged_dir, waiting_lock
 
 logger = logging.getLogger("whisperft")
@@ -54,6 +55,8 @@ def local_store(location: str | Path) -> Path:
 
 
 def _fetch(url: str, target: Path) -> None:
+    if url.startswith("hf://"):
+        require_hub(f"the store {url}", "pass a local store folder")  # one line now, not the client's retries
     try:
         fs, root = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.hub import require_hub
 from whisperft.languages import Language
 
 logger = logging.getLogger("whisperft")
@@ -357,6 +358,7 @@ def hub_source(name: str, config: str | None, parquet: bool = False) -> Source:
             kwargs["data_dir"] = config
     elif config:
         kwargs["name"] = config
+    require_hub(f"Hub dataset {name}", "pass a local folder or manifest as --source")  # one line, no retries
     token = os.environ.get("HF_TOKEN")  # read from the environment only; never logged or stored
     try:
         dsd = datasets.load_dataset(name, token=token, **kwargs)

@@ -1,19 +1,25 @@
 """Model specs and loading: every spec a user can type is resolved here and nowhere else.
 
 A spec is a size (``small``), a Hub id, a local HF folder, a training output folder, or a
-bundled offline model (``bundled:base``). ``latest_run`` finds the newest finished run.
+bundled offline model (``bundled:base``). ``latest_run`` finds the newest finished run. A Hub id is
+checked against the network first (``whisperft.hub``): without one, a cached copy is used, or the
+command fails in seconds with one line. A released size's architecture needs no download at all
+(``released_config``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
-from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperProcessor
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.hub import hub_or_cache
 from whisperft.io import COMPLETE_MARKER, is_complete, is_ct2_folder
 from whisperft.models.bundled import BUNDLES, ensure_bundled
+from whisperft.models.sizes import RELEASED
 
 RUNS_DIR = Path("runs")  # where train's configs/ put their output_dir, relative to the working directory
 RUN_MODELS = ("*/final", "*/*/final", "*/model")  # a run's final model; the demo copies its final/ to model/
@@ -28,6 +34,7 @@ SIZES = {
     "medium": "openai/whisper-medium",
     "medium.en": "openai/whisper-medium.en",
     "large": "openai/whisper-large-v3",
+    "large-v1": "openai/whisper-large",
     "large-v2": "openai/whisper-large-v2",
     "large-v3": "openai/whisper-large-v3",
     "turbo": "openai/whisper-large-v3-turbo",
@@ -66,10 +73,25 @@ def resolve_model(spec: str) -> str:
         return str(ensure_bundled(spec.split(":", 1)[1]))
     path = Path(spec).expanduser()
     if spec in SIZES and not (path / "config.json").is_file():
-        return SIZES[spec]
-    if path.exists():
+        repo = SIZES[spec]
+    elif path.exists():
         return str(_model_folder(path))
-    return spec  # a Hub id
+    else:
+        repo = spec  # a Hub id
+    hub_or_cache(repo, f"model {spec!r}")
+    return repo
+
+
+def released_config(spec: str) -> WhisperConfig | None:
+    """The architecture of a released Whisper named by size (``small``) or Hub id (``openai/whisper-small``),
+    from the published table (``models/sizes.RELEASED``), with no download; None for any other spec,
+    and for a local folder of that name."""
+    spec = spec.strip()
+    path = Path(spec).expanduser()
+    if (path / "config.json").is_file() if spec in SIZES else path.exists():  # as resolve_model decides
+        return None
+    dims = RELEASED.get(SIZES.get(spec, spec))
+    return None if dims is None else dims.whisper_config()
 
 
 def _model_folder(path: Path) -> Path:
@@ -84,9 +106,24 @@ def _model_folder(path: Path) -> Path:
     for sub in ("final", "best"):
         if (path / sub / "config.json").is_file():
             return path / sub
+    run = _run_of_checkpoint(path)
+    if run is not None:
+        models = [str(run / sub) for sub in ("final", "best") if (run / sub / "config.json").is_file()]
+        use = f"use {' or '.join(models)}" if models else "its run has no final/ or best/ yet; resume it with train"
+        raise UsageError(f"{path} is a training checkpoint (weights and optimizer state), not a model: {use}")
     if path.is_dir() and any(path.glob("checkpoints/step-*")):
         raise UsageError(f"{path} is a training run without a final model yet; resume it with whisperft train")
     raise UsageError(f"{path} is not a Whisper model folder (no config.json)")
+
+
+def _run_of_checkpoint(path: Path) -> Path | None:
+    """The run folder of a checkpoint (``RUN/checkpoints/step-N``) or of its ``RUN/checkpoints``; else None."""
+    path = path if path.name not in ("", ".", "..") else path.resolve()
+    if path.name == "checkpoints" and any(path.glob("step-*")):
+        return path.parent
+    if path.parent.name == "checkpoints" and re.fullmatch(r"step-\d+", path.name):
+        return path.parent.parent
+    return None
 
 
 def load_processor(model_path: str) -> WhisperProcessor:

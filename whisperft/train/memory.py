@@ -29,7 +29,7 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.models.registry import resolve_model
+from whisperft.models.registry import released_config, resolve_model
 from whisperft.models.whisper import POSITIONS_PER_SECOND
 
 GB = 1024**3
@@ -82,10 +82,17 @@ def _meta_model(config: WhisperConfig) -> Any:
         return WhisperForConditionalGeneration(config)
 
 
+_COUNTS: dict[str, tuple[int, int]] = {}  # config JSON -> counts: plan estimates a dozen rows of one model
+
+
 def parameter_count(config: WhisperConfig) -> tuple[int, int]:
-    """(all parameters, the encoder's): tied weights count once."""
-    model = _meta_model(config)
-    return sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.model.encoder.parameters())
+    """(all parameters, the encoder's): tied weights count once. Built on the meta device once per architecture."""
+    key = config.to_json_string()
+    if key not in _COUNTS:
+        model = _meta_model(config)
+        encoder = sum(p.numel() for p in model.model.encoder.parameters())
+        _COUNTS[key] = sum(p.numel() for p in model.parameters()), encoder
+    return _COUNTS[key]
 
 
 def _linears(config: WhisperConfig, decoder_only: bool) -> list[tuple[str, int, int]]:
@@ -214,9 +221,11 @@ class PlanRow:
 
 
 def model_config(cfg: Any) -> WhisperConfig:
-    """The config of the model a run starts from, with its audio context applied."""
+    """The config of the model a run starts from, with its audio context applied. A released size needs
+    no download (its published architecture, ``released_config``); any other model's config.json is read."""
+    config = released_config(cfg.model.name)
     try:
-        config = WhisperConfig.from_pretrained(resolve_model(cfg.model.name))
+        config = config or WhisperConfig.from_pretrained(resolve_model(cfg.model.name))
     except OSError as exc:
         raise WhisperftError(f"cannot read the config of {cfg.model.name}: {str(exc).splitlines()[0]}") from None
     if cfg.model.audio_context_s is not None:

@@ -8,7 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from whisperft.io import atomic_write_text
 
 TRAIN_LOG = "train_log.jsonl"
 
@@ -16,6 +19,12 @@ TRAIN_LOG = "train_log.jsonl"
 def append_log(output_dir: Path, record: dict[str, Any]) -> None:
     with open(Path(output_dir) / TRAIN_LOG, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
+
+
+def restart_log(output_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite train_log.jsonl as the checkpoint a run resumes from recorded it (its ``history``): the
+    records of later steps, which the run trains again, go, so that each step is logged once."""
+    atomic_write_text(Path(output_dir) / TRAIN_LOG, "".join(json.dumps(r) + "\n" for r in history))
 
 
 class LossMeter:
@@ -54,6 +63,7 @@ class TrainProgress:
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[rate]}"),
             TimeRemainingColumn(),
+            console=Console(stderr=True),  # beside the logs; stdout keeps the results
             transient=False,
         )
         self.task = self.progress.add_task("train", total=total, completed=start, loss="-", lr="-", rate="")
