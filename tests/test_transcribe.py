@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,39 @@ def test_formats() -> None:
     assert '"segments"' in render(t, "json")
 
 
+def cue_times(t: Transcript) -> list[tuple[int, int]]:
+    """(start, end) in milliseconds of every cue, read back from the SRT, the VTT and the JSON ``t`` renders to."""
+    out = []
+    for fmt, sep in (("srt", ","), ("vtt", ".")):
+        for line in render(t, fmt).splitlines():
+            if " --> " in line:
+                a, b = (_milliseconds(x, sep) for x in line.split(" --> "))
+                out.append((a, b))
+    out += [(round(s["start"] * 1000), round(s["end"] * 1000)) for s in json.loads(render(t, "json"))["segments"]]
+    return out
+
+
+def _milliseconds(stamp: str, sep: str) -> int:
+    h, m, rest = stamp.split(":")
+    s, ms = rest.split(sep)
+    return ((int(h) * 60 + int(m)) * 60 + int(s)) * 1000 + int(ms)
+
+
+times = st.floats(min_value=-1, max_value=40, allow_nan=False)
+
+
+@given(st.floats(min_value=0.001, max_value=35, allow_nan=False), st.lists(st.tuples(times, times), max_size=5))
+def test_no_cue_starts_or_ends_after_the_audio(duration: float, spans: list[tuple[float, float]]) -> None:
+    """Issue #18, item 5: whatever times an engine gives, no cue in any format lies past the audio's end
+    or ends before it starts (a 0.3 s clip's cue ended at 2.0 s on the CTranslate2 path)."""
+    t = Transcript("a.wav", "en", round(duration, 3), "x", [Segment(a, b, f"w{i}") for i, (a, b) in enumerate(spans)])
+    cues = cue_times(t)
+    assert len(cues) == 3 * len(spans)
+    assert all(0 <= a <= b <= round(t.duration * 1000) for a, b in cues), (t.duration, cues)
+    assert all(0 <= s.start <= s.end <= t.duration for s in t.segments)
+    assert render(t, "txt") == "x\n"
+
+
 @given(st.floats(min_value=0, max_value=360_000, allow_nan=False))
 def test_timestamps_round_trip(seconds: float) -> None:
     text = format_timestamp(seconds)
@@ -68,8 +102,6 @@ def test_silence_and_tiny_clips_through_the_cli(tmp_path: Path, tiny_model: Path
     r = run_cli("transcribe", str(tmp_path / "silence.wav"), str(tmp_path / "blip.wav"), "--model", str(tiny_model),
                 "--lang", "sv", "--format", "json", "--output-dir", str(tmp_path / "out"))  # fmt: skip
     assert r.returncode == 0, r.stderr
-    import json
-
     silence = json.loads((tmp_path / "out" / "silence.json").read_text())
     assert silence["text"] == "" and silence["segments"] == [] and silence["duration"] == 600.0
     assert (tmp_path / "out" / "blip.json").is_file()

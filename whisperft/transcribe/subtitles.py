@@ -10,6 +10,8 @@ FORMATS = ("txt", "srt", "vtt", "json")
 
 @dataclass
 class Segment:
+    """A stretch of a recording and its text; ``start`` and ``end`` in seconds from the recording's start."""
+
     start: float
     end: float
     text: str
@@ -17,11 +19,33 @@ class Segment:
 
 @dataclass
 class Transcript:
+    """One recording's transcript, as every format writes it; ``duration`` in seconds.
+
+    Its segments are clamped to the audio when it is built (``clamp_segments``), whichever engine made them.
+    """
+
     file: str
     language: str | None
     duration: float
     text: str
     segments: list[Segment] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.segments = clamp_segments(self.segments, self.duration)
+
+
+def clamp_segments(segments: list[Segment], duration: float) -> list[Segment]:
+    """The segments with ``0 <= start <= end <= duration`` (seconds): times past the audio become its end.
+
+    Whisper's timestamp tokens run in 20 ms steps to 30 s whatever the chunk's length, so a decoder can
+    end a cue after the audio (issue #18: a 0.3 s clip whose cue ended at 2.0 s). No segment is dropped,
+    so the text is the same in every format; order is kept (the map is monotonic).
+    """
+    out = []
+    for s in segments:
+        start = min(max(s.start, 0.0), duration)
+        out.append(Segment(start, min(max(s.end, start), duration), s.text))
+    return out
 
 
 def format_timestamp(seconds: float, sep: str = ",", always_hours: bool = True) -> str:
