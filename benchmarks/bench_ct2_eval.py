@@ -26,6 +26,7 @@ def main() -> None:
     from whisperft.models.decode import decode_rows, generate_texts
     from whisperft.models.registry import load_model, load_processor, resolve_model
     from whisperft.prepare import prepare
+    from whisperft.text import Decoded
 
     store = DATA / "store-en-eval"
     if not FeatureStore.is_store(str(store)):
@@ -46,8 +47,11 @@ def main() -> None:
         ]
 
     def batched(generate: Callable[[torch.Tensor], list[str]]) -> list[str]:
-        hyps = decode_rows(split, generate, batch_size=16, indices=idx, n_frames=N_FRAMES)
-        return [hyps[i] for i in idx]
+        def rows(feats: torch.Tensor, limits: list, repeats: bool) -> list[Decoded]:
+            return [Decoded(t) for t in generate(feats)]
+
+        hyps = decode_rows(split, rows, batch_size=16, indices=idx, n_frames=N_FRAMES, bound=False)
+        return [hyps[i].text for i in idx]
 
     t_one, one = best_of(per_utterance)
     t_pt, pt = best_of(lambda: batched(lambda f: generate_texts(model, tok, f, "en")))

@@ -31,8 +31,8 @@ def main() -> None:
         ]
 
     def batched() -> list[str]:
-        hyps = decode_split(model, tok, split, "en", batch_size=16, indices=idx)
-        return [hyps[i] for i in idx]
+        hyps = decode_split(model, tok, split, "en", batch_size=16, indices=idx, bound=False)  # as generate_texts
+        return [hyps[i].text for i in idx]
 
     t_single, a = best_of(one_by_one)
     t_batch, b = best_of(batched)

@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_ct2_eval",
     "bench_augment",
     "bench_levers",
+    "bench_runaway",
 ]
 
 
@@ -61,8 +62,8 @@ def write(results: list[dict]) -> None:
     out = [
         "# Benchmarks",
         "",
-        f"Machine: {machine}. Timings are the best of 3 runs (augment_cost and levers_demo: one run each), "
-        "measured by `make bench`",
+        f"Machine: {machine}. Timings are the best of 3 runs (augment_cost, levers_demo and runaway_decoding: "
+        "one run each), measured by `make bench`",
         "(one script per claim in `benchmarks/`, whisperft and its reference measured in the same run).",
         "",
         "| claim | whisperft | reference | ratio | target | details | date |",

@@ -37,7 +37,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model:
     out = tmp_path_factory.mktemp("store") / "sv"
     r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "train: kept 16" in r.stdout
+    assert "train: read 16, kept 16" in r.stdout
     return out
 
 
@@ -104,8 +104,20 @@ def test_eval_writes_metrics_and_predictions(trained: Path, store: Path, tmp_pat
         assert key in m
     assert m["num_utterances"] == 2 and m["split"] == "test" and m["language"] == "sv"
     preds = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 2 and {"reference", "hypothesis", "word_errors"} <= preds[0].keys()
+    assert len(preds) == 2 and {"reference", "hypothesis", "word_errors", "stop"} <= preds[0].keys()
     assert "WER" in r.stdout
+    # issue #18: the run's eval.max_new_tokens (24) without --max-new-tokens; the normalized counts; the
+    # utterances whose decoding was stopped, counted in metrics.json and shown in the table
+    assert m["max_new_tokens"] == 24 and m["token_bound"] is True and m["notes"] == []
+    assert m["hits_normalized"] <= m["reference_words_normalized"] == sum(len(p["reference"].split()) for p in preds)
+    assert m["token_limit_hits"] + m["repetition_stops"] == sum(p["stop"] is not None for p in preds)
+    assert "runaway" in r.stdout
+    r = run_cli("eval", "--model", str(trained), "--data", str(store), "--out", str(out), "--max-new-tokens", "2")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(out.read_text())
+    preds = [json.loads(line) for line in (out.parent / "predictions.jsonl").read_text().splitlines()]
+    assert m["max_new_tokens"] == 2 and all(len(p["hypothesis"].split()) <= 2 for p in preds)
+    assert m["token_limit_hits"] == sum(p["stop"] == "limit" for p in preds)
 
 
 def test_eval_on_a_raw_source(trained: Path, cv_folder: Path, tmp_path: Path) -> None:
@@ -267,8 +279,8 @@ def test_an_empty_evaluation_split_is_an_error_not_a_wer(
     write_tsv(cv / "test.tsv", [("gone.mp3", "Saknas.")])
     out = tmp_path / "store"
     r = run_cli("prepare", "--lang", "sv", "--source", str(cv), "--model", str(tiny_model), "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    assert "test: kept 0" in r.stdout
+    assert r.returncode == 1 and "kept no row of test (1 read): most were missing_file" in r.stderr, r.stderr
+    assert (out / "_COMPLETE").is_file()  # the store and its report are written all the same
 
     r = run_cli("eval", "--model", str(tiny_model), "--data", str(out), "--split", "test")
     assert r.returncode == 2 and "no utterances in test" in r.stderr
@@ -447,6 +459,52 @@ def test_eval_report_shows_where_the_errors_are(trained: Path, store: Path, tmp_
     assert worst.id in page
     png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))  # type: ignore[union-attr]
     assert png.startswith(b"\x89PNG")
+
+
+def test_eval_bounds_a_looping_model(tiny_model: Path, store: Path) -> None:
+    """Issue #18, item 8: a model that does not know the language (random weights) loops; each utterance
+    stops at its duration's token limit or at the repetition rule, exactly where the rule cuts the unbounded
+    decode, and eval reports it. The progress callbacks get the total first."""
+    import torch
+
+    from whisperft.data.store import FeatureStore
+    from whisperft.evaluate import run_eval
+    from whisperft.features import pad_features
+    from whisperft.models.decode import generate_decoded, generate_ids
+    from whisperft.models.registry import load_model, load_processor
+    from whisperft.text import runaway_stop, token_limit
+
+    starts: list[int] = []
+    done: list[int] = []
+    result = run_eval(str(tiny_model), str(store), split="test", progress=done.append, on_start=starts.append)
+    n = result.num_utterances
+    assert starts == [n] and sum(done) == n
+    assert result.extra["token_limit_hits"] + result.extra["repetition_stops"] == n
+    split = FeatureStore(store).split("test")
+    model, tok = load_model(str(tiny_model)).eval(), load_processor(str(tiny_model)).tokenizer
+    feats = pad_features([(split.frames(i), float(split.pad_value[i])) for i in range(n)])
+    limits = [min(token_limit(float(split.duration[i])), 60) for i in range(n)]
+    bounded = generate_decoded(model, tok, feats, "sv", limits)
+    with torch.inference_mode():
+        full = generate_ids(model, feats, "sv", max_new_tokens=60).tolist()  # no stopping criterion
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    for row, limit, got in zip(full, limits, bounded, strict=True):
+        content = [t for t in row if t < eot]
+        kept, why = runaway_stop(content, limit)
+        assert (got.text, got.stop) == (tok.decode(content[:kept]).strip(), why) and why is not None
+
+
+def test_undefined_rates_read_n_a_in_the_report() -> None:
+    from whisperft.evaluate.report import render_report, wer_by_duration
+    from whisperft.metrics import score
+
+    metrics, utts = score(["a", "b"], ["...", "?!"], ["hej", ""], "sv", [1.0, 3.0])
+    assert metrics["wer"] is not None and metrics["wer_normalized"] is None
+    summary = {**metrics, "num_utterances": 2, "audio_seconds": 4.0, "model": "m", "split": "test", "language": "sv"}
+    page = render_report(summary, utts)
+    assert "n/a" in page and "note: wer_normalized: null" in page
+    empty = score(["a"], [""], ["hej"], "sv", [1.0])[1]
+    assert wer_by_duration(empty) == [("0–2 s", 1, None)]
 
 
 def test_alignment_marks_each_kind_of_error() -> None:

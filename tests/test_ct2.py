@@ -18,8 +18,9 @@ from whisperft.features import log_mel_batch, pad_features
 from whisperft.metrics import score
 from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.ct2_format import CT2FormatError, import_ct2, read_model_bin
-from whisperft.models.decode import generate_texts
+from whisperft.models.decode import generate_decoded, generate_texts
 from whisperft.synth import speak
+from whisperft.text import Decoded, token_limit
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +100,13 @@ def test_bundled_base_transcribes_english(english: list[np.ndarray]) -> None:
 
     path = resolve_model("bundled:base")
     model, tok = load_model(path), load_processor(path).tokenizer
-    hyps = generate_texts(model, tok, pad_features(log_mel_batch(english)), "en")
+    feats = pad_features(log_mel_batch(english))
+    hyps = generate_texts(model, tok, feats, "en")
     metrics, _ = score([str(i) for i in range(len(hyps))], ENGLISH, hyps, "en")
     assert metrics["wer_normalized"] <= 0.10, list(zip(ENGLISH, hyps, strict=True))
+    # issue #18: the duration bound and the repetition stop leave a model that decodes correctly as it was
+    bounded = generate_decoded(model, tok, feats, "en", [token_limit(len(a) / 16000) for a in english])
+    assert bounded == [Decoded(h) for h in hyps]
 
 
 @pytest.mark.slow
@@ -129,6 +134,10 @@ def test_conversion_matches_ctranslate2_runtime(english: list[np.ndarray], tmp_p
     ct = ct2.generate_texts(feats.numpy(), "en")
     metrics, _ = score([str(i) for i in range(len(hf))], hf, ct, "en")
     assert metrics["wer_normalized"] <= 0.02, list(zip(hf, ct, strict=True))
+    limits = [token_limit(len(a) / 16000) for a in english]
+    assert ct2.generate_decoded(feats.numpy(), "en", limits) == [Decoded(t) for t in ct]  # bounded: the same
+    cut = ct2.generate_decoded(feats.numpy(), "en", [3] * len(ct))  # a limit is applied per row, and counted
+    assert [d.stop for d in cut] == ["limit"] * len(ct) and all(len(d.text.split()) <= 3 for d in cut)
 
 
 @pytest.mark.slow

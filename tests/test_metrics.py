@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 import jiwer
 import pytest
@@ -11,7 +12,15 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import Levenshtein
 
 from whisperft.metrics import Utterance, score
-from whisperft.text import clean_text, normalize_text, speech_chars
+from whisperft.text import (
+    MAX_TOKENS_PER_SECOND,
+    TOKEN_SLACK,
+    clean_text,
+    normalize_text,
+    runaway_stop,
+    speech_chars,
+    token_limit,
+)
 
 SV = "Vi åker till Göteborg i morgon."
 
@@ -128,10 +137,29 @@ def test_empty_reference_and_hypothesis() -> None:
     assert [u.char_errors for u in utts] == [3, 0, 3]
     assert m["wer"] == 2.0 and m["cer"] == 2.0  # 4 word edits over 2 words; 6 char edits over 3 chars
     only_insertions, _ = score(["a"], [""], ["p q"], "sv")
-    assert only_insertions["wer"] == 1.0  # jiwer.wer("", "p q") returns the count 2, not a rate
+    assert only_insertions["wer"] is None  # jiwer.wer("", "p q") returns the count 2, not a rate
+    assert only_insertions["insertions"] == 2 and only_insertions["reference_words"] == 0
     silence, _ = score(["a"], [" "], [""], "zh")
-    assert silence["wer"] == 0.0 and silence["cer"] == 0.0
-    assert score([], [], [], "sv")[0]["wer"] == 0.0
+    assert silence["wer"] is None and silence["cer"] is None  # 0 errors over 0 words: undefined too
+    assert score([], [], [], "sv")[0]["wer"] is None
+
+
+def test_a_rate_over_nothing_is_null_with_a_note() -> None:
+    """Issue #18, item 7: references that normalize to nothing give no normalized rate, not 1.0 (jiwer: 3.0)."""
+    refs, hyps = ["...", "?!", "…"], ["Hej.", "ja ja", ""]
+    m, _ = score(["1", "2", "3"], refs, hyps, "sv")
+    assert m["wer_normalized"] is None and m["cer_normalized"] is None
+    assert m["reference_words_normalized"] == 0 and m["hits_normalized"] == 0
+    assert m["insertions_normalized"] == 3 and m["substitutions_normalized"] == m["deletions_normalized"] == 0
+    assert m["wer"] == pytest.approx(4 / 3)  # orthographic: "..." is a word; 2 substitutions, 1 insertion, 1 deletion
+    assert m["notes"] == [
+        "wer_normalized: null, the references have no words after normalization to divide 3 errors by",
+        "cer_normalized: null, the references have no characters after normalization to divide 8 errors by",
+    ]
+    assert jiwer.wer([normalize_text(r) for r in refs], [normalize_text(h) for h in hyps]) == 3  # a count, not a rate
+    fine, _ = score(["1"], ["Hej du."], ["hej du"], "sv")
+    assert fine["notes"] == [] and fine["wer_normalized"] == 0.0
+    assert (fine["hits_normalized"], fine["reference_words_normalized"], fine["hits"]) == (2, 2, 0)
 
 
 def test_text_is_only_split_on_whitespace() -> None:
@@ -163,7 +191,7 @@ def _check_against_rapidfuzz(refs: list[str], hyps: list[str], language: str) ->
         for k, v in zip(total, (wd, len(r.split()), u.char_errors, len(rc)), strict=True):
             total[k] += v
     for rate, e, n in ((m["wer"], "we", "w"), (m["cer"], "ce", "c")):
-        assert rate == pytest.approx(total[e] / total[n] if total[n] else float(total[e] > 0))
+        assert rate == (pytest.approx(total[e] / total[n]) if total[n] else None)
 
 
 def test_pairs_against_rapidfuzz() -> None:
@@ -211,3 +239,71 @@ def test_speech_chars() -> None:
     assert speech_chars("今天天气很好。") == 6
     assert speech_chars("😀 ... !? ") == 0
     assert speech_chars("") == 0
+
+
+def test_token_limit_is_the_stated_rate_plus_slack() -> None:
+    assert token_limit(3.0) == 3 * 40 + 16 == 136  # issue #18: not the decoder's 444 for a 3 s clip
+    assert token_limit(0.0) == token_limit(-1.0) == TOKEN_SLACK
+    assert token_limit(30.0, timestamps=True) == 30 * 42 + 16
+    assert token_limit(2.01) == 97  # rounded up: never below the rate
+
+
+def test_fast_speech_fits_its_token_limit(tiny_model: Path, tmp_path: Path) -> None:
+    """MAX_TOKENS_PER_SECOND's derivation, re-measured: the shared test sentences spoken by espeak-ng at
+    320 wpm (where English reaches MAX_CHARS_PER_SECOND) take well under the limit's rate."""
+    from tests.conftest import ENGLISH, SWEDISH
+    from whisperft.audio import decode_audio
+    from whisperft.models.registry import load_processor
+    from whisperft.synth import speak
+
+    tok = load_processor(str(tiny_model)).tokenizer
+    for voice, sentences in (
+        ("en", ENGLISH),
+        ("sv", SWEDISH[:6]),
+        ("hi", ["सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता प्राप्त है।"]),
+    ):
+        for i, text in enumerate(sentences):
+            seconds = len(decode_audio(speak(text, tmp_path / f"{voice}{i}.wav", voice=voice, speed=320))) / 16000
+            tokens = len(tok.encode(" " + text, add_special_tokens=False))
+            assert tokens / seconds < MAX_TOKENS_PER_SECOND and tokens < token_limit(seconds), (text, seconds)
+
+
+def test_runaway_stop_rule() -> None:
+    words = list(range(100, 200))  # no repeats: only the limit stops it
+    assert runaway_stop(words, None) == (100, None) and runaway_stop(words, 40) == (40, "limit")
+    assert runaway_stop([7] * 31, None) == (31, None) and runaway_stop([7] * 40, None) == (32, "repeat")
+    eight = list(range(8))  # period 8: 4 copies are 32 tokens
+    assert runaway_stop(eight * 3 + eight[:7], None) == (31, None)
+    assert runaway_stop(eight * 5, None) == (32, "repeat")
+    ten = list(range(10))  # period 10: 4 copies (40 tokens), the last one may be partial
+    assert runaway_stop([1, 2] + ten * 3 + ten[:9], None) == (41, None)
+    assert runaway_stop([1, 2] + ten * 6, None) == (42, "repeat")
+    no_no = [5, 6] * 15  # "no, no, ..." 15 times: 30 tokens, a person may say that
+    assert runaway_stop(no_no, None) == (30, None)
+    assert runaway_stop([7] * 40, None, repeats=False) == (40, None)
+    assert runaway_stop([7] * 40, 36, repeats=False) == (36, "limit")
+    assert runaway_stop([7] * 40, 32) == (32, "repeat")  # both at once: the repetition is named
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=20), st.integers(0, 6), st.integers(0, 60))
+def test_repetition_stop_criterion_stops_where_the_rule_does(loop: list[int], lead: int, tail: int) -> None:
+    """The PyTorch engine's stopping criterion, fed one token at a time after a prompt, stops a row at the
+    token where ``runaway_stop`` cuts it (so eval's texts are the same on both engines)."""
+    import torch
+
+    from whisperft.models.decode import RepetitionStop
+
+    rows = [list(range(50, 50 + lead)) + (loop * 100)[: 40 + tail], list(range(60, 60 + lead + 40 + tail))]
+    prompt = [50258, 50300, 50359, 50363]
+    ids = torch.tensor([prompt + r for r in rows])
+    stop = RepetitionStop()
+    first: list[int | None] = [None, None]
+    for n in range(len(prompt) + 1, ids.shape[1] + 1):
+        done = stop(ids[:, :n])
+        for b in range(2):
+            if done[b] and first[b] is None:
+                first[b] = n - len(prompt)
+    for b, row in enumerate(rows):
+        kept, why = runaway_stop(row, None)
+        assert first[b] == (kept if why == "repeat" else None)

@@ -44,6 +44,8 @@ def _setup_logging(debug: bool) -> None:
     if not debug:
         warnings.filterwarnings("ignore")
         logging.getLogger("accelerate").setLevel(logging.ERROR)
+        # huggingface_hub's "Retrying in Ns" lines: its level is set from this variable when it is imported
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
 
 
 def _quiet_transformers() -> None:
@@ -100,9 +102,14 @@ def _run(fn: Any, *args: Any, transformers: bool = True, **kwargs: Any) -> Any:
 
 
 def _counter(total: int | None, label: str) -> Any:
+    """A transient progress bar on stderr, and its advance function. Off when stderr is no terminal: rich
+    would leave a blank line where the bar was, ahead of the results or the error line."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+    console = Console(stderr=True)
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
     task = progress.add_task(label, total=total)
     return progress, (lambda n: progress.advance(task, n))
 
@@ -148,7 +155,8 @@ def prepare(
                          bounds=bounds, audio=audio)  # fmt: skip
         for split, rep in result.report.items():
             skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
-            typer.echo(f"{split}: kept {rep['kept']} ({rep['hours'] * 60:.1f} min), skipped: {skipped}")
+            typer.echo(f"{split}: read {rep['read']}, kept {rep['kept']} ({rep['hours'] * 60:.1f} min), "
+                       f"skipped: {skipped}")  # fmt: skip
         typer.echo(f"feature store: {result.out} (report: {result.out / 'prepare_report.json'})")
 
     _run(go)
@@ -328,9 +336,13 @@ def eval_cmd(
 
         spec = model or _newest_run()
         progress, tick = _counter(None, "eval")
+
+        def total(n: int) -> None:  # the bar's total, known once the data is open
+            progress.update(progress.task_ids[0], total=n)
+
         with progress:
             result = run_eval(spec, data, split, lang, batch_size, num_beams, max_samples, out, trust_pickle,
-                              progress=tick, max_new_tokens=max_new_tokens, report=report)  # fmt: skip
+                              progress=tick, max_new_tokens=max_new_tokens, report=report, on_start=total)  # fmt: skip
         _print_eval(result)
         typer.echo(f"metrics: {out}" + (f"   report: {out.with_name('report.html')}" if report else ""))
 
@@ -612,19 +624,27 @@ def _print_eval(result: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.model} on {result.extra.get('split')} ({result.language})")
-    for col in ("utterances", "audio (min)", "WER", "CER", "WER norm", "CER norm", "S / D / I"):
+    for col in ("utterances", "audio (min)", "WER", "CER", "WER norm", "CER norm", "S / D / I", "runaway"):
         table.add_column(col, justify="right")
+    rates = (result.wer, result.cer, result.wer_normalized, result.cer_normalized)
+    runaway = result.extra.get("token_limit_hits", 0) + result.extra.get("repetition_stops", 0)
     table.add_row(
         str(result.num_utterances),
         f"{result.audio_seconds / 60:.1f}",
-        f"{100 * result.wer:.2f}%",
-        f"{100 * result.cer:.2f}%",
-        f"{100 * result.wer_normalized:.2f}%",
-        f"{100 * result.cer_normalized:.2f}%",
+        *("n/a" if r is None else f"{100 * r:.2f}%" for r in rates),
         f"{result.extra.get('substitutions')} / {result.extra.get('deletions')} / {result.extra.get('insertions')}",
+        str(runaway),
     )
     console = Console()
     console.print(table)
+    for note in result.extra.get("notes", []):
+        console.print(f"note: {note}")
+    if runaway:
+        console.print(
+            f"runaway: {result.extra.get('token_limit_hits')} utterances reached their token limit and "
+            f"{result.extra.get('repetition_stops')} were stopped repeating themselves; the model loops "
+            "(predictions.jsonl: stop)"
+        )
     if result.headline == "cer":
         console.print("headline metric: CER (this language is written without spaces)")
 

@@ -7,7 +7,9 @@ written without spaces, with all whitespace removed. jiwer's default transforms
 (which strip, and split on U+0020 only) are replaced by our own tokenizers.
 
 Pairs where either side has no tokens never reach jiwer: their edit distance is
-simply every reference token deleted and every hypothesis token inserted.
+simply every reference token deleted and every hypothesis token inserted. A rate over a
+reference of no tokens (a split whose references are all ``...`` or ``?!`` normalizes to
+nothing) is undefined: ``None`` (``null`` in metrics.json), with a note saying why, never a number.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Utterance:
     deletions: int
     insertions: int
     duration: float = 0.0
+    stop: str | None = None  # why decoding stopped, when the decoder stopped it: "limit" or "repeat" (text.Decoded)
 
 
 @dataclass(frozen=True)
@@ -138,28 +141,30 @@ def _total(edits: Sequence[_Edits]) -> _Edits:
     )
 
 
-def _rate(total: _Edits) -> float:
-    """Errors over reference length; an empty reference scores 0.0 if matched exactly, else 1.0."""
-    if total.length:
-        return total.errors / total.length
-    return 0.0 if total.errors == 0 else 1.0
+def rate(errors: int, length: int) -> float | None:
+    """Errors over reference length; ``None`` when the reference has no tokens (the rate is undefined)."""
+    return errors / length if length else None
 
 
-def _metrics(w: _Edits, c: _Edits, nw: _Edits, nc: _Edits) -> dict[str, float | int]:
-    return {
-        "wer": _rate(w),
-        "cer": _rate(c),
-        "wer_normalized": _rate(nw),
-        "cer_normalized": _rate(nc),
-        "substitutions": w.substitutions,
-        "deletions": w.deletions,
-        "insertions": w.insertions,
-        "hits": w.hits,
-        "reference_words": w.length,
-        "substitutions_normalized": nw.substitutions,
-        "deletions_normalized": nw.deletions,
-        "insertions_normalized": nw.insertions,
-    }
+_UNITS = {"wer": "words", "cer": "characters", "wer_normalized": "words", "cer_normalized": "characters"}
+
+
+def _metrics(w: _Edits, c: _Edits, nw: _Edits, nc: _Edits) -> dict[str, Any]:
+    totals = {"wer": w, "cer": c, "wer_normalized": nw, "cer_normalized": nc}
+    out: dict[str, Any] = {name: rate(e.errors, e.length) for name, e in totals.items()}
+    out.update(
+        substitutions=w.substitutions, deletions=w.deletions, insertions=w.insertions, hits=w.hits,
+        reference_words=w.length, substitutions_normalized=nw.substitutions, deletions_normalized=nw.deletions,
+        insertions_normalized=nw.insertions, hits_normalized=nw.hits, reference_words_normalized=nw.length,
+    )  # fmt: skip
+    out["notes"] = [
+        f"{name}: null, the references have no {_UNITS[name]}"
+        + (" after normalization" if name.endswith("_normalized") else "")
+        + f" to divide {e.errors} errors by"
+        for name, e in totals.items()
+        if not e.length
+    ]
+    return out
 
 
 def _sdi(e: _Edits) -> tuple[int, int, int]:
@@ -172,11 +177,13 @@ def score(
     hyps: Sequence[str],
     language: str | None,
     durations: Sequence[float] | None = None,
-) -> tuple[dict[str, float | int], list[Utterance]]:
+) -> tuple[dict[str, Any], list[Utterance]]:
     """Corpus-level WER/CER (total errors over total reference length), and per-utterance counts.
 
     ``wer``/``cer`` are on the text as given, ``*_normalized`` on ``normalize_text`` of both sides.
-    Integer totals of word-level substitutions, deletions, insertions and hits come with them.
+    Integer totals of word-level substitutions, deletions, insertions, hits and reference words come
+    with them, for both. A rate whose reference has no tokens is ``None``, and ``notes`` (a list of
+    strings, empty when all is well) says which and why.
     """
     refs, hyps = list(refs), list(hyps)
     ctok = char_tokenizer(language)

@@ -1,4 +1,5 @@
-"""Transcript text helpers: cleaning for storage, normalizing for scoring, counting spoken characters.
+"""Transcript text helpers: cleaning for storage, normalizing for scoring, counting spoken characters,
+and the bounds on how much text a decoder may produce for a stretch of audio (``token_limit``, ``runaway_stop``).
 
 ``normalize_text`` lowercases and drops punctuation and symbols but keeps combining
 marks (Unicode category M), unlike Whisper's BasicTextNormalizer, which strips them
@@ -7,8 +8,11 @@ and so destroys words in Devanagari, Tamil, Thai and other scripts.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\ufeff]")
@@ -21,6 +25,42 @@ _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\ufeff]")
 # up to a 6.7 s recording; a 30 s clip labelled with one short word is dropped.
 MIN_CHARS_PER_SECOND = 0.3
 MAX_CHARS_PER_SECOND = 30.0
+
+# The most Whisper tokens a decoder may produce per second of audio (``token_limit``; issue #18, item 8):
+# a model that does not know the language loops to the decoder's limit (444 tokens) on a 3 s clip.
+# Measured like MAX_CHARS_PER_SECOND: Whisper's tokenizer over the UDHR's article 1 in 17 languages and
+# 20 demo sentences, spoken by espeak-ng at 320 wpm (where English reaches MAX_CHARS_PER_SECOND), silence
+# trimmed. Tokens per second: en 6.9, es 7.0, de 8.3, ru 8.4, pl 9.0, sv 9.8 (one sentence 12.6), ko 10.1,
+# fi 10.3, fr 11.8, ar 12.1, th 14.3, vi 15.9, el 16.3, ta 23.5, hi 30.7 (Devanagari costs 2.1 tokens
+# per letter); at 175 wpm each is 0.56-0.6 of that. 40/s is the highest, Hindi, plus a third for the
+# spread between single sentences (Swedish ones reach 1.3x their mean). TOKEN_SLACK covers what takes
+# tokens but little time: punctuation, a lone word in a long pause (" Okej." is 3 tokens in 0.3 s).
+MAX_TOKENS_PER_SECOND = 40.0
+TOKEN_SLACK = 16
+TIMESTAMP_TOKENS_PER_SECOND = 2.0  # with timestamps, <|t0|> <|t1|> per segment, segments of 1 s at the shortest
+# ``runaway_stop``: a decode whose end repeats one n-gram of 1-32 tokens at least 4 times, over at least
+# 32 tokens, is looping (like Whisper's gzip compression ratio > 2.4 test, but decidable token by token).
+REPEAT_MAX_NGRAM = 32
+REPEAT_MIN_COPIES = 4
+REPEAT_MIN_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One utterance's decoded text, and why its decoding stopped: ``None`` when the model ended it,
+    ``"limit"`` at ``token_limit``, ``"repeat"`` at ``runaway_stop``'s repetition rule."""
+
+    text: str
+    stop: str | None = None
+
+
+def stop_counts(decoded: Sequence[Decoded]) -> dict[str, int]:
+    """``token_limit_hits``: utterances whose decoding reached its token limit; ``repetition_stops``:
+    those stopped for repeating themselves (``runaway_stop``). Either means a looping model."""
+    return {
+        "token_limit_hits": sum(d.stop == "limit" for d in decoded),
+        "repetition_stops": sum(d.stop == "repeat" for d in decoded),
+    }
 
 
 def clean_text(text: Any) -> str:
@@ -52,3 +92,41 @@ def speech_chars(text: str) -> int:
     so the figure is a rough measure of how much is spoken, comparable across scripts.
     """
     return sum(1 for ch in unicodedata.normalize("NFC", text) if unicodedata.category(ch)[0] in "LN")
+
+
+def token_limit(duration_s: float, timestamps: bool = False) -> int:
+    """Most tokens (after the prompt) a decoder may produce for ``duration_s`` seconds of audio:
+    ``ceil(MAX_TOKENS_PER_SECOND * duration_s) + TOKEN_SLACK``, plus ``TIMESTAMP_TOKENS_PER_SECOND`` per
+    second with timestamps. Engines cap it again at the decoder's own limit (444 for Whisper)."""
+    rate = MAX_TOKENS_PER_SECOND + (TIMESTAMP_TOKENS_PER_SECOND if timestamps else 0.0)
+    return math.ceil(rate * max(0.0, float(duration_s))) + TOKEN_SLACK
+
+
+def repeat_need(period: int) -> int:
+    """Tokens a run of period ``period`` must span to count as a loop: ``max(4 * period, 32)``."""
+    return max(REPEAT_MIN_COPIES * period, REPEAT_MIN_TOKENS)
+
+
+def runaway_stop(tokens: Sequence[int], limit: int | None, repeats: bool = True) -> tuple[int, str | None]:
+    """Where a bounded decoder stops ``tokens`` (the ids after the prompt, special tokens removed):
+    ``(kept, reason)``, keeping ``tokens[:kept]``.
+
+    Scanning token by token, decoding stops at the first length n at which either
+    - the last n' <= n tokens have a period p (each equals the token p positions before it) with
+      1 <= p <= 32 and n' >= max(4p, 32): the same p-gram 4 or more times in a row, the last copy
+      possibly partial, spanning 32 tokens or more: reason ``"repeat"``; or
+    - n reaches ``limit`` (``token_limit`` of the audio, or the decoder's; None: none): reason ``"limit"``.
+    Otherwise ``(len(tokens), None)``. ``repeats=False`` applies the limit only. O(len(tokens) * 32).
+    The PyTorch engine stops on the same rule while it generates (``models.decode.RepetitionStop``);
+    ctranslate2 has no such hook, so its output is cut here afterwards (same text, no time saved).
+    """
+    runs = [0] * (REPEAT_MAX_NGRAM + 1)  # runs[p]: positions in a row equal to the token p before them
+    for n in range(1, len(tokens) + 1):
+        i = n - 1
+        for p in range(1, min(REPEAT_MAX_NGRAM, i) + 1) if repeats else ():
+            runs[p] = runs[p] + 1 if tokens[i] == tokens[i - p] else 0
+            if runs[p] + p >= repeat_need(p):
+                return n, "repeat"
+        if limit is not None and n >= limit:
+            return n, "limit"
+    return len(tokens), None

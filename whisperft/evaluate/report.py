@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from whisperft.metrics import Utterance, align_words
+from whisperft.metrics import Utterance, align_words, rate
 
 REPORT = "report.html"
-SUMMARY_HEAD = ("utterances", "audio (min)", "WER", "CER", "WER normalized", "CER normalized")
+SUMMARY_HEAD = ("utterances", "audio (min)", "WER", "CER", "WER normalized", "CER normalized", "runaway")
 WORST = 25  # utterances shown
 TOP = 20  # substitutions, deletions and insertions shown
 DURATION_BINS = (0.0, 2.0, 4.0, 8.0, 15.0, 30.0, float("inf"))  # seconds
@@ -64,19 +64,24 @@ def error_counts(utts: Sequence[Utterance]) -> dict[str, Counter]:
     return counts
 
 
-def wer_by_duration(utts: Sequence[Utterance]) -> list[tuple[str, int, float]]:
-    """(bin label, utterances, WER) for each duration bin that holds any utterance."""
+def wer_by_duration(utts: Sequence[Utterance]) -> list[tuple[str, int, float | None]]:
+    """(bin label, utterances, WER) for each duration bin that holds any utterance; WER is None in a bin
+    whose references have no words (undefined, as in metrics.json)."""
     out = []
     for lo, hi in pairwise(DURATION_BINS):
         inside = [u for u in utts if lo <= u.duration < hi]
         words = sum(u.words for u in inside)
         if inside:
             label = f"{lo:g}–{hi:g} s" if hi != float("inf") else f"≥ {lo:g} s"
-            out.append((label, len(inside), sum(u.word_errors for u in inside) / words if words else 0.0))
+            out.append((label, len(inside), rate(sum(u.word_errors for u in inside), words)))
     return out
 
 
-def _plot(bins: list[tuple[str, int, float]]) -> str:
+def _percent(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _plot(bins: list[tuple[str, int, float | None]]) -> str:
     """The WER-by-duration bar chart as a base64 PNG."""
     import matplotlib  # deferred: slow to import, only --report draws
 
@@ -84,9 +89,10 @@ def _plot(bins: list[tuple[str, int, float]]) -> str:
     import matplotlib.pyplot as plt  # deferred: as above
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar([b[0] for b in bins], [100 * b[2] for b in bins], color="tab:blue")
-    for i, (_, n, wer) in enumerate(bins):
-        ax.text(i, 100 * wer, f"n={n}", ha="center", va="bottom", fontsize=8)
+    heights = [100 * (b[2] or 0.0) for b in bins]  # an undefined WER draws no bar
+    ax.bar([b[0] for b in bins], heights, color="tab:blue")
+    for i, (_, n, _) in enumerate(bins):
+        ax.text(i, heights[i], f"n={n}", ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("WER (%)")
     ax.set_xlabel("clip duration")
     ax.set_title("WER by clip duration")
@@ -121,14 +127,17 @@ def render_report(summary: dict[str, Any], utts: Sequence[Utterance]) -> str:
     dels = [(html.escape(w), n) for w, n in counts["delete"].most_common(TOP)]
     ins = [(html.escape(w), n) for w, n in counts["insert"].most_common(TOP)]
     bins = wer_by_duration(utts)
-    pct = {k: f"{100 * summary[k]:.2f}%" for k in ("wer", "cer", "wer_normalized", "cer_normalized")}
-    overview = [summary["num_utterances"], round(summary["audio_seconds"] / 60, 1), *pct.values()]
+    pct = {k: _percent(summary[k]) for k in ("wer", "cer", "wer_normalized", "cer_normalized")}
+    runaway = summary.get("token_limit_hits", 0) + summary.get("repetition_stops", 0)  # decodes that looped
+    overview = [summary["num_utterances"], round(summary["audio_seconds"] / 60, 1), *pct.values(), runaway]
+    notes = "".join(f"<p>note: {html.escape(n)}</p>" for n in summary.get("notes", []))
     title = f"{summary.get('model')} on {summary.get('split')} ({summary.get('language')})"
     parts = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         _table(SUMMARY_HEAD, [overview]),
+        notes,
         f'<h2 id="worst">Worst {len(worst)} utterances</h2>',
         '<p><span class="sub">substituted</span> <span class="del">deleted</span> '
         '<span class="ins">inserted</span></p>',
@@ -139,7 +148,7 @@ def render_report(summary: dict[str, Any], utts: Sequence[Utterance]) -> str:
         _table(["deleted word", "times"], dels),
         _table(["inserted word", "times"], ins),
         '<h2 id="duration">WER by clip duration</h2>',
-        _table(["duration", "utterances", "WER"], [[b[0], b[1], f"{100 * b[2]:.1f}%"] for b in bins]),
+        _table(["duration", "utterances", "WER"], [[b[0], b[1], _percent(b[2], 1)] for b in bins]),
         f'<img alt="WER by clip duration" src="data:image/png;base64,{_plot(bins)}">' if bins else "",
         "</body></html>",
     ]

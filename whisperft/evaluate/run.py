@@ -1,6 +1,8 @@
 """``whisperft eval``: a model on a feature store (or any source prepare accepts) -> metrics.json.
 
 The one import between stages: a raw source is first run through ``prepare`` into a temp store.
+Each utterance's decoding is bounded by its duration and stopped when it repeats itself
+(``models.decode.decode_rows``); metrics.json counts the utterances so stopped.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ from typing import Any
 
 import torch
 
+from whisperft.config import load_config
 from whisperft.data.remote import is_url, local_store
 from whisperft.data.store import FeatureStore, Split
-from whisperft.errors import UsageError
+from whisperft.errors import ConfigError, UsageError
 from whisperft.evaluate.report import REPORT, render_report
 from whisperft.features import N_FRAMES
 from whisperft.io import atomic_write_json, atomic_write_text, is_ct2_folder
 from whisperft.languages import get_language, require_language
 from whisperft.metrics import Utterance, score
 from whisperft.models.ct2_decode import CT2Decoder
-from whisperft.models.decode import decode_rows, generate_texts
+from whisperft.models.decode import decode_rows, generate_decoded
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import context_frames, is_multilingual
 from whisperft.prepare import prepare
+from whisperft.text import Decoded, stop_counts
 
 logger = logging.getLogger("whisperft")
 
@@ -40,10 +44,10 @@ RATES = ("wer", "cer", "wer_normalized", "cer_normalized")  # EvalResult fields;
 class EvalResult:
     """What ``whisperft eval`` reports; ``metrics.json`` is its ``to_dict``."""
 
-    wer: float
-    cer: float
-    wer_normalized: float
-    cer_normalized: float
+    wer: float | None  # None (null) when the references have no words: the rate is undefined; see notes
+    cer: float | None
+    wer_normalized: float | None
+    cer_normalized: float | None
     num_utterances: int
     audio_seconds: float
     model: str
@@ -72,10 +76,20 @@ def run_eval(
     progress: Callable[[int], None] | None = None,
     max_new_tokens: int | None = None,
     report: bool = False,
+    bound: bool = True,
+    on_start: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``model_spec`` (a model spec, run, or CTranslate2 folder) on ``data`` and write
-    metrics.json and predictions.jsonl beside ``out``."""
+    metrics.json and predictions.jsonl beside ``out``.
+
+    ``max_new_tokens``: a cap on tokens per utterance; None takes the run's ``eval.max_new_tokens`` when the
+    model is a run's (its config.yaml). ``bound``: bound each utterance by its duration and stop repeats
+    (``text.token_limit``, ``text.runaway_stop``); False decodes as before issue #18. ``on_start`` is called
+    with the number of utterances before decoding, ``progress`` with each batch's size after it.
+    """
     model = _load(model_spec, trust_pickle)
+    if max_new_tokens is None:
+        max_new_tokens = model.max_new_tokens
     with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
         store = _open_store(data, lang, model.source, Path(tmp))
         language = lang or store.language or model.language
@@ -85,19 +99,23 @@ def run_eval(
         require_language(model.multilingual, language)
         split, sp = _pick_split(store, split, data)
         n = len(sp) if max_samples is None else min(max_samples, len(sp))
+        if on_start:
+            on_start(n)
         t0 = time.perf_counter()
         hyps = decode_rows(
             sp,
-            lambda feats: model.generate(feats, language, num_beams, max_new_tokens),
-            batch_size=batch_size,
-            indices=range(n),
-            n_frames=model.n_frames,
-            progress=progress,
-        )
+            lambda feats, limits, repeats: model.generate(feats, language, num_beams, limits, repeats),
+            batch_size=batch_size, indices=range(n), n_frames=model.n_frames, progress=progress,
+            max_new_tokens=max_new_tokens, bound=bound,
+        )  # fmt: skip
         seconds = time.perf_counter() - t0
         durations = [float(sp.duration[i]) for i in range(n)]
-        metrics, utts = score(sp.ids[:n], sp.texts[:n], [hyps[i] for i in range(n)], language, durations)
+        decoded = [hyps[i] for i in range(n)]
+        metrics, utts = score(sp.ids[:n], sp.texts[:n], [d.text for d in decoded], language, durations)
+        for u, d in zip(utts, decoded, strict=True):
+            u.stop = d.stop
     counts = {k: v for k, v in metrics.items() if k not in RATES}
+    counts.update(stop_counts(decoded), max_new_tokens=max_new_tokens, token_bound=bound)
     result = EvalResult(
         **{k: metrics[k] for k in RATES},
         num_utterances=n,
@@ -120,11 +138,13 @@ def run_eval(
 class _Model:
     """What eval needs of either engine."""
 
-    generate: Callable[[torch.Tensor, str, int, int | None], list[str]]  # features, language, beams, max tokens
+    # features, language, beams, per-row token limits, stop on repetition -> one Decoded per row
+    generate: Callable[[torch.Tensor, str, int, list[int | None], bool], list[Decoded]]
     multilingual: bool
     language: str | None  # the model's own language, if it has one
     n_frames: int  # mel frames per encoder window
     source: str | None  # the model prepare uses for a raw source; None for a CTranslate2 folder
+    max_new_tokens: int | None = None  # the run's eval.max_new_tokens, when the model is a run's
 
 
 def _load(model_spec: str, trust_pickle: bool) -> _Model:
@@ -133,8 +153,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
     if is_ct2_folder(folder):
         ct2 = CT2Decoder(folder)
 
-        def generate_ct2(feats: torch.Tensor, language: str, beams: int, max_new: int | None) -> list[str]:
-            return ct2.generate_texts(feats.numpy(), language, beams, max_new)
+        def generate_ct2(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
+            return ct2.generate_decoded(feats.numpy(), language, limits, beams, repeats)
 
         return _Model(generate_ct2, ct2.multilingual, None, N_FRAMES, None)
     path = resolve_model(model_spec)
@@ -144,11 +164,24 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
         model.to("cuda")
     tokenizer = load_processor(path).tokenizer
 
-    def generate_pt(feats: torch.Tensor, language: str, beams: int, max_new: int | None) -> list[str]:
-        return generate_texts(model, tokenizer, feats, language, num_beams=beams, max_new_tokens=max_new)
+    def generate_pt(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
+        return generate_decoded(model, tokenizer, feats, language, limits, num_beams=beams, stop_repeats=repeats)
 
     language = getattr(model.generation_config, "language", None)
-    return _Model(generate_pt, is_multilingual(model.config), language, context_frames(model.config), path)
+    multilingual, frames = is_multilingual(model.config), context_frames(model.config)
+    return _Model(generate_pt, multilingual, language, frames, path, _run_max_new_tokens(Path(path)))
+
+
+def _run_max_new_tokens(folder: Path) -> int | None:
+    """``eval.max_new_tokens`` of the run that saved ``folder`` (its config.yaml), else None."""
+    saved = folder / "config.yaml"
+    if not saved.is_file():
+        return None
+    try:
+        return load_config(saved).eval.max_new_tokens
+    except (ConfigError, UsageError) as exc:
+        logger.warning("ignoring %s (%s): eval.max_new_tokens not taken from it", saved, exc)
+        return None
 
 
 def _open_store(data: str, lang: str | None, model_path: str | None, tmp: Path) -> FeatureStore:
@@ -181,5 +214,6 @@ def _pick_split(store: FeatureStore, split: str | None, data: str) -> tuple[str,
 
 
 def write_predictions(path: Path, utts: list[Utterance]) -> None:
+    """One JSON line per utterance: its ``Utterance`` fields (``stop``: None, "limit" or "repeat")."""
     lines = [json.dumps(asdict(u), ensure_ascii=False) for u in utts]
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.languages import get_language
+from whisperft.text import Decoded, runaway_stop
 
 MAX_LENGTH = 448  # Whisper's decoder positions; ctranslate2 4.8 stops a decode at half of it (224 tokens)
 
@@ -85,6 +86,29 @@ class CT2Decoder:
         limit = MAX_LENGTH if max_new_tokens is None else min(MAX_LENGTH, len(prompt) + max_new_tokens)
         results = self.model.generate(storage, [prompt] * features.shape[0], beam_size=num_beams, max_length=limit)
         return [list(r.sequences_ids[0]) for r in results]
+
+    def generate_decoded(
+        self,
+        features: np.ndarray,
+        language: str | None,
+        limits: list[int | None],
+        num_beams: int = 1,
+        stop_repeats: bool = True,
+        task: str = "transcribe",
+    ) -> list[Decoded]:
+        """Decode one batch, each row bounded by its own limit (tokens after the prompt; None: the decoder's)
+        and, with ``stop_repeats``, cut where ``text.runaway_stop``'s repetition rule says. ctranslate2 takes
+        one ``max_length`` per batch and no stopping hook, so the batch runs to its longest limit and each
+        row is cut afterwards: the texts and stop reasons of the PyTorch engine, not its saved time."""
+        prompt = self.prompt(language, task)
+        cap = MAX_LENGTH - len(prompt)
+        rows = [min(cap, x or cap) for x in limits]
+        out = []
+        for seq, limit in zip(self.generate_ids(features, prompt, num_beams, max(rows)), rows, strict=True):
+            content = [t for t in seq if t < self.eot]
+            kept, why = runaway_stop(content, limit, repeats=stop_repeats)
+            out.append(Decoded(self.decode(content[:kept]), why))
+        return out
 
     def generate_texts(
         self,

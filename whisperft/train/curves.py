@@ -60,7 +60,7 @@ def plot_curves(history: list[dict[str, Any]], best_step: int | None, path: Path
     import matplotlib.pyplot as plt  # deferred: as above
 
     train = [r for r in history if "loss" in r]
-    evals = [r for r in history if "eval_wer" in r]
+    evals = [r for r in history if r.get("eval_wer") is not None]  # None: no reference words to rate
     fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     series = (
         ([r["step"] for r in train], [r["loss"] for r in train]),

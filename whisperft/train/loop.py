@@ -26,11 +26,12 @@ from whisperft.io import RunLock, atomic_write_json, atomic_write_text, check_fr
 from whisperft.metrics import score
 from whisperft.models.decode import decode_split
 from whisperft.models.lora import is_lora, save_merged
+from whisperft.text import Decoded, stop_counts
 from whisperft.train.card import render_card
 from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
 from whisperft.train.curves import plot_curves, start_trackers, trackers
 from whisperft.train.interrupt import StopSignals
-from whisperft.train.progress import Budget, LossMeter, TrainProgress, append_log
+from whisperft.train.progress import Budget, LossMeter, TrainProgress, append_log, restart_log
 from whisperft.train.setup import Setup, build
 
 logger = logging.getLogger("whisperft")
@@ -109,6 +110,7 @@ def resume(run: Setup) -> TrainState:
         ckpt, state = restored
         if run.main:
             logger.info("resuming from %s (step %d)", ckpt, state.step)
+            restart_log(out, state.history)  # steps after the checkpoint are trained, and logged, again
     else:
         state = TrainState()
         if run.main and (out / "final").exists():
@@ -234,10 +236,11 @@ def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> boo
     """Validation WER now; save ``best/`` on improvement. Returns True when early stopping triggers."""
     metrics = validate(run)
     record_eval(run, state, metrics)
+    wer = metrics["wer"]  # None when the references have no words: no improvement to record
     if run.main:
-        bar.note(f"step {state.step}: eval WER {metrics['wer']:.3f}")
-    if state.best_wer is None or metrics["wer"] < state.best_wer:
-        state.best_wer, state.best_step = metrics["wer"], state.step
+        bar.note(f"step {state.step}: eval WER " + ("n/a" if wer is None else f"{wer:.3f}"))
+    if wer is not None and (state.best_wer is None or wer < state.best_wer):
+        state.best_wer, state.best_step = wer, state.step
         state.evals_without_improvement = 0
         if run.main:
             save_model(run.accelerator.unwrap_model(run.model), run.processor, run.out / "best", run.cfg)
@@ -252,7 +255,7 @@ def record_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
     """A validation result into the history, train_log.jsonl and the trackers."""
     rec = {"step": state.step, **{f"eval_{k}": v for k, v in metrics.items()}}
     state.history.append(rec)
-    keys = [k for k in metrics if k in ("wer", "cer") or k.startswith(("wer_", "cer_"))]
+    keys = [k for k in metrics if (k in ("wer", "cer") or k.startswith(("wer_", "cer_"))) and metrics[k] is not None]
     run.accelerator.log({f"eval/{k}": rec[f"eval_{k}"] for k in keys}, step=state.step)
     if run.main:
         append_log(run.out, rec)
@@ -265,7 +268,7 @@ def validate(run: Setup) -> dict[str, Any]:
     cfg, acc = run.cfg, run.accelerator
     ids: list[str] = []
     refs: list[str] = []
-    hyps: list[str] = []
+    hyps: list[Decoded] = []
     per_source: dict[str, Any] = {}
     for name, split in run.eval_splits.items():
         n = len(split) if cfg.data.max_eval_samples is None else min(len(split), cfg.data.max_eval_samples)
@@ -282,11 +285,12 @@ def validate(run: Setup) -> dict[str, Any]:
         )
         gathered = dict(gather_object(list(decoded.items())))
         texts = [gathered[i] for i in range(n)]
-        per_source[name], _ = score(split.ids[:n], split.texts[:n], texts, cfg.language)
+        per_source[name], _ = score(split.ids[:n], split.texts[:n], [d.text for d in texts], cfg.language)
         ids += [f"{name}/{i}" for i in split.ids[:n]]
         refs += split.texts[:n]
         hyps += texts
-    metrics, _ = score(ids, refs, hyps, cfg.language)
+    metrics, _ = score(ids, refs, [d.text for d in hyps], cfg.language)
+    metrics.update(stop_counts(hyps))  # a model that loops before it knows the language
     if len(per_source) > 1:
         for name, m in per_source.items():
             metrics.update({f"wer_{name}": m["wer"], f"cer_{name}": m["cer"]})

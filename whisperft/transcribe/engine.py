@@ -2,8 +2,9 @@
 
 Audio is cut at pauses (``chunking``) into chunks that fit the encoder window, and the chunks
 of all files are decoded together in batches, with timestamps, temperature fallback, a
-compression-ratio check and no-speech detection. Silence is never sent to the model, so it
-cannot turn into hallucinated text.
+compression-ratio check and no-speech detection. Silence, and chunks in which Silero VAD (``vad``,
+the detector of the CTranslate2 path) finds no speech, are never sent to the model, so they cannot
+turn into hallucinated text.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import torch
 from whisperft.audio import SAMPLE_RATE
 from whisperft.features import FRAMES_PER_SECOND, log_mel_batch, pad_features
 from whisperft.languages import get_language
+from whisperft.models.decode import RepetitionStop, decoder_limit
 from whisperft.models.whisper import context_frames, is_multilingual
+from whisperft.text import token_limit
 from whisperft.transcribe.chunking import speech_chunks
 from whisperft.transcribe.subtitles import Segment
+from whisperft.transcribe.vad import has_speech
 
 
 class Transcriber:
@@ -52,12 +56,19 @@ class Transcriber:
 
     @torch.inference_mode()
     def _decode(
-        self, features: torch.Tensor, langs: list[str | None], task: str, num_beams: int, timestamps: bool
+        self,
+        features: torch.Tensor,
+        langs: list[str | None],
+        task: str,
+        num_beams: int,
+        timestamps: bool,
+        seconds: float | None = None,
     ) -> list[list[tuple[float, float, str]]]:
         """Decode windows; per window a list of (start, end, text) relative to it.
 
         Without timestamps (how the standard recipe fine-tunes) a window is one segment, whose
-        end is filled in by the caller.
+        end is filled in by the caller. ``seconds``: the longest chunk's audio, which bounds the
+        tokens generated (``text.token_limit``), so a model that loops stops early.
         """
         kwargs: dict[str, Any] = {
             "return_timestamps": timestamps,
@@ -68,6 +79,12 @@ class Transcriber:
             "compression_ratio_threshold": 2.4,
             "temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
         }
+        if seconds is not None:
+            kwargs["max_new_tokens"] = min(token_limit(seconds, timestamps), decoder_limit(self.model))
+        if num_beams == 1:  # a looping greedy row stops at once (and may then fail the compression-ratio check)
+            from transformers import StoppingCriteriaList  # deferred: slow to import
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList([RepetitionStop()])
         if self.multilingual:
             kwargs["task"] = task
             kwargs["language"] = langs if len(set(langs)) > 1 else langs[0]
@@ -105,6 +122,7 @@ class Transcriber:
         """
         window_s = self.window / FRAMES_PER_SECOND
         chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
+        chunks = [[(a, b) for a, b in cs if has_speech(x[a:b])] for x, cs in zip(audios, chunks, strict=True)]
         jobs = [(i, a, b) for i, cs in enumerate(chunks) for a, b in cs]
         if language in (None, "auto"):
             langs: list[str | None] = [None] * len(audios)
@@ -122,7 +140,8 @@ class Transcriber:
         for k in range(0, len(jobs), batch_size):
             part = jobs[k : k + batch_size]
             feats = self._features([audios[i][a:b] for i, a, b in part])
-            decoded = self._decode(feats, [langs[i] or "en" for i, _, _ in part], task, num_beams, timestamps)
+            seconds = max(b - a for _, a, b in part) / SAMPLE_RATE  # jobs are sorted: the batch's are alike
+            decoded = self._decode(feats, [langs[i] or "en" for i, _, _ in part], task, num_beams, timestamps, seconds)
             for (i, a, b), segs in zip(part, decoded, strict=True):
                 offset, end = a / SAMPLE_RATE, b / SAMPLE_RATE
                 for s0, s1, text in segs:

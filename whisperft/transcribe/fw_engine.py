@@ -9,6 +9,8 @@ extractor, batched greedy or beam decoding. What whisperft adds around it:
   language, so a folder of short clips decodes as fast as one long recording;
 - ``--lang auto`` detects the language per file;
 - a chunk whose greedy decoding loops (the batched pipeline has no fallback) is decoded again;
+- the tokens a chunk may take are bounded by its duration (``text.token_limit``), so a model that
+  loops stops early; chunks go to batches shortest first, so a batch's chunks are alike;
 - per-file errors, our output formats and exit codes (``files.transcribe_files``).
 
 Nothing here imports torch or transformers: a 1-second clip is done in about two seconds.
@@ -25,12 +27,19 @@ import numpy as np
 from whisperft.audio import SAMPLE_RATE
 from whisperft.errors import WhisperftError
 from whisperft.languages import get_language
-from whisperft.models.ct2_decode import ct2_runtime
+from whisperft.models.ct2_decode import MAX_LENGTH, ct2_runtime
+from whisperft.text import token_limit
 from whisperft.transcribe.subtitles import Segment
 
 NO_REPEAT_NGRAM = 10  # tokens: the redo of a looping chunk may not repeat a 10-token sequence
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # sampled in turn when greedy decoding repeats itself
 LANGUAGE_PAD = -1.5  # faster-whisper appends one frame of this before detecting the language
+
+
+def _bounded(options: Any, seconds: float, timestamps: bool) -> Any:
+    """``options`` with ``max_new_tokens`` bounded for chunks of at most ``seconds`` of speech
+    (``text.token_limit``), and within the decoder's 448 positions less a 4-token prompt."""
+    return replace(options, max_new_tokens=min(token_limit(seconds, timestamps), MAX_LENGTH - 4))
 
 
 @dataclass
@@ -130,12 +139,14 @@ class FasterWhisperTranscriber:
             tokenizer = self._fw.Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=lang)
             options = self._options(tokenizer, num_beams, timestamps)
             jobs = [(i, k) for i, p in enumerate(plans) if langs[i] == lang for k in range(len(p.features))]
+            jobs.sort(key=lambda j: plans[j[0]].metadata[j[1]]["duration"])
             for start in range(0, len(jobs), batch_size):
                 part = jobs[start : start + batch_size]
                 feats = np.stack([self._fw.pad_or_trim(plans[i].features[k]) for i, k in part])
                 metadata = [plans[i].metadata[k] for i, k in part]
-                out = self.pipeline.forward(feats, tokenizer, metadata, options)
-                self._redo_repeats(feats, metadata, out, tokenizer, options)
+                bounded = _bounded(options, max(m["duration"] for m in metadata), timestamps)
+                out = self.pipeline.forward(feats, tokenizer, metadata, bounded)
+                self._redo_repeats(feats, metadata, out, tokenizer, bounded)
                 for (i, _), segs in zip(part, out, strict=True):
                     segments[i].extend(self._restore(plans[i], segs))
         results = []
@@ -157,8 +168,9 @@ class FasterWhisperTranscriber:
                 continue
             encoded = self._encoded_row(feats, j)
             prompt = self.model.get_prompt(tokenizer, [], without_timestamps=True)
+            bound = self.model.max_length if options.max_new_tokens is None else len(prompt) + options.max_new_tokens
             result = self.model.model.generate(
-                encoded, [prompt], beam_size=options.beam_size, max_length=self.model.max_length,
+                encoded, [prompt], beam_size=options.beam_size, max_length=bound,
                 suppress_blank=True, suppress_tokens=options.suppress_tokens, no_repeat_ngram_size=NO_REPEAT_NGRAM,
             )[0]  # fmt: skip
             text = tokenizer.decode(result.sequences_ids[0])
