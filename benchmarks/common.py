@@ -8,6 +8,7 @@ import os
 import random
 import resource
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,28 @@ EN = [
 ]
 
 
+PEAK = (
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run(sys.argv[1:])\n"
+    "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)\n"
+    "sys.exit(r.returncode)\n"
+)
+
+
+def cli(*args: str, peak: bool = False) -> tuple[float, float]:
+    """Run ``whisperft ARGS``; (seconds, peak resident MB of the command when ``peak``)."""
+    cmd = [str(Path(sys.executable).with_name("whisperft")), *args]
+    if peak:
+        cmd = [sys.executable, "-c", PEAK, *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"whisperft {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    kb = next((int(x.split()[1]) for x in proc.stdout.splitlines() if x.startswith("PEAK_KB")), 0)
+    return seconds, kb / 1024
+
+
 def setup() -> None:
     """Same conditions for every measurement: two threads, offline."""
     torch.set_num_threads(2)
@@ -90,6 +113,31 @@ def _clip(job: tuple[str, Path, int, str]) -> float:
         render_clip(text, out, random.Random(seed), lang=lang)
     info = subprocess.run(["soxi", "-D", str(out)], capture_output=True, text=True, check=True)
     return float(info.stdout)
+
+
+def test_table(folder: Path, rows: list[tuple[str, str]]) -> None:
+    """``folder/test.tsv``: a Common Voice style test split of (clip under ``clips/``, sentence) rows,
+    written literally as Common Voice's are (no quoting)."""
+    lines = ["path\tsentence", *(f"{clip}\t{text}" for clip, text in rows)]
+    (folder / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def converted_test(source: Path, out: Path, command: Callable[[Path, Path], list[str]]) -> Path:
+    """``source``'s test split (a Common Voice folder) with every clip passed through ``command(clip,
+    converted)``, a sox or ffmpeg command line, into ``out`` as WAV; reused when done."""
+    if (out / "test.tsv").is_file():
+        return out
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    lines = (source / "test.tsv").read_text(encoding="utf-8").splitlines()
+    head = lines[0].split("\t")
+    rows = []
+    for line in lines[1:]:
+        fields = dict(zip(head, line.split("\t"), strict=False))
+        name = Path(fields["path"]).with_suffix(".wav").name
+        subprocess.run(command(source / "clips" / fields["path"], out / "clips" / name), check=True)
+        rows.append((name, fields["sentence"]))
+    test_table(out, rows)
+    return out
 
 
 def cv_corpus(name: str = "cv-sv", n: int = 240, lang: str = "sv") -> Path:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import Result
+from typer.testing import CliRunner
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -135,6 +139,33 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """Run the real ``whisperft`` command as a user would (``wrap``: a command that runs it, like setpriv)."""
     return subprocess.run([*wrap, *cli_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def invoke(*args: str) -> Result:
+    """The CLI in this process (Typer's runner): its parsing, error mapper and exit code, without a new
+    process paying torch's and transformers' imports (4-9 s each). What the CLI sets for the whole
+    process (loggers, warning filters, transformers' verbosity, environment defaults) is put back after."""
+    from transformers.utils import logging as hf_logging
+
+    from whisperft import cli
+
+    loggers = [
+        (lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, ("whisperft", "accelerate"))
+    ]
+    verbosity, bars, env = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(), dict(os.environ)
+    state = dict(cli._state)
+    try:
+        with warnings.catch_warnings():
+            return CliRunner().invoke(cli.app, list(args))
+    finally:
+        cli._state.update(state)
+        for lg, handlers, level, propagate in loggers:
+            lg.handlers[:], lg.propagate = handlers, propagate
+            lg.setLevel(level)
+        hf_logging.set_verbosity(verbosity)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+        os.environ.clear()
+        os.environ.update(env)
 
 
 def train_config(path: Path, model: Path, store: Path, out: Path, data: dict | None = None, **train: object) -> Path:

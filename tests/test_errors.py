@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import invoke, run_cli
+from whisperft.errors import WhisperftError
 
 
 def _no_traceback(stderr: str) -> None:
@@ -35,36 +36,58 @@ def test_bad_config_lists_every_problem(tmp_path: Path) -> None:
         (["train", "c.yaml", "train.max_steps"], 2, "key=value"),
     ],
 )
-def test_usage_errors(tmp_path: Path, args: list[str], code: int, needle: str) -> None:
+def test_usage_errors(tmp_path: Path, args: list[str], code: int, needle: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process (``invoke``); test_bad_config_lists_every_problem runs a usage error in the real command."""
     (tmp_path / "c.yaml").write_text("language: sv\n")
-    r = run_cli(*args, cwd=tmp_path)
-    assert r.returncode == code, r.stderr
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*args)
+    assert r.exit_code == code, r.stderr
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     _no_traceback(r.stderr)
     assert r.stdout == "" and r.stderr.startswith("error: ")  # no blank line left by a progress bar before it
 
 
+def checkpoint_of_a_run(tmp_path: Path) -> Path:
+    """A run as train/checkpoint.py lays it out: RUN/checkpoints/step-N/ holds Accelerate's state, no config.json."""
+    step = tmp_path / "run" / "checkpoints" / "step-0000006"
+    step.mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.bin", "trainer_state.json", "_COMPLETE"):
+        (step / name).write_text("{}")
+    return step
+
+
+def names_final_and_best(code: int, stderr: str, run: Path, best: bool) -> None:
+    assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "is a training checkpoint" in stderr and "no config.json" not in stderr
+    assert f"use {run / 'final'}" in stderr and (f" or {run / 'best'}" in stderr) == best
+    _no_traceback(stderr)
+
+
 @pytest.mark.parametrize("command", ["export", "transcribe"])
 def test_a_checkpoint_is_no_model_the_error_names_final_and_best(
     command: str, tmp_path: Path, tiny_model: Path, wavs: list
 ) -> None:
-    """A run as train/checkpoint.py lays it out: RUN/checkpoints/step-N/ holds Accelerate's state, no config.json."""
-    run = tmp_path / "run"
-    step = run / "checkpoints" / "step-0000006"
-    step.mkdir(parents=True)
-    for name in ("model.safetensors", "optimizer.bin", "trainer_state.json", "_COMPLETE"):
-        (step / name).write_text("{}")
+    step = checkpoint_of_a_run(tmp_path)
+    run = step.parent.parent
     args = {"export": [str(step), str(tmp_path / "ct2")], "transcribe": [str(wavs[0][0]), "--model", str(step)]}
-    r = run_cli(command, *args[command])
-    assert r.returncode == 2 and "resume it with train" in r.stderr, r.stderr
+    r = invoke(command, *args[command])
+    assert r.exit_code == 2 and "resume it with train" in r.stderr, r.output
     for sub in ("final", "best"):
         shutil.copytree(tiny_model, run / sub)
-        r = run_cli(command, *args[command])
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert "is a training checkpoint" in r.stderr and "no config.json" not in r.stderr
-        assert f"use {run / 'final'}" in r.stderr and (sub == "final" or f" or {run / 'best'}" in r.stderr)
-        _no_traceback(r.stderr)
+        r = invoke(command, *args[command])
+        names_final_and_best(r.exit_code, r.stderr, run, best=sub == "best")
+        assert r.stdout == ""
+
+
+def test_a_checkpoint_is_no_model_in_the_real_command(tmp_path: Path, tiny_model: Path) -> None:
+    """The same error from the installed ``whisperft`` in its own process: exit 2, one line, no traceback."""
+    step = checkpoint_of_a_run(tmp_path)
+    run = step.parent.parent
+    for sub in ("final", "best"):
+        shutil.copytree(tiny_model, run / sub)
+    r = run_cli("export", str(step), str(tmp_path / "ct2"))
+    names_final_and_best(r.returncode, r.stderr, run, best=True)
 
 
 def test_runtime_error_exits_1(tmp_path: Path, tiny_model: Path) -> None:
@@ -76,8 +99,8 @@ def test_runtime_error_exits_1(tmp_path: Path, tiny_model: Path) -> None:
     assert "incomplete" in r.stderr
     _no_traceback(r.stderr)
     assert r.stdout == "" and r.stderr.startswith("error: ")  # it fails under eval's progress bar: no blank line
-    r = run_cli("--debug", "eval", "--model", str(tiny_model), "--data", str(store), "--lang", "sv")
-    assert "Traceback" in r.stderr
+    r = invoke("--debug", "eval", "--model", str(tiny_model), "--data", str(store), "--lang", "sv")
+    assert isinstance(r.exception, WhisperftError) and "incomplete" in str(r.exception)  # raised: a traceback
 
 
 def test_transcribe_reports_bad_files_and_keeps_going(tmp_path: Path, tiny_model: Path, wavs: list) -> None:

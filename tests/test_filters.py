@@ -15,7 +15,7 @@ from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.prepare import RateBounds, prepare
 from whisperft.synth import convert, speak
-from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, speech_chars
+from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, speech_chars, transcript_note
 
 
 def _cv(root: Path, wavs: list[tuple[Path, str]], tables: dict[str, list[int]]) -> Path:
@@ -137,3 +137,22 @@ def test_rate_bounds_are_the_documented_ones() -> None:
     assert RateBounds().problem("Avklippt fil.", 0.2) is not None
     assert RateBounds().problem("ord", 30.0) is not None  # one short word in 30 s
     assert speech_chars("Avklippt fil.") == 11
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("[tono simple]", "[tono simple]"),
+        ("Sus saludos [temporales] estan en uso", "[temporales]"),
+        ("(ahooga)", "(ahooga)"),
+        ("Pour (emphase)", "(emphase)"),
+        ("so <noise> then", "<noise>"),
+        ("{laughter}", "{laughter}"),
+        ("au menu poli (ne m'appelez plus, jamais), 4.", None),  # a parenthesis of several words is read
+        ("Om a < b och c > d", None),  # angle brackets around spaced words are no tag
+        ("Tack så mycket för maten.", None),
+    ],
+)
+def test_a_transcribers_note_is_found(text: str, note: str | None) -> None:
+    """prepare skips a transcript with a note as ``annotated_text`` (tests/test_real_speech.py runs it)."""
+    assert transcript_note(text) == note

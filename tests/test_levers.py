@@ -356,6 +356,72 @@ def test_an_audio_store_keeps_the_clips_and_training_augments_them(
     assert r.returncode == 2 and "data.augment.speed_prob" in r.stderr
 
 
+def _band_db(audio: np.ndarray, lo: float, hi: float, ref: tuple[float, float] = (500.0, 3000.0)) -> float:
+    """Mean power per bin in [lo, hi) Hz relative to the ``ref`` band's, in dB (16 kHz, Hann window)."""
+    spec = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
+    freqs = np.fft.rfftfreq(len(audio), 1 / 16_000)
+    power = lambda a, b: spec[(freqs >= a) & (freqs < b)].mean()  # noqa: E731
+    return float(10 * np.log10(power(lo, hi) / power(*ref)))
+
+
+def test_telephone_channel_keeps_the_telephone_band_and_the_length() -> None:
+    from whisperft.data.augment import telephone_channel
+
+    white = (0.1 * np.random.default_rng(0).standard_normal(32_001)).astype(np.float32)  # odd: no halving is exact
+    t = np.arange(16_000) / 16_000
+    tones = (0.2 * sum(np.sin(2 * np.pi * f * t) for f in (500, 1000, 2000))).astype(np.float32)  # speech-like
+    for codec in ("mulaw", "alaw"):
+        line = telephone_channel(white, codec)
+        assert line.dtype == np.float32 and line.shape == white.shape
+        assert _band_db(line, 20, 200) < -40 and _band_db(line, 3600, 8000) < -40  # G.712's band, no more
+        assert abs(_band_db(line, 500, 3000) - _band_db(white, 500, 3000)) < 0.5  # in band: the level kept
+        passed = telephone_channel(tones, codec)
+        assert np.corrcoef(tones, passed)[0, 1] > 0.99
+        assert np.array_equal(passed, telephone_channel(tones, codec))  # deterministic: the bench relies on it
+
+
+def test_g711_companding_has_256_levels_at_most_and_a_steady_snr() -> None:
+    from whisperft.data.augment import g711
+
+    wide = np.random.default_rng(1).uniform(-1.5, 1.5, 100_000)
+    t = np.arange(8_000) / 8_000
+    for codec in ("mulaw", "alaw"):
+        coded = g711(wide, codec)
+        assert len(np.unique(coded)) <= 256 and np.abs(coded).max() <= 1.0  # 8 bits, clipped at full scale
+        for amplitude in (0.5, 0.05):  # 20 dB quieter, about the same SNR (38 dB): what companding is for
+            tone = amplitude * np.sin(2 * np.pi * 440 * t)
+            snr = 10 * np.log10(np.mean(tone**2) / np.mean((tone - g711(tone, codec)) ** 2))
+            assert snr > 35, (codec, amplitude, snr)
+    with pytest.raises(ValueError, match="codec"):
+        g711(wide, "gsm")
+
+
+def test_telephone_augmentation_comes_last_and_its_settings_are_checked(tmp_path: Path) -> None:
+    from whisperft.config import load_config
+    from whisperft.data.augment import Augmenter, AugmentSettings, telephone_channel
+    from whisperft.errors import ConfigError
+
+    settings = AugmentSettings(noise_prob=1, gain_prob=1, telephone_prob=1, telephone_codec="alaw")
+    assert settings.needs_audio and AugmentSettings(telephone_prob=0.5).needs_audio
+    augmenter = Augmenter(settings)
+    ops = augmenter.draw(np.random.default_rng(0), 16_000)
+    assert [name for name, _ in ops] == ["gain", "noise", "telephone"] and ops[-1][1] == 1.0  # A-law
+    codecs = {Augmenter(AugmentSettings(telephone_prob=1)).draw(np.random.default_rng(i), 16_000)[0][1]
+              for i in range(20)}  # fmt: skip
+    assert codecs == {0.0, 1.0}  # random: µ-law and A-law both drawn
+    tone = (0.3 * np.sin(2 * np.pi * 700 * np.arange(8_000) / 16_000)).astype(np.float32)
+    only = [("telephone", 0.0)]
+    assert np.array_equal(augmenter.apply(tone, only, np.random.default_rng(0)), telephone_channel(tone, "mulaw"))
+
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("data:\n  augment:\n    telephone_prob: 0.5\n")
+    assert load_config(cfg).data.augment.telephone_prob == 0.5
+    with pytest.raises(ConfigError, match=r"data\.augment\.telephone_prob: must be in \[0, 1\], got 2"):
+        load_config(cfg, ["data.augment.telephone_prob=2"])
+    with pytest.raises(ConfigError, match=r"data\.augment\.telephone_codec: expected 'mulaw' or 'alaw' or 'random'"):
+        load_config(cfg, ["data.augment.telephone_codec=gsm"])
+
+
 # ---------------------------------------------------------------- data mixing
 
 

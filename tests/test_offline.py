@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+from huggingface_hub import constants as hub_constants
 
-from tests.conftest import cli_command
+from tests.conftest import cli_command, invoke
 from whisperft import hub
 from whisperft.errors import WhisperftError
 from whisperft.models.bundled import ensure_bundled
@@ -112,6 +113,34 @@ def stranded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("empty-hf-home")
 
 
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch, stranded: Path) -> None:
+    """This process, set up as ``no_network_env`` sets up a new one. huggingface_hub read these variables
+    at import, so its copies are set too; the probe's answer from an earlier test is forgotten."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", DEAD_ENDPOINT)
+    monkeypatch.setenv("HF_HOME", str(stranded))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", DEAD_ENDPOINT)
+    monkeypatch.setattr(
+        hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE", DEAD_ENDPOINT + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(stranded / "hub"))
+    monkeypatch.setattr(hub, "_probed", {})
+
+
+def fails_fast_in_one_line(code: int, stdout: str, stderr: str, what: str, lists_first: bool = False) -> None:
+    assert code == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"error: {what} needs the Hugging Face Hub, and {DEAD_ENDPOINT} is unreachable")
+    assert "Retrying" not in stdout + stderr and "Traceback" not in stderr
+    if not lists_first:  # push lists what it would upload first
+        assert stdout == ""
+        assert lines[0].endswith("set HF_HUB_OFFLINE=1 to use the cache, pass a local folder, or use bundled:NAME")
+
+
 @pytest.mark.parametrize(
     ("command", "what"),
     [
@@ -124,18 +153,27 @@ def stranded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ids=["transcribe", "eval", "prepare", "export", "push-store"],
 )
 def test_a_command_that_needs_the_hub_fails_fast_in_one_line(
-    command: list[str], what: str, stranded: Path, tmp_path: Path, wavs: list, tiny_store: Path, cv_folder: Path
+    command: list[str],
+    what: str,
+    no_network: None,
+    tmp_path: Path,
+    wavs: list,
+    tiny_store: Path,
+    cv_folder: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """In this process, through the CLI: a retry would log huggingface_hub's "Retrying in Ns" warning."""
     where = {"wav": str(wavs[0][0]), "store": str(tiny_store), "cv": str(cv_folder), "tmp": str(tmp_path)}
-    r = run_offline(*(a.format(**where) for a in command), hf_home=stranded)
-    assert r.returncode == 1, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith(f"error: {what} needs the Hugging Face Hub, and {DEAD_ENDPOINT} is unreachable")
-    assert "Retrying" not in r.stdout + r.stderr and "Traceback" not in r.stderr
-    if command[0] != "push-store":  # push lists what it would upload first
-        assert r.stdout == ""
-        assert lines[0].endswith("set HF_HUB_OFFLINE=1 to use the cache, pass a local folder, or use bundled:NAME")
+    with caplog.at_level("WARNING", logger="huggingface_hub"):
+        r = invoke(*(a.format(**where) for a in command))
+    assert "Retrying" not in caplog.text
+    fails_fast_in_one_line(r.exit_code, r.stdout, r.stderr, what, lists_first=command[0] == "push-store")
+
+
+def test_a_command_that_needs_the_hub_fails_fast_as_a_user_runs_it(stranded: Path, wavs: list) -> None:
+    """The same in the installed ``whisperft``, started with the network's variables as a user has them."""
+    r = run_offline("transcribe", str(wavs[0][0]), "--model", "small", hf_home=stranded)
+    fails_fast_in_one_line(r.returncode, r.stdout, r.stderr, "model 'small'")
 
 
 def test_the_probe_answers_at_once_and_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:

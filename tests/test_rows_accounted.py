@@ -19,6 +19,7 @@ from tests.conftest import run_cli, write_tsv
 from whisperft.audio import decode_audio, downmix
 from whisperft.data.sources import open_source, parse_table
 from whisperft.data.store import FeatureStore
+from whisperft.errors import WhisperftError
 from whisperft.languages import get_language
 
 # ---------------------------------------------------------------------------------- 1. paths, every kind
@@ -126,12 +127,16 @@ def test_every_way_of_naming_a_source_keeps_the_same_rows(
         assert _rows(source, cwd) == expected, way
 
 
-def test_prepare_from_inside_the_data_folder(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path) -> None:
-    """The issue's case: ``cd my_data; whisperft prepare --source .`` keeps what the absolute path keeps."""
+def test_prepare_from_inside_the_data_folder(
+    tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: ``cd my_data; whisperft prepare --source . --out ../store`` keeps what the absolute
+    path keeps (the CLI hands both names to prepare as typed)."""
+    from whisperft.prepare import prepare
+
     folder = _audiofolder(tmp_path / "my_data", wavs)
-    r = run_cli("prepare", "--lang", "sv", "--source", ".", "--model", str(tiny_model), "--out", "../store",
-                "--num-proc", "1", cwd=folder)  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    monkeypatch.chdir(folder)
+    prepare(".", "sv", str(tiny_model), Path("../store"), num_proc=1)
     report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())
     assert sum(s["kept"] for s in report.values()) == 3
     assert all(s["skipped"] == {} for s in report.values())
@@ -160,11 +165,11 @@ def _quoted_cv(root: Path, wavs: list[tuple[Path, str]]) -> Path:
 
 
 def test_common_voice_quotes_are_text(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path) -> None:
+    from whisperft.prepare import RateBounds, prepare
+
     root = _quoted_cv(tmp_path / "cv", wavs)
-    r = run_cli("prepare", "--lang", "sv", "--source", str(root), "--model", str(tiny_model),
-                "--out", str(tmp_path / "store"), "--num-proc", "1", "--max-chars-per-second", "100",
-                "--min-chars-per-second", "0.01")  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    bounds = RateBounds(min_chars_per_second=0.01, max_chars_per_second=100)
+    prepare(str(root), "sv", str(tiny_model), tmp_path / "store", num_proc=1, bounds=bounds)
     report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())
     assert sum(s["read"] for s in report.values()) == 5
     assert sum(s["kept"] for s in report.values()) == 5
@@ -237,6 +242,7 @@ def test_rows_read_are_kept_or_skipped(
 
 
 def test_prepare_that_keeps_no_training_row_fails(tmp_path: Path, tiny_model: Path) -> None:
+    """From the real command: exit 1 and one line, no traceback."""
     (tmp_path / "m.csv").write_text("path,text\n" + "".join(f"gone{i}.wav,Saknas.\n" for i in range(4)))
     r = run_cli("prepare", "--lang", "sv", "--source", str(tmp_path / "m.csv"), "--model", str(tiny_model),
                 "--out", str(tmp_path / "store"), "--num-proc", "1")  # fmt: skip
@@ -247,12 +253,14 @@ def test_prepare_that_keeps_no_training_row_fails(tmp_path: Path, tiny_model: Pa
 
 
 def test_prepare_that_keeps_no_test_row_fails(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path) -> None:
+    from whisperft.prepare import prepare
+
     root = _cv(tmp_path / "cv", wavs)
     write_tsv(root / "test.tsv", [("gone.wav", "Saknas."), ("gone2.wav", "Saknas också.")])
-    r = run_cli("prepare", "--lang", "sv", "--source", str(root), "--model", str(tiny_model),
-                "--out", str(tmp_path / "store"), "--num-proc", "1")  # fmt: skip
-    assert r.returncode == 1
-    assert "no row of test (2 read)" in r.stderr and "missing_file (2)" in r.stderr, r.stderr
+    with pytest.raises(WhisperftError) as failed:
+        prepare(str(root), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+    assert failed.value.exit_code == 1
+    assert "no row of test (2 read)" in str(failed.value) and "missing_file (2)" in str(failed.value)
     report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())  # still there to read
     assert report["train"]["kept"] + report.get("validation", {"kept": 0})["kept"] == 3
 

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\ufeff]")
+# Transcribers' notes, not words that were spoken: "[beep]", "<noise>", "{laughter}" anywhere (the markup of
+# Switchboard, Fisher, CHiME and the Asterisk prompt scripts), or a parenthesised note that is the whole
+# transcript or a single word, "(ahooga)", "Pour (emphase)". A longer parenthesis, "(ne m'appelez plus)", is
+# read as spoken. Issue #19: the Asterisk scripts hold all of these.
+_NOTE = re.compile(r"\[[^\]]*\]|<[^<>\s]+>|\{[^}]*\}|\(\s*[^\s()]+\s*\)|^\s*\([^()]*\)\s*$")
 
 # Plausible speaking rates, in speech_chars per second of audio, for prepare's ``implausible_rate``
 # filter (adjustable with --min/--max-chars-per-second). Measured with espeak-ng on the demo corpus:
@@ -70,6 +75,15 @@ def clean_text(text: Any) -> str:
     text = unicodedata.normalize("NFC", str(text))
     text = _CONTROL.sub("", text)
     return " ".join(text.split())
+
+
+def transcript_note(text: str) -> str | None:
+    """The first transcriber's note in ``text`` ("[beep]", "<noise>", "(ahooga)"), or None when it has none.
+
+    A transcript with a note is not what was said: prepare skips it as ``annotated_text``.
+    """
+    found = _NOTE.search(text)
+    return found.group(0).strip() if found else None
 
 
 def normalize_text(text: str) -> str:

@@ -7,7 +7,9 @@ this order, each with its own probability:
 - pitch: shift by semitones and keep the duration (resample, then a phase-vocoder time stretch);
 - gain: scale by decibels, clipped to [-1, 1] as a recorder would;
 - noise: add noise at a signal-to-noise ratio drawn from a range, from a folder of recordings
-  or generated (white, pink or brown).
+  or generated (white, pink or brown);
+- telephone: pass the clip through a telephone channel (the 300-3400 Hz band, 8 kHz, 8-bit G.711
+  µ-law or A-law), last, since the line comes after the room.
 
 SpecAugment's time and frequency masks work on the log-mel frames inside the model (Whisper's
 ``apply_spec_augment``), so they need no audio. Every draw comes from a generator seeded by
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soxr
@@ -29,6 +32,16 @@ from whisperft.features import log_mel
 NOISE_COLORS = ("white", "pink", "brown")
 NOISE_CACHE_SECONDS = 600.0  # decoded noise recordings kept per worker
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+
+# The telephone channel: a G.711 PCM line (ITU-T G.711) behind G.712's band filters.
+TELEPHONE_RATE = 8_000  # G.711: 8000 samples/s x 8 bits = the 64 kb/s of one telephone channel
+TELEPHONE_BAND = (300.0, 3400.0)  # G.712's passband, Hz: flat (gain 1) between these
+TELEPHONE_EDGES = (200.0, 3600.0)  # our raised-cosine edges reach 0 here, inside the 4000 Hz of 8 kHz sampling
+TELEPHONE_PAD = 400  # 50 ms of zeros at 8 kHz each side: the edges ring for about 1 / 100 Hz = 10 ms
+MULAW_MU = 255.0  # G.711 µ-law (North America, Japan)
+ALAW_A = 87.6  # G.711 A-law (Europe and most of the rest)
+G711_STEPS = 127  # 8 bits: a sign and 127 steps of the companded magnitude either side of 0 (255 levels)
+TELEPHONE_CODECS = ("mulaw", "alaw")
 
 
 @dataclass
@@ -44,6 +57,8 @@ class AugmentSettings:
     noise_prob: float = 0.0
     noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
     noise_dir: str | None = None  # a folder of noise recordings; none: generated white, pink or brown noise
+    telephone_prob: float = 0.0  # a telephone channel (300-3400 Hz, 8 kHz, 8-bit G.711), applied last
+    telephone_codec: Literal["mulaw", "alaw", "random"] = "random"  # random: either, drawn per clip
     spec_augment: bool = False  # SpecAugment masks on the log-mel frames (Whisper's apply_spec_augment)
     mask_time_prob: float = 0.05
     mask_time_length: int = 10
@@ -52,11 +67,13 @@ class AugmentSettings:
 
     @property
     def needs_audio(self) -> bool:
-        return any(p > 0 for p in (self.speed_prob, self.pitch_prob, self.gain_prob, self.noise_prob))
+        probs = (self.speed_prob, self.pitch_prob, self.gain_prob, self.noise_prob, self.telephone_prob)
+        return any(p > 0 for p in probs)
 
     def problems(self) -> list[str]:
         out = []
-        for key in ("speed_prob", "pitch_prob", "gain_prob", "noise_prob", "mask_time_prob", "mask_feature_prob"):
+        for key in ("speed_prob", "pitch_prob", "gain_prob", "noise_prob", "telephone_prob", "mask_time_prob",
+                    "mask_feature_prob"):  # fmt: skip
             if not (0 <= getattr(self, key) <= 1):
                 out.append(f"data.augment.{key}: must be in [0, 1], got {getattr(self, key)}")
         for key in ("speed_range", "pitch_semitones", "gain_db", "noise_snr_db"):
@@ -135,6 +152,57 @@ def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray
     return (audio + scale * noise[: len(audio)]).astype(np.float32)
 
 
+def g711(audio: np.ndarray, codec: str = "mulaw") -> np.ndarray:
+    """Encode to 8 bits and decode: G.711's µ-law (µ = 255) or A-law (A = 87.6) companding curve,
+    its magnitude quantized to ``G711_STEPS`` steps either side of 0.
+
+    ``audio``: float samples, full scale 1.0 (beyond it clipped, as the codec does); any shape.
+    Returns float32 of the same shape, at most 255 distinct values. G.711 itself codes a
+    piecewise-linear (8-segment) approximation of these curves; its quantization noise is alike.
+    """
+    x = np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0)
+    m = np.abs(x)
+    if codec == "mulaw":
+        y = np.log1p(MULAW_MU * m) / np.log1p(MULAW_MU)
+        q = np.round(y * G711_STEPS) / G711_STEPS
+        m = np.expm1(q * np.log1p(MULAW_MU)) / MULAW_MU
+    elif codec == "alaw":
+        k = 1 + np.log(ALAW_A)  # linear below 1/A, logarithmic above
+        y = np.where(m < 1 / ALAW_A, ALAW_A * m, 1 + np.log(np.maximum(ALAW_A * m, 1.0))) / k
+        q = np.round(y * G711_STEPS) / G711_STEPS
+        m = np.where(q < 1 / k, q * k / ALAW_A, np.exp(q * k - 1) / ALAW_A)
+    else:
+        raise ValueError(f"codec must be one of {TELEPHONE_CODECS}, got {codec!r}")
+    return (np.sign(x) * m).astype(np.float32)
+
+
+def telephone_band(audio: np.ndarray) -> np.ndarray:
+    """G.712's band filter on 8 kHz audio: gain 1 over 300-3400 Hz (``TELEPHONE_BAND``), raised-cosine
+    edges down to 0 at 200 and 3600 Hz (``TELEPHONE_EDGES``), zero phase (an FFT-domain mask).
+    ``audio``: (n,) float at ``TELEPHONE_RATE``; returns (n,) float32."""
+    padded = np.pad(np.asarray(audio, dtype=np.float64), TELEPHONE_PAD)
+    f = np.fft.rfftfreq(len(padded), 1 / TELEPHONE_RATE)
+    (lo_stop, hi_stop), (lo_pass, hi_pass) = TELEPHONE_EDGES, TELEPHONE_BAND
+    rise = np.clip((f - lo_stop) / (lo_pass - lo_stop), 0, 1)
+    fall = np.clip((hi_stop - f) / (hi_stop - hi_pass), 0, 1)
+    mask = (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
+    out = np.fft.irfft(np.fft.rfft(padded) * mask, n=len(padded))
+    return out[TELEPHONE_PAD : TELEPHONE_PAD + len(audio)].astype(np.float32)
+
+
+def telephone_channel(audio: np.ndarray, codec: str = "mulaw") -> np.ndarray:
+    """The clip as heard through a telephone line: down to 8 kHz, G.712's band filter (send side),
+    8-bit G.711 ``codec`` ("mulaw" or "alaw"), the band filter again (receive side, which keeps the
+    quantization noise in the band), back up to 16 kHz. Deterministic.
+
+    ``audio``: (n,) float32 mono at ``SAMPLE_RATE`` (16 kHz), full scale 1.0. Returns (n,) float32
+    at 16 kHz: nothing left above 3600 Hz or below 200 Hz, the level kept within the band.
+    """
+    narrow = soxr.resample(np.asarray(audio, dtype=np.float32), SAMPLE_RATE, TELEPHONE_RATE, quality="HQ")
+    line = telephone_band(g711(telephone_band(narrow), codec))
+    return _fit(soxr.resample(line, TELEPHONE_RATE, SAMPLE_RATE, quality="HQ"), len(audio)).astype(np.float32)
+
+
 def _fit(audio: np.ndarray, n: int) -> np.ndarray:
     return audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
 
@@ -183,6 +251,12 @@ class Augmenter:
                                  ("noise", s.noise_prob, s.noise_snr_db)):  # fmt: skip
             if rng.random() < prob:
                 ops.append((name, float(rng.uniform(*span))))
+        # drawn only when on, so that runs without it keep the draws they had before it existed
+        if s.telephone_prob > 0 and rng.random() < s.telephone_prob:
+            codec = s.telephone_codec
+            if codec == "random":
+                codec = TELEPHONE_CODECS[rng.integers(len(TELEPHONE_CODECS))]
+            ops.append(("telephone", float(TELEPHONE_CODECS.index(codec))))  # the value: which codec
         return ops
 
     def apply(self, audio: np.ndarray, ops: list[tuple[str, float]], rng: np.random.Generator) -> np.ndarray:
@@ -194,8 +268,10 @@ class Augmenter:
                 out = shift_pitch(out, value)
             elif name == "gain":
                 out = apply_gain(out, value)
-            else:
+            elif name == "noise":
                 out = add_noise(out, self._noise(len(out), rng), value)
+            else:
+                out = telephone_channel(out, TELEPHONE_CODECS[int(value)])
         return out
 
     def __call__(self, audio: np.ndarray, rng: np.random.Generator, max_samples: int | None = None) -> np.ndarray:

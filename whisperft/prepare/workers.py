@@ -17,7 +17,7 @@ from whisperft.data.sources import Row
 from whisperft.data.store import Example, encode_audio
 from whisperft.features import log_mel_batch, set_mel_filters
 from whisperft.prepare.filters import RateBounds
-from whisperft.text import clean_text
+from whisperft.text import clean_text, transcript_note
 
 _W: dict[str, Any] = {}  # this process's settings, set by init_worker
 
@@ -47,8 +47,11 @@ def tokenize(rows: list[Row], tokenizer: Any, max_text_tokens: int) -> list[list
         if r.problem is not None:
             continue
         r.text = texts[i]
+        note = transcript_note(texts[i])
         if not texts[i]:
             r.problem, r.detail = "empty_text", "empty transcript after cleaning"
+        elif note is not None:
+            r.problem, r.detail = "annotated_text", f"the transcript holds the note {note!r}, not only spoken words"
         elif len(ids[i]) > max_text_tokens:
             r.problem, r.detail = "label_too_long", f"{len(ids[i])} tokens > {max_text_tokens} the decoder allows"
     return ids
