@@ -241,8 +241,8 @@ def clip_frames(cfg: Config, split: Split, n_frames: int, source: int = 0) -> Cl
         return None
     if not split.has_audio:
         raise UsageError(
-            f"data.augment: {split.folder.parent} keeps log-mel frames only; noise, speed, pitch, gain and telephone need "
-            "the audio: prepare it again with --audio opus (SpecAugment alone works without)"
+            f"data.augment: {split.folder.parent} keeps log-mel frames only; noise, speed, pitch, gain and telephone "
+            "need the audio: prepare it again with --audio opus (SpecAugment alone works without)"
         )
     logger.info("augmenting the waveform (%s)", ", ".join(k for k in ("speed", "pitch", "gain", "noise", "telephone")
                 if getattr(aug, f"{k}_prob") > 0))  # fmt: skip
