@@ -1,6 +1,7 @@
 # whisperft: make test | make demo | make bench
 # Everything runs from the project's own files: a venv, pinned dependencies, and
-# Debian packages (espeak-ng, sox, ffmpeg, chromium for the web app's tests) installed with apt-get when missing.
+# Debian packages (espeak-ng, sox, ffmpeg, chromium for the web app's tests, the Spanish Asterisk prompts for
+# the real-voice tests) installed with apt-get when missing.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -29,6 +30,9 @@ sysdeps:
 	@missing=""; \
 	for t in espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg chromium:chromium; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; \
+	done; \
+	for p in asterisk-core-sounds-es asterisk-core-sounds-es-wav; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing libsox-fmt-mp3"; \

@@ -44,6 +44,7 @@ ALSA = Path("/usr/share/sounds/alsa")
 ALSA_CLIPS = ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Rear_Left", "Rear_Right",
               "Side_Left", "Side_Right"]  # fmt: skip
 METRICS = ("wer", "cer", "wer_normalized", "cer_normalized")
+CONFIG = yaml.safe_load((ROOT / "configs" / "real-es.yaml").read_text())
 
 
 def english_sets(root: Path) -> dict[str, Path]:
@@ -123,6 +124,13 @@ def run_language(lang: str, variants: list[str], english: dict[str, Path]) -> di
                                f"train.output_dir={run}", "--no-progress", *VARIANTS[name], peak=True)  # fmt: skip
         result[name] = {**measure(str(run / "final"), name), "train_s": round(seconds), "peak_mb": round(peak_mb)}
         print(lang, name, result[name], flush=True)
+    # variants measured by an earlier run on the same corpus, baseline and training settings
+    result["fingerprint"] = {"train": CONFIG["train"], "builder": result["builder"], "before": result["before"]}
+    earlier = DATA / "real" / f"result-{lang}.json"
+    if earlier.is_file():
+        old = json.loads(earlier.read_text())
+        if old.get("fingerprint") == result["fingerprint"]:
+            result.update({k: v for k, v in old.items() if k in VARIANTS and k not in result})
     return result
 
 
@@ -133,12 +141,12 @@ def main() -> None:
     args = parser.parse_args()
     setup()
     english = english_sets(DATA / "real")
-    train = yaml.safe_load((ROOT / "configs" / "real-es.yaml").read_text())["train"]
+    train = CONFIG["train"]
     for lang in args.langs:
         r = run_language(lang, args.variants, english)
         before = r["before"]
         fields = {"reference_base_wer_normalized": before["test"]["wer_normalized"]}
-        for tag in ("before", *args.variants):
+        for tag in ("before", *(v for v in VARIANTS if v in r)):
             for test, m in r[tag].items():
                 if isinstance(m, dict):
                     fields.update({f"{tag}_{test}_{k}": v for k, v in m.items()})
@@ -151,6 +159,7 @@ def main() -> None:
             ours_full_wer_normalized=full["test"]["wer_normalized"] if full else None,
             ratio=round(before["test"]["wer_normalized"] / full["test"]["wer_normalized"], 2) if full else None,
             **fields,
+            peak_rss_mb=max((r[v]["peak_mb"] for v in VARIANTS if v in r), default=None),
             builder_kept=r["builder"]["kept"],
             builder_minutes=r["builder"]["minutes"],
             builder_skipped=r["builder"]["skipped"],
@@ -159,7 +168,7 @@ def main() -> None:
             f"30 s windows, lr {train['learning_rate']:g}) with language={lang}, on {splits['train']['minutes']} "
             f"min of train prompts; test: {splits['test']['clips']} held-out prompts; en_espeak: 30 espeak-ng "
             "sentences; en_alsa: the 8 alsa-utils recordings; test_ffmpeg: the test prompts resampled by ffmpeg; "
-            "en_alsa: the 8 alsa-utils recordings; lora: r 32, lr 1e-3",
+            "lora: r 32, lr 1e-3",
         )
         (DATA / "real" / f"result-{lang}.json").write_text(json.dumps(r, indent=1, ensure_ascii=False) + "\n")
 

@@ -13,7 +13,9 @@ builder skips, with a reason for each clip:
 
 - ``no_audio``: the script names a clip that the package does not install;
 - ``empty_text``: the script gives no text for the clip;
-- ``note``: the text holds a transcriber's note (``whisperft.text.transcript_note``);
+- ``note``: the text holds a transcriber's note (``whisperft.text.transcript_note``, which prepare
+  applies too), or ends in a parenthesised word, fr "Pour (emphase)" (this script's habit; in other
+  text a parenthesis is often read, so prepare keeps it);
 - ``conflicting_text``: the script names the clip twice with different texts (es "digits/0" is both
   "cero" and "diez"): which one was read is unknown, so neither is kept;
 - ``too_long``: longer than Whisper's 30 s window (the longest menus);
@@ -33,6 +35,7 @@ import gzip
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,9 +51,10 @@ LANGS = ("es", "fr")
 SOUNDS = Path("/usr/share/asterisk/sounds")  # SOUNDS/LANG links to the installed voice (Debian alternatives)
 SCRIPT = "/usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz"
 # A prompt text with more letters per second than 1.75x the speaker's median is far too long for its
-# audio. Measured on the scripts: Allison reads at a median 8.0/s, June at 10.4/s; the slowest
-# mismatches are es vm-mismatch (19.0/s, its audio stops after the first sentence) and fr
-# vm-record-prepend (20.5/s); the fastest true reads are 12.8/s (es) and 18.2/s (fr).
+# audio; fitted to these two voices. Allison (es) reads at a median 8.0/s, June (fr) at 10.4/s. Beyond
+# the bound: es vm-invalid-password (14.1/s against 13.9/s: its "Por favor intente de nuevo" is not in
+# the audio), es vm-mismatch (19.0/s, the audio stops after the first sentence), fr vm-mismatch (24.9/s)
+# and vm-record-prepend (20.5/s). The fastest whole reads kept: 12.8/s (es), 18.2/s (fr).
 MAX_RATE_OVER_MEDIAN = 1.75
 MAX_SECONDS = 30.0  # Whisper's window: a longer clip cannot be one training example
 MIN_TEST_CLIPS = 90
@@ -74,13 +78,16 @@ class Prompt:
 
 
 def ensure_packages(packages: list[str]) -> None:
-    """Install Debian ``packages`` that are missing, with apt-get (as root), or say how to."""
+    """Install Debian ``packages`` that are missing, with apt-get (as root); RuntimeError saying how when
+    that cannot be done here."""
+    if shutil.which("dpkg") is None:
+        raise RuntimeError(f"needs the Debian packages {' '.join(packages)} (or their files), and dpkg is missing")
     missing = [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
     if not missing:
         return
     command = ["apt-get", "install", "-y", "-qq", *missing]
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        sys.exit(f"missing Debian packages {' '.join(missing)}: run `sudo {' '.join(command)}`")
+        raise RuntimeError(f"missing Debian packages {' '.join(missing)}: run `sudo {' '.join(command)}`")
     print(f"installing {' '.join(missing)} with apt-get", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if subprocess.run(command, capture_output=True, env=env).returncode != 0:
@@ -101,6 +108,12 @@ def read_script(lang: str) -> list[Prompt]:
     return prompts
 
 
+def _end_note(text: str) -> str | None:
+    """A parenthesised word that ends the text, "(emphase)": a reading direction in these scripts."""
+    found = re.search(r"\(\s*[^\s()]+\s*\)\s*$", text)
+    return found.group(0).strip() if found else None
+
+
 def screen(prompts: list[Prompt]) -> None:
     """Set each prompt's ``seconds``, and ``reason`` when the builder skips it."""
     texts: dict[str, set[str]] = {}
@@ -111,7 +124,7 @@ def screen(prompts: list[Prompt]) -> None:
             p.reason, p.detail = "no_audio", f"{p.wav} is not installed"
             continue
         p.seconds = sf.info(p.wav).duration
-        note = transcript_note(p.text)
+        note = transcript_note(p.text) or _end_note(p.text)
         if not p.text:
             p.reason, p.detail = "empty_text", "the script gives no text"
         elif note is not None:
@@ -228,7 +241,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: runs/real/LANG")
     args = parser.parse_args()
     out = args.out or Path("runs") / "real" / args.lang
-    report = build(args.lang, out)
+    try:
+        report = build(args.lang, out)
+    except RuntimeError as exc:
+        sys.exit(f"error: {exc}")
     summary = {k: v for k, v in report.items() if k != "skipped_clips"}
     print(json.dumps(summary, indent=1, ensure_ascii=False))
     print(f"wrote {out}; prepare it with: whisperft prepare --lang {args.lang} --source {out} --out ...")

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\ufeff]")
-# Transcribers' notes, not words that were spoken: "[beep]", "<noise>", "{laughter}" anywhere (the markup of
-# Switchboard, Fisher, CHiME and the Asterisk prompt scripts), or a parenthesised note that is the whole
-# transcript or a single word, "(ahooga)", "Pour (emphase)". A longer parenthesis, "(ne m'appelez plus)", is
-# read as spoken. Issue #19: the Asterisk scripts hold all of these.
-_NOTE = re.compile(r"\[[^\]]*\]|<[^<>\s]+>|\{[^}]*\}|\(\s*[^\s()]+\s*\)|^\s*\([^()]*\)\s*$")
+# Transcribers' notes, not words that were spoken: a square- or curly-bracketed insertion anywhere, "[beep]",
+# "[laughter]", "{noise}", "[sic]" (the markup of Switchboard, Fisher and CHiME, and the Asterisk prompt scripts),
+# or a transcript that is nothing but a bracketed note, "(ahooga)", "<noise>". Parentheses and angle brackets
+# inside a sentence are text: "München (Bayern)", "les ami(e)s", GigaSpeech's "<COMMA>". Issue #19.
+_NOTE = re.compile(r"\[[^\]]*[^\W\d_][^\]]*\]|\{[^}]*\}|^\s*(?:\([^()]*\)|<[^<>]*>|\[[^\[\]]*\])\s*$")
 
 # Plausible speaking rates, in speech_chars per second of audio, for prepare's ``implausible_rate``
 # filter (adjustable with --min/--max-chars-per-second). Measured with espeak-ng on the demo corpus:
