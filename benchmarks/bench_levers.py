@@ -22,7 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchmarks.common import DATA, ROOT, cli, converted_test, emit, setup, test_table
+from benchmarks.common import DATA, ROOT, cli, converted_test, emit, prepared, setup, test_table
 
 sys.path.insert(0, str(ROOT / "demo"))
 import corpus
@@ -85,13 +85,10 @@ def main() -> None:
     root = DATA / "levers"
     cv = corpus.build(ROOT / "runs" / "demo" / "cv" / "sv-SE")
     store, variant_store, phone_store = root / "store", root / "variant-store", root / "phone-store"
-    if not (store / "_COMPLETE").is_file():
-        cli("prepare", "--lang", "sv", "--source", str(cv), "--model", "bundled:base", "--out", str(store),
-            "--audio", "opus")  # fmt: skip
+    prepared(cv, "sv", store, audio=True)
     for extra, make in ((variant_store, variant_voices), (phone_store, phone_copy)):
         if not (extra / "_COMPLETE").is_file():
-            source = make(cv, extra.with_name(extra.name.replace("store", "cv")))
-            cli("prepare", "--lang", "sv", "--source", str(source), "--model", "bundled:base", "--out", str(extra))
+            prepared(make(cv, extra.with_name(extra.name.replace("store", "cv"))), "sv", extra)
     sets = {"test_wer": store, "variant_wer": variant_store, "phone_wer": phone_store}
     base = Path("bundled:base")
     results = {"before": {k: wer(base, s, root / f"before-{k}.json") for k, s in sets.items()}}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import DATA, EN, ROOT, cli, converted_test, emit, setup, test_table
+from benchmarks.common import DATA, EN, ROOT, cli, converted_test, emit, prepared, setup, test_table
 
 sys.path.insert(0, str(ROOT / "demo"))
 import real_speech
@@ -77,13 +77,6 @@ def ffmpeg_copy(corpus: Path, out: Path) -> Path:
     """The test prompts resampled to 16 kHz by ffmpeg's resampler (float WAV), instead of whisperft's soxr."""
     return converted_test(corpus, out, lambda clip, wav: ["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-ar",
                                                           "16000", "-c:a", "pcm_f32le", str(wav)])  # fmt: skip
-
-
-def prepared(source: Path, lang: str, store: Path, audio: bool = False) -> Path:
-    if not (store / "_COMPLETE").is_file():
-        extra = ["--audio", "opus"] if audio else []
-        cli("prepare", "--lang", lang, "--source", str(source), "--model", "bundled:base", "--out", str(store), *extra)
-    return store
 
 
 def scores(model: str, store: Path, out: Path) -> dict[str, float]:

@@ -76,6 +76,15 @@ def cli(*args: str, peak: bool = False) -> tuple[float, float]:
     return seconds, kb / 1024
 
 
+def prepared(source: Path, lang: str, store: Path, audio: bool = False) -> Path:
+    """``source`` prepared for bundled base by ``whisperft prepare`` into ``store`` (with its audio as Opus
+    when ``audio``); reused when complete."""
+    if not (store / "_COMPLETE").is_file():
+        extra = ["--audio", "opus"] if audio else []
+        cli("prepare", "--lang", lang, "--source", str(source), "--model", "bundled:base", "--out", str(store), *extra)
+    return store
+
+
 def setup() -> None:
     """Same conditions for every measurement: two threads, offline."""
     torch.set_num_threads(2)

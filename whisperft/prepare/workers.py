@@ -36,9 +36,10 @@ def init_worker(
 
 
 def tokenize(rows: list[Row], tokenizer: Any, max_text_tokens: int) -> list[list[int]]:
-    """Clean and tokenize transcripts in the parent (fast, batched); mark empty and too-long labels."""
+    """Clean and tokenize transcripts in the parent (fast, batched); mark empty, annotated and too-long labels."""
     texts = [clean_text(r.text) for r in rows]
-    todo = [i for i, r in enumerate(rows) if r.problem is None and texts[i]]
+    notes = [transcript_note(t) for t in texts]
+    todo = [i for i, r in enumerate(rows) if r.problem is None and texts[i] and notes[i] is None]
     ids: list[list[int]] = [[] for _ in rows]
     encoded = tokenizer([" " + texts[i] for i in todo], add_special_tokens=False).input_ids if todo else []
     for i, seq in zip(todo, encoded, strict=True):
@@ -47,11 +48,10 @@ def tokenize(rows: list[Row], tokenizer: Any, max_text_tokens: int) -> list[list
         if r.problem is not None:
             continue
         r.text = texts[i]
-        note = transcript_note(texts[i])
         if not texts[i]:
             r.problem, r.detail = "empty_text", "empty transcript after cleaning"
-        elif note is not None:
-            r.problem, r.detail = "annotated_text", f"the transcript holds the note {note!r}, not only spoken words"
+        elif notes[i] is not None:
+            r.problem, r.detail = "annotated_text", f"the transcript holds the note {notes[i]!r}, not only spoken words"
         elif len(ids[i]) > max_text_tokens:
             r.problem, r.detail = "label_too_long", f"{len(ids[i])} tokens > {max_text_tokens} the decoder allows"
     return ids
