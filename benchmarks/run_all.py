@@ -23,6 +23,7 @@ SCRIPTS = [
     "bench_levers",
     "bench_runaway",
     "bench_real_speech",
+    "bench_new_language",
 ]
 
 

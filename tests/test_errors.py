@@ -29,7 +29,7 @@ def test_bad_config_lists_every_problem(tmp_path: Path) -> None:
     ("args", "code", "needle"),
     [
         (["train", "nope.yaml"], 2, "config file not found"),
-        (["prepare", "--lang", "klingon", "--source", "."], 2, "unknown language 'klingon'"),
+        (["prepare", "--lang", "swedsh", "--source", "."], 2, "unknown language 'swedsh'; did you mean sv"),
         (["prepare", "--lang", "sv", "--source", "/no/such/dir"], 2, "no such file"),
         (["eval", "--model", "./no-model-here", "--data", "."], 2, "not found"),
         (["transcribe", "x.wav", "--model", "tiny", "--format", "doc"], 2, "--format must be one of"),

@@ -114,7 +114,7 @@ def test_lang_auto_detects_each_file(base_ct2: Path, clips: list[Path], tmp_path
     spanish = json.loads((tmp_path / "out" / "es.json").read_text())
     assert spanish["language"] == "es" and "madrid" in spanish["text"].lower()
     r = run_cli("transcribe", str(es), "--model", str(base_ct2), "--lang", "klingon")
-    assert r.returncode == 2 and "unknown language" in r.stderr
+    assert r.returncode == 2 and "no token for klingon (tlh)" in r.stderr
 
 
 @pytest.mark.slow

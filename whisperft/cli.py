@@ -316,9 +316,9 @@ def eval_cmd(
     num_beams: Annotated[int, typer.Option(min=1)] = 1,
     max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N utterances.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Cap on tokens generated per utterance.")] = None,
-    out: Annotated[Path, typer.Option(help="metrics.json to write; predictions.jsonl goes beside it.")] = Path(
-        "metrics.json"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="metrics.json to write (or a folder to write it in); predictions.jsonl goes beside it.")
+    ] = Path("metrics.json"),
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
     report: Annotated[
         bool,
@@ -336,15 +336,16 @@ def eval_cmd(
 
         spec = model or _newest_run()
         progress, tick = _counter(None, "eval")
+        metrics = out / "metrics.json" if out.is_dir() else out
 
         def total(n: int) -> None:  # the bar's total, known once the data is open
             progress.update(progress.task_ids[0], total=n)
 
         with progress:
-            result = run_eval(spec, data, split, lang, batch_size, num_beams, max_samples, out, trust_pickle,
+            result = run_eval(spec, data, split, lang, batch_size, num_beams, max_samples, metrics, trust_pickle,
                               progress=tick, max_new_tokens=max_new_tokens, report=report, on_start=total)  # fmt: skip
         _print_eval(result)
-        typer.echo(f"metrics: {out}" + (f"   report: {out.with_name('report.html')}" if report else ""))
+        typer.echo(f"metrics: {metrics}" + (f"   report: {metrics.with_name('report.html')}" if report else ""))
 
     _run(go)
 
@@ -357,7 +358,10 @@ def transcribe(
     model: Annotated[
         str | None, typer.Option(help="Model spec, or a CTranslate2 folder. Default: the newest run under ./runs.")
     ] = None,
-    lang: Annotated[str, typer.Option(help="Language code, or auto to detect.")] = "auto",
+    lang: Annotated[
+        str | None,
+        typer.Option(help="Language code, or auto to detect. Default: the model's own (a fine-tune's), else auto."),
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="txt, srt, vtt or json.")] = "txt",
     output_dir: Annotated[Path | None, typer.Option(help="Write <name>.<format> files here.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -387,7 +391,7 @@ def transcribe(
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
         if task not in ("transcribe", "translate"):
             raise UsageError(f"--task must be transcribe or translate, got {task!r}")
-        if lang != "auto":
+        if lang not in (None, "auto"):
             get_language(lang)
         files = collect_audio(audio)
         if not files:
@@ -418,7 +422,10 @@ def serve(
     compare: Annotated[str | None, typer.Option(help="A second model, shown side by side with its time.")] = None,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 opens the app to your network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
-    lang: Annotated[str, typer.Option(help="The language the page starts with, or auto to detect.")] = "auto",
+    lang: Annotated[
+        str | None,
+        typer.Option(help="The language the page starts with, or auto. Default: the model's own, else auto."),
+    ] = None,
     dataset_dir: Annotated[
         Path, typer.Option(help="Where the Record tab adds clips (a Common Voice style folder).")
     ] = Path("recordings"),
@@ -438,7 +445,7 @@ def serve(
         except ImportError as exc:
             missing = f"whisperft serve needs the ui extra ({exc.name} is missing)"
             raise UsageError(f"{missing}: pip install 'whisperft[ui]'") from None
-        if lang != "auto":
+        if lang not in (None, "auto"):
             get_language(lang)
         quiet = not _state["debug"]
         specs = [model or _newest_run(), *([compare] if compare else [])]
@@ -508,13 +515,27 @@ def export(
     _run(go)
 
 
-@app.command(epilog="Example: whisperft languages | grep -i swedish")
-def languages() -> None:
-    """List language codes with their Common Voice locale and FLEURS config."""
-    from whisperft.languages import LANGUAGES
+@app.command(epilog="Examples: whisperft languages | grep -i swedish;  whisperft languages Kyrgyz nan-tw")
+def languages(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Codes, locales or names to look up (default: Whisper's list).")
+    ] = None,
+) -> None:
+    """List Whisper's language codes with their Common Voice locale and FLEURS config, or look some up."""
 
-    for lang in LANGUAGES.values():
-        typer.echo(f"{lang.code:5} {lang.name:16} cv={lang.common_voice:8} fleurs={lang.fleurs or '-'}")
+    def go() -> None:
+        from whisperft.languages import LANGUAGES, get_language
+
+        for lang in [get_language(n) for n in names] if names else LANGUAGES.values():
+            line = f"{lang.code:5} {lang.name:16} cv={lang.common_voice:8} fleurs={lang.fleurs or '-'}"
+            if not lang.whisper:
+                line += "  (no Whisper token: trains under a related language's, see language_token)"
+            typer.echo(line)
+        if not names:
+            typer.echo("Any other language (ISO 639 code, Common Voice locale or name: eo, gn, ky-KG, Uyghur) trains "
+                       "under a related language's token: see language_token.")  # fmt: skip
+
+    _run(go, transformers=False)
 
 
 PrivateOption = Annotated[bool, typer.Option("--private", help="Create the repository private.")]

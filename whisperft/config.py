@@ -20,7 +20,7 @@ import yaml
 from whisperft.data.augment import AugmentSettings
 from whisperft.errors import ConfigError, UsageError
 from whisperft.io import atomic_write_text
-from whisperft.languages import get_language
+from whisperft.languages import Language, get_language
 from whisperft.models.registry import model_spec_problem
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # shipped with the package; configs/ links here
@@ -231,12 +231,32 @@ class EvalConfig:
         return out
 
 
+def language_token_problems(lang: Language, token: str) -> list[str]:
+    """What is wrong with ``language_token`` for ``lang``: auto, new (a language Whisper lacks) or a Whisper code."""
+    if token == "auto":
+        return []
+    if token == "new":
+        if lang.whisper:
+            return [f"language_token: new adds a token for a language Whisper lacks; {lang.code} has {lang.token}"]
+        return []
+    try:
+        proxy = get_language(token)
+    except UsageError as exc:
+        return [f"language_token: expected auto, new or a language code; {exc}"]
+    if not proxy.whisper:
+        return [f"language_token: Whisper has no token for {proxy.name} ({proxy.code}); name one it has, or new"]
+    return []
+
+
 @dataclass
 class Config:
     """A whole run: ``whisperft train CONFIG.yaml`` reads one of these."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     language: str = "sv"
+    # auto: the language's own token, or for one Whisper lacks a proxy found on the training clips;
+    # a Whisper code: that language's token (a proxy you name); new: add the language's own token
+    language_token: str = "auto"
     task: Literal["transcribe", "translate"] = "transcribe"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -245,10 +265,11 @@ class Config:
     def problems(self) -> list[str]:
         out = self.model.problems() + self.data.problems() + self.train.problems() + self.eval.problems()
         try:
-            get_language(self.language)
+            lang = get_language(self.language)
         except UsageError as exc:
             out.append(f"language: {exc}")
-        return out
+            return out
+        return out + language_token_problems(lang, self.language_token)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

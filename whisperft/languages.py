@@ -1,13 +1,21 @@
-"""One table for language codes: ISO 639-1 <-> Common Voice locale <-> FLEURS config <-> Whisper token.
+"""One table for language codes: ISO 639 <-> Common Voice locale <-> FLEURS config <-> Whisper token.
 
 Whisper's own list (code -> name) is copied from transformers; this module adds the
 Common Voice locale and the FLEURS config where they differ from the plain code.
+
+Anything else a user may type, ISO 639-3 codes (``swe``), BCP 47 locales (``sv-SE``, ``nan-tw``)
+and English names (``Esperanto``), goes through ``langcodes`` and its ``language_data`` tables
+(the IANA subtag registry and CLDR names). A language Whisper has no token for is still a
+``Language``, with ``whisper=False``; training gives it a related language's token or a new one
+(``train.language_token``).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from whisperft.errors import UsageError
 
@@ -51,11 +59,21 @@ _FLEURS = {
     "uz": "uz_uz", "vi": "vi_vn", "yo": "yo_ng", "zh": "cmn_hans_cn", "yue": "yue_hant_hk",
 }  # fmt: skip
 
-# Whisper code -> Common Voice locale, where the locale is not the plain code.
+# Language code -> Common Voice locale, where the locale is not the plain code.
 _COMMON_VOICE = {
     "sv": "sv-SE", "zh": "zh-CN", "hy": "hy-AM", "ga": "ga-IE", "pa": "pa-IN", "ne": "ne-NP",
-    "nn": "nn-NO", "no": "nb-NO", "yue": "zh-HK",
+    "nn": "nn-NO", "no": "nb-NO", "yue": "zh-HK", "gu": "gu-IN", "fy": "fy-NL", "nan": "nan-tw",
+    "rm": "rm-sursilv", "pap": "pap-AW", "jw": "jv",
 }  # fmt: skip
+
+# ISO 639 code (as langcodes normalises it) -> Whisper's code, where Whisper uses another one.
+_TO_WHISPER = {"jv": "jw", "nb": "no", "fil": "tl", "cmn": "zh"}
+# Chinese of these territories is Cantonese to Common Voice (zh-HK) and to Whisper (yue).
+_CANTONESE_TERRITORIES = {"HK", "MO"}
+# ISO 639-2 special codes: valid tags, but no one language to transcribe.
+_NOT_A_LANGUAGE = {"mis", "mul", "und", "zxx", "sgn"}
+# config.json key (of a transformers or CTranslate2 model folder) recording a fine-tune's language
+MODEL_KEY = "whisperft_language"
 
 # Scripts written without spaces between words: CER is the headline metric.
 _SPACELESS = {"zh", "ja", "th", "lo", "km", "my", "yue", "bo"}
@@ -65,14 +83,15 @@ _SPACELESS = {"zh", "ja", "th", "lo", "km", "my", "yue", "bo"}
 class Language:
     """One language under all the names our data sources and Whisper use."""
 
-    code: str  # Whisper's code, usually ISO 639-1 ("sv")
-    name: str  # Whisper's name ("swedish")
+    code: str  # Whisper's code, usually ISO 639-1 ("sv"); ISO 639-1 or -3 when Whisper lacks it ("eo", "hsb")
+    name: str  # Whisper's name ("swedish"), or the English name in lower case ("esperanto")
     common_voice: str  # Common Voice locale ("sv-SE")
     fleurs: str | None  # FLEURS config ("sv_se"), None when FLEURS lacks the language
+    whisper: bool = True  # False when Whisper has no token for the language
 
     @property
     def token(self) -> str:
-        """The Whisper language token, e.g. ``<|sv|>``."""
+        """The language token, e.g. ``<|sv|>``; for a language Whisper lacks, the token training may add."""
         return f"<|{self.code}|>"
 
     @property
@@ -90,7 +109,12 @@ def _build_table() -> dict[str, Language]:
 
 LANGUAGES: dict[str, Language] = _build_table()
 
-_ALIASES: dict[str, str] = {}
+# Whisper's other names for its languages (openai-whisper's TO_LANGUAGE_CODE, as transformers copies it)
+_ALIASES: dict[str, str] = {
+    "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht", "letzeburgesch": "lb",
+    "pushto": "ps", "panjabi": "pa", "moldavian": "ro", "moldovan": "ro", "sinhalese": "si",
+    "castilian": "es", "mandarin": "zh",
+}  # fmt: skip
 for _lang in LANGUAGES.values():
     for _alias in (_lang.code, _lang.name, _lang.common_voice, _lang.fleurs):
         if _alias:
@@ -98,14 +122,61 @@ for _lang in LANGUAGES.values():
 
 
 def get_language(value: str) -> Language:
-    """Resolve a code, Whisper name, Common Voice locale or FLEURS config to a Language.
+    """Resolve a language as users write it to a Language.
 
-    Raises UsageError naming the closest valid codes when the value is unknown.
+    Accepts Whisper's codes and names, ISO 639-1 and 639-3 codes, Common Voice locales and other
+    BCP 47 tags (``sv-SE``, ``zh-TW``, ``nan-tw``), FLEURS configs, and English names. A real language
+    Whisper has no token for (``eo``, ``Guarani``) comes back with ``whisper=False``.
+
+    Raises UsageError naming the closest valid codes when the value is no language at all.
     """
     key = value.strip().lower().replace("-", "_")
     if key in _ALIASES:
         return LANGUAGES[_ALIASES[key]]
-    raise UsageError(f"unknown language {value!r}; {suggest_languages(value)}")
+    found = _lookup(value.strip())
+    if found is None:
+        raise UsageError(f"unknown language {value!r}; {suggest_languages(value)}")
+    return found
+
+
+def _lookup(value: str) -> Language | None:
+    """A tag or a language's name through langcodes; None when it names no language."""
+    import langcodes  # deferred: its name tables load on first use
+
+    try:
+        tag = langcodes.Language.get(value)
+    except (ValueError, LookupError):
+        tag = _by_name(value, exact=True)
+        if tag is None:
+            return None
+    code = tag.language
+    if not code or code in _NOT_A_LANGUAGE or tag.language_name().startswith("Unknown"):
+        return None
+    if code == "zh" and tag.territory in _CANTONESE_TERRITORIES:
+        code = "yue"
+    code = _TO_WHISPER.get(code, code)
+    if code in LANGUAGES:
+        return LANGUAGES[code]
+    name = langcodes.Language.get(code).language_name().lower()
+    return Language(code, name, _COMMON_VOICE.get(code, code), None, whisper=False)
+
+
+def _by_name(value: str, exact: bool) -> Any:
+    """The langcodes tag of a language named ``value`` in any language (Esperanto, svenska, Kirgisisch).
+
+    ``exact``: the name must be one of the language's names; otherwise langcodes' prefix matching
+    (``Hakka Chinese`` for Hakka) is allowed, which is only good enough for a suggestion.
+    """
+    import langcodes  # deferred: as above
+    from language_data.names import code_to_names, normalize_name  # deferred: langcodes' name tables
+
+    try:
+        tag = langcodes.find(value)
+    except (LookupError, ValueError):
+        return None
+    if exact and normalize_name(value) not in {normalize_name(n) for n in code_to_names(tag.language).values()}:
+        return None
+    return tag
 
 
 def require_language(multilingual: bool, language: str | None) -> Language | None:
@@ -121,11 +192,100 @@ def require_language(multilingual: bool, language: str | None) -> Language | Non
     return lang
 
 
+@dataclass(frozen=True)
+class ModelLanguage:
+    """The language a fine-tuned model transcribes, and the language token its decoder is prompted with.
+
+    For a language Whisper knows, both are the same (``sv``, ``<|sv|>``). For one it lacks, ``token``
+    is a related language's code (a proxy: Esperanto under ``<|es|>``) or the language's own code,
+    when training added that token (``<|eo|>``).
+    """
+
+    language: Language
+    token: str  # code of the prompting token: "sv", "es" (a proxy), or "eo" (a token training added)
+    fallback: str | None = None  # an added token's related Whisper language, for clients that know only Whisper's
+
+    @property
+    def proxy(self) -> bool:
+        """True when the model prompts with another language's token."""
+        return self.token != self.language.code
+
+    @property
+    def added_token(self) -> bool:
+        """True when the prompting token is not one of Whisper's own (training added it)."""
+        return self.token not in LANGUAGES
+
+    def to_dict(self) -> dict[str, str]:
+        """What the model folder's config.json keeps under ``MODEL_KEY``."""
+        out = {"language": self.language.code, "token": self.token}
+        return {**out, "fallback": self.fallback} if self.fallback else out
+
+    @classmethod
+    def read(cls, config: Mapping[str, Any] | None, generation_language: str | None = None) -> ModelLanguage | None:
+        """A model's language from its config.json (``MODEL_KEY``), else from ``generation_config.language``
+        (a Whisper code, or a token such as ``<|eo|>``); None when the model records no language."""
+        entry = (config or {}).get(MODEL_KEY)
+        if isinstance(entry, Mapping) and entry.get("language") and entry.get("token"):
+            fallback = entry.get("fallback")
+            return cls(get_language(str(entry["language"])), str(entry["token"]), str(fallback) if fallback else None)
+        if generation_language:
+            code = generation_language.strip("<|>")
+            return cls(get_language(code), get_language(code).code)
+        return None
+
+
+def prompt_language(token: str) -> str:
+    """What transformers' ``generate(language=...)`` takes for a token code.
+
+    Whisper's own codes pass as they are; an added token passes as itself (``<|eo|>``), which
+    transformers looks up in ``generation_config.lang_to_id`` (it rejects codes outside Whisper's list).
+    """
+    return token if token in LANGUAGES else f"<|{token}|>"
+
+
+def decode_language(
+    requested: str | None, own: ModelLanguage | None, multilingual: bool = True
+) -> tuple[str, str] | None:
+    """(language to report, token code to prompt with) for decoding with a model; None: detect it.
+
+    ``requested``: None for the model's own language (detect when it has none), ``auto`` to detect,
+    or a language. A language Whisper lacks decodes only on a model fine-tuned for it.
+    Raises UsageError for an English-only model asked for another language, or for a language this
+    model has no token for.
+    """
+    if requested == "auto" or (requested is None and own is None):
+        return None
+    if requested is None:
+        assert own is not None
+        return own.language.code, own.token
+    lang = require_language(multilingual, requested)
+    assert lang is not None
+    if own is not None and lang.code == own.language.code:
+        return own.language.code, own.token
+    if not lang.whisper:
+        raise UsageError(
+            f"Whisper has no token for {lang.name} ({lang.code}) and this model was not fine-tuned for it; "
+            "fine-tune it first (README: 'A language Whisper does not know')"
+        )
+    return lang.code, lang.code
+
+
+def reported_language(detected: str, own: ModelLanguage | None) -> str:
+    """The language to report for a detected token code: a fine-tune's proxy token means its own language."""
+    if own is not None and detected == own.token:
+        return own.language.code
+    return detected
+
+
 def suggest_languages(value: str) -> str:
-    """A short 'did you mean' hint for an unknown language."""
+    """A short 'did you mean' hint for an unknown language: close Whisper names and codes, and a
+    language whose name starts like ``value``."""
     key = value.strip().lower().replace("-", "_")
     close = difflib.get_close_matches(key, list(_ALIASES), n=3, cutoff=0.5)
-    codes = list(dict.fromkeys(_ALIASES[c] for c in close))
-    if not codes:
+    found = [f"{c} ({LANGUAGES[c].name})" for c in dict.fromkeys(_ALIASES[c] for c in close)]
+    tag = _by_name(value, exact=False) if value.strip() else None
+    if tag is not None and tag.language not in _NOT_A_LANGUAGE:
+        found.insert(0, f"{tag.language} ({tag.language_name().lower()})")
+    if not found:
         return "see `whisperft languages` for the list"
-    return "did you mean " + ", ".join(f"{c} ({LANGUAGES[c].name})" for c in codes) + "?"
+    return "did you mean " + ", ".join(dict.fromkeys(found)) + "?"

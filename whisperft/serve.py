@@ -127,8 +127,18 @@ def _counts_line(folder: Path) -> str:
     return f"`{folder}`: " + ", ".join(parts)
 
 
-def build_app(models: list[Loaded], dataset_dir: Path, lang: str = "auto", limits: Limits | None = None) -> Any:
-    """The Gradio Blocks: a Transcribe tab (side by side with ``--compare``) and a Record tab."""
+def page_languages(models: list[Loaded], lang: str | None) -> tuple[list[str], str]:
+    """The language menu (auto, the models' own languages, Whisper's) and its first value: ``lang``,
+    else the first model's own language (a fine-tune's), else auto."""
+    owns = [m.engine.own.language.code for m in models if m.engine.own is not None]
+    first = lang or (owns[0] if owns else "auto")
+    return list(dict.fromkeys(["auto", first, *owns, *sorted(LANGUAGES)])), first
+
+
+def build_app(models: list[Loaded], dataset_dir: Path, lang: str | None = None, limits: Limits | None = None) -> Any:
+    """The Gradio Blocks: a Transcribe tab (side by side with ``--compare``) and a Record tab.
+
+    ``lang``: the language the page starts with; None for the first model's own (auto when it has none)."""
     limits = limits or Limits()
     work = Path(tempfile.mkdtemp(prefix="whisperft-serve-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)
@@ -138,15 +148,16 @@ def build_app(models: list[Loaded], dataset_dir: Path, lang: str = "auto", limit
         with gr.Tab("Transcribe"):
             _transcribe_tab(models, lang, limits, work)
         with gr.Tab("Record a dataset"):
-            _record_tab(dataset_dir, lang, limits)
+            _record_tab(dataset_dir, page_languages(models, lang)[1], limits)
     return app
 
 
-def _transcribe_tab(models: list[Loaded], lang: str, limits: Limits, work: Path) -> None:
+def _transcribe_tab(models: list[Loaded], lang: str | None, limits: Limits, work: Path) -> None:
     audio = gr.Audio(
         sources=["microphone", "upload"], type="filepath", label="Speak, or upload a file", elem_id="audio"
     )
-    language = gr.Dropdown(["auto", *sorted(LANGUAGES)], value=lang, label="Language")
+    choices, first = page_languages(models, lang)
+    language = gr.Dropdown(choices, value=first, label="Language")
     button = gr.Button("Transcribe", variant="primary", elem_id="transcribe")
     outputs: list[Any] = []
     with gr.Row():
@@ -168,10 +179,11 @@ def _transcribe_tab(models: list[Loaded], lang: str, limits: Limits, work: Path)
     button.click(run, [audio, language], outputs)
 
 
-def _record_tab(folder: Path, lang: str, limits: Limits) -> None:
+def _record_tab(folder: Path, lang: str | None, limits: Limits) -> None:
+    code = lang if lang not in (None, "auto") else "LANG"
     gr.Markdown(
         "Each clip and its typed transcript is added to a Common Voice style folder. "
-        f"Prepare it with `whisperft prepare --lang {'LANG' if lang == 'auto' else lang} --source {folder}`."
+        f"Prepare it with `whisperft prepare --lang {code} --source {folder}`."
     )
     audio = gr.Audio(
         sources=["microphone", "upload"], type="filepath", label="Speak one sentence (at most 30 s)", elem_id="clip"
@@ -198,7 +210,7 @@ def serve(
     dataset_dir: Path,
     host: str = "127.0.0.1",
     port: int = 7860,
-    lang: str = "auto",
+    lang: str | None = None,
     limits: Limits | None = None,
 ) -> None:
     """Start the app, print its address, and block until Ctrl-C."""

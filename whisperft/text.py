@@ -37,7 +37,8 @@ MAX_CHARS_PER_SECOND = 30.0
 # 20 demo sentences, spoken by espeak-ng at 320 wpm (where English reaches MAX_CHARS_PER_SECOND), silence
 # trimmed. Tokens per second: en 6.9, es 7.0, de 8.3, ru 8.4, pl 9.0, sv 9.8 (one sentence 12.6), ko 10.1,
 # fi 10.3, fr 11.8, ar 12.1, th 14.3, vi 15.9, el 16.3, ta 23.5, hi 30.7 (Devanagari costs 2.1 tokens
-# per letter); at 175 wpm each is 0.56-0.6 of that. 40/s is the highest, Hindi, plus a third for the
+# per letter); of languages Whisper lacks (issue #20), eo 11.8, ga 13-18, ky 14-15, cv 18.6, ug 24-31;
+# at 175 wpm each is 0.56-0.6 of that. 40/s is the highest, Hindi, plus a third for the
 # spread between single sentences (Swedish ones reach 1.3x their mean). TOKEN_SLACK covers what takes
 # tokens but little time: punctuation, a lone word in a long pause (" Okej." is 3 tokens in 0.3 s).
 MAX_TOKENS_PER_SECOND = 40.0
@@ -87,15 +88,19 @@ def transcript_note(text: str) -> str | None:
 
 
 def normalize_text(text: str) -> str:
-    """Casefold, replace punctuation and symbols with spaces, keep letters, digits and combining marks."""
+    """Casefold, replace punctuation, symbols, separators and controls with spaces, drop format characters,
+    keep letters, digits and combining marks.
+
+    Format characters (Unicode Cf) are dropped, not made spaces: the zero-width non-joiner inside a
+    Persian or Uyghur word (``می‌خواهم``) and the joiners of Indic scripts shape letters within one word.
+    """
     text = unicodedata.normalize("NFKC", text).casefold()
     out = []
     for ch in text:
         cat = unicodedata.category(ch)
-        if cat[0] in "PSZC":
-            out.append(" ")
-        else:
-            out.append(ch)
+        if cat == "Cf":
+            continue
+        out.append(" " if cat[0] in "PSZC" else ch)
     return " ".join("".join(out).split())
 
 

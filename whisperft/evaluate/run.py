@@ -25,12 +25,12 @@ from whisperft.errors import ConfigError, UsageError
 from whisperft.evaluate.report import REPORT, render_report
 from whisperft.features import N_FRAMES
 from whisperft.io import atomic_write_json, atomic_write_text, is_ct2_folder
-from whisperft.languages import get_language, require_language
+from whisperft.languages import ModelLanguage, decode_language, get_language
 from whisperft.metrics import Utterance, score
 from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.decode import decode_rows, generate_decoded
 from whisperft.models.registry import load_model, load_processor, resolve_model
-from whisperft.models.whisper import context_frames, is_multilingual
+from whisperft.models.whisper import context_frames, is_multilingual, own_language
 from whisperft.prepare import prepare
 from whisperft.text import Decoded, stop_counts
 
@@ -92,11 +92,12 @@ def run_eval(
         max_new_tokens = model.max_new_tokens
     with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
         store = _open_store(data, lang, model.source, Path(tmp))
-        language = lang or store.language or model.language
+        own = model.own.language.code if model.own else None
+        language = lang or store.language or own
         if language is None:
             raise UsageError("no language known for this data; pass --lang")
         language = get_language(language).code
-        require_language(model.multilingual, language)
+        decode_language(language, model.own, model.multilingual)
         split, sp = _pick_split(store, split, data)
         n = len(sp) if max_samples is None else min(max_samples, len(sp))
         if on_start:
@@ -141,7 +142,7 @@ class _Model:
     # features, language, beams, per-row token limits, stop on repetition -> one Decoded per row
     generate: Callable[[torch.Tensor, str, int, list[int | None], bool], list[Decoded]]
     multilingual: bool
-    language: str | None  # the model's own language, if it has one
+    own: ModelLanguage | None  # the language the model was fine-tuned for, if any
     n_frames: int  # mel frames per encoder window
     source: str | None  # the model prepare uses for a raw source; None for a CTranslate2 folder
     max_new_tokens: int | None = None  # the run's eval.max_new_tokens, when the model is a run's
@@ -156,7 +157,7 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
         def generate_ct2(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
             return ct2.generate_decoded(feats.numpy(), language, limits, beams, repeats)
 
-        return _Model(generate_ct2, ct2.multilingual, None, N_FRAMES, None)
+        return _Model(generate_ct2, ct2.multilingual, ct2.own, N_FRAMES, None)
     path = resolve_model(model_spec)
     cuda = torch.cuda.is_available()
     model = load_model(path, trust_pickle=trust_pickle, dtype=torch.float16 if cuda else None).eval()
@@ -167,9 +168,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
     def generate_pt(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
         return generate_decoded(model, tokenizer, feats, language, limits, num_beams=beams, stop_repeats=repeats)
 
-    language = getattr(model.generation_config, "language", None)
     multilingual, frames = is_multilingual(model.config), context_frames(model.config)
-    return _Model(generate_pt, multilingual, language, frames, path, _run_max_new_tokens(Path(path)))
+    return _Model(generate_pt, multilingual, own_language(model), frames, path, _run_max_new_tokens(Path(path)))
 
 
 def _run_max_new_tokens(folder: Path) -> int | None:

@@ -15,11 +15,12 @@ import numpy as np
 from whisperft.audio import decode_audio
 from whisperft.errors import WhisperftError
 from whisperft.features import log_mel_batch, pad_features
+from whisperft.languages import decode_language
 from whisperft.metrics import score
 from whisperft.models.ct2_decode import MAX_LENGTH, CT2Decoder
 from whisperft.models.decode import generate_ids
 from whisperft.models.registry import load_model
-from whisperft.models.whisper import decoder_prefix, is_multilingual
+from whisperft.models.whisper import decoder_prefix, is_multilingual, own_language
 from whisperft.synth import have_espeak, speak
 from whisperft.text import normalize_text
 
@@ -74,7 +75,9 @@ def check_parity(
     cfg = model.config
     feats = pad_features(log_mel_batch(clips, int(cfg.num_mel_bins)))
     hf = generate_ids(model, feats, language if is_multilingual(cfg) else None).tolist()
-    prompt = [cfg.decoder_start_token_id, *decoder_prefix(tokenizer, cfg, language, "transcribe")]
+    chosen = decode_language(language, own_language(model), is_multilingual(cfg))
+    token = chosen[1] if chosen else "en"
+    prompt = [cfg.decoder_start_token_id, *decoder_prefix(tokenizer, cfg, token, "transcribe")]
     ct = CT2Decoder(ct2_dir).generate_ids(feats.numpy(), prompt)
     pairs = [comparable_texts(a, b, tokenizer) for a, b in zip(hf, ct, strict=True)]
     hf, ct = [a for a, _ in pairs], [b for _, b in pairs]

@@ -7,6 +7,7 @@ CTranslate2 export has (``whisperft export`` restores it for short-window models
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.languages import get_language
+from whisperft.languages import ModelLanguage, decode_language
 from whisperft.text import Decoded, runaway_stop
 
 MAX_LENGTH = 448  # Whisper's decoder positions; ctranslate2 4.8 stops a decode at half of it (224 tokens)
@@ -41,6 +42,16 @@ def ct2_runtime(folder: str | Path, device: str | None = None) -> tuple[Any, str
     return ctranslate2, device, threads
 
 
+def folder_language(folder: str | Path) -> ModelLanguage | None:
+    """The language a CTranslate2 folder was fine-tuned for: ``whisperft export`` writes it into config.json."""
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return None
+    return ModelLanguage.read(config if isinstance(config, dict) else None)
+
+
 class CT2Decoder:
     """A CTranslate2 Whisper folder loaded for batched greedy or beam decoding."""
 
@@ -56,6 +67,7 @@ class CT2Decoder:
         self._ct2 = ctranslate2
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.eot = self._id("<|endoftext|>")
+        self.own = folder_language(folder)
 
     @property
     def multilingual(self) -> bool:
@@ -72,10 +84,14 @@ class CT2Decoder:
         return int(found)
 
     def prompt(self, language: str | None, task: str = "transcribe") -> list[int]:
-        """``<|startoftranscript|> <|lang|> <|task|> <|notimestamps|>``; English-only models take no language."""
+        """``<|startoftranscript|> <|lang|> <|task|> <|notimestamps|>``; English-only models take no language.
+
+        ``language``: None for the model's own (English when it has none); a fine-tune's language
+        prompts with the token it was trained under (``ModelLanguage``)."""
         ids = [self._id("<|startoftranscript|>")]
         if self.multilingual:
-            ids += [self._id(get_language(language or "en").token), self._id(f"<|{task}|>")]
+            chosen = decode_language(language, self.own) or ("en", "en")
+            ids += [self._id(f"<|{chosen[1]}|>"), self._id(f"<|{task}|>")]
         return [*ids, self._id("<|notimestamps|>")]
 
     def generate_ids(

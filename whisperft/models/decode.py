@@ -16,8 +16,8 @@ import torch
 
 from whisperft.data.store import Split
 from whisperft.features import FRAMES_PER_SECOND, N_FRAMES, pad_features
-from whisperft.languages import get_language
-from whisperft.models.whisper import is_multilingual
+from whisperft.languages import decode_language, prompt_language
+from whisperft.models.whisper import is_multilingual, own_language
 from whisperft.text import REPEAT_MAX_NGRAM, Decoded, repeat_need, runaway_stop, token_limit
 
 logger = logging.getLogger("whisperft")
@@ -71,8 +71,9 @@ def generate_ids(
     kwargs: dict[str, Any] = {"num_beams": num_beams}
     if is_multilingual(model.config):
         kwargs["task"] = task
-        if language not in (None, "auto"):
-            kwargs["language"] = get_language(language).code
+        chosen = decode_language(language, own_language(model))
+        if chosen is not None:
+            kwargs["language"] = prompt_language(chosen[1])
     limit = decoder_limit(model)
     kwargs["max_new_tokens"] = min(max_new_tokens or limit, limit)
     if stop_repeats and num_beams == 1:

@@ -22,7 +22,15 @@ from transformers import (
 
 from whisperft.errors import WhisperftError
 from whisperft.features import FRAMES_PER_SECOND
-from whisperft.languages import LANGUAGES, Language, get_language, require_language
+from whisperft.languages import (
+    LANGUAGES,
+    MODEL_KEY,
+    Language,
+    ModelLanguage,
+    get_language,
+    prompt_language,
+    require_language,
+)
 
 logger = logging.getLogger("whisperft")
 
@@ -82,23 +90,117 @@ def build_generation_config(
     return gc
 
 
-def set_language(model: WhisperForConditionalGeneration, language: str | None, task: str = "transcribe") -> None:
-    """Record the fine-tuned language and task in the model's generation config."""
+def set_language(
+    model: WhisperForConditionalGeneration,
+    language: str | None,
+    task: str = "transcribe",
+    own: ModelLanguage | None = None,
+) -> None:
+    """Record the fine-tuned language, the token it prompts with (``own``; default: the language's own
+    token) and the task.
+
+    ``generation_config.language`` gets what transformers' ``generate`` takes for the token, so a
+    ``pipeline`` decodes the folder with no language argument; config.json keeps the language itself
+    under ``MODEL_KEY`` (a proxy token is not the model's language).
+    """
     gc = model.generation_config
     if getattr(gc, "return_timestamps", None) is False:  # saved by earlier conversions; blocks long-form
         gc.return_timestamps = None
     model.config.forced_decoder_ids = None
     gc.forced_decoder_ids = None
     if is_multilingual(model.config) and language:
-        gc.language = get_language(language).code
+        lang = get_language(language)
+        own = own or ModelLanguage(lang, lang.code)
+        gc.language = prompt_language(own.token)
         gc.task = task
+        setattr(model.config, MODEL_KEY, own.to_dict())
 
 
-def decoder_prefix(tokenizer: WhisperTokenizerFast, model_config: Any, language: str, task: str) -> list[int]:
-    """The tokens after <|startoftranscript|> that start every training label."""
+def own_language(model: Any) -> ModelLanguage | None:
+    """The language a loaded model was fine-tuned for (``set_language``), or None."""
+    config = getattr(model, "config", None)
+    entry = getattr(config, MODEL_KEY, None)
+    return ModelLanguage.read({MODEL_KEY: entry} if entry else None, getattr(model.generation_config, "language", None))
+
+
+def add_language_token(
+    model: WhisperForConditionalGeneration, tokenizer: WhisperTokenizerFast, language: Language, init_from: str
+) -> int:
+    """Add ``<|code|>`` for a language Whisper lacks, its embedding row a copy of ``init_from``'s token.
+
+    The token goes after Whisper's last (id 51865 in a 51865-token vocabulary); the output projection
+    shares the embedding, so the copy also starts its logit where the related language's is. It joins
+    ``generation_config.lang_to_id``, so transformers prompts with it and language detection can name it.
+    Returns the new token's id. Idempotent: a tokenizer that has the token keeps it.
+    """
+    from tokenizers import AddedToken  # deferred: only this path adds tokens
+
+    vocab = tokenizer.get_vocab()
+    if language.token not in vocab:
+        tokenizer.add_tokens([AddedToken(language.token, special=True, normalized=False)], special_tokens=True)
+    new_id = int(tokenizer.convert_tokens_to_ids(language.token))
+    source = int(tokenizer.convert_tokens_to_ids(get_language(init_from).token))
+    if model.get_input_embeddings().weight.shape[0] <= new_id:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            model.get_input_embeddings().weight[new_id] = model.get_input_embeddings().weight[source]
+    gc = model.generation_config
+    gc.lang_to_id = {**(getattr(gc, "lang_to_id", None) or {}), language.token: new_id}
+    return new_id
+
+
+@torch.inference_mode()
+def detect_languages(model: WhisperForConditionalGeneration, tokenizer: Any, features: torch.Tensor) -> list[str]:
+    """Whisper's language detection on (B, n_mels, frames) features: one language code per row."""
+    dtype = next(model.parameters()).dtype
+    ids = model.detect_language(features.to(model.device, dtype))
+    return [t.strip("<|>") for t in tokenizer.convert_ids_to_tokens(ids.view(-1).tolist())]
+
+
+def fold_added_token(model: WhisperForConditionalGeneration, tokenizer_json: dict[str, Any]) -> ModelLanguage | None:
+    """For clients that know only Whisper's language tokens (faster-whisper, whisper.cpp): move an added
+    language token's trained row into its ``fallback`` language's slot and drop the added token.
+
+    The decoder then prompts with the fallback token and sees exactly the trained embedding; its text
+    tokens and their logits are unchanged, so it transcribes as before. ``tokenizer_json`` (a parsed
+    tokenizer.json) loses the added token in place. Returns the folded ``ModelLanguage``, or None when
+    the model has no added token.
+    """
+    own = own_language(model)
+    if own is None or not own.added_token:
+        return None
+    if not own.fallback:
+        raise WhisperftError(f"{own.language.token} was added without a related language to fall back on")
+    added = [t for t in tokenizer_json.get("added_tokens", []) if t["content"] == own.language.token]
+    if not added:
+        raise WhisperftError(f"the tokenizer has no {own.language.token} token")
+    new_id = int(added[0]["id"])
+    target = next(t["id"] for t in tokenizer_json["added_tokens"] if t["content"] == get_language(own.fallback).token)
+    weight = model.get_input_embeddings().weight
+    if new_id != weight.shape[0] - 1:
+        raise WhisperftError(f"{own.language.token} is not the last token of the vocabulary; cannot fold it")
+    with torch.no_grad():
+        weight[int(target)] = weight[new_id]
+    model.resize_token_embeddings(new_id, mean_resizing=False)
+    tokenizer_json["added_tokens"] = [t for t in tokenizer_json["added_tokens"] if t["id"] != new_id]
+    folded = ModelLanguage(own.language, own.fallback)
+    gc = model.generation_config
+    gc.lang_to_id = {k: v for k, v in (gc.lang_to_id or {}).items() if v != new_id}
+    set_language(model, own.language.code, getattr(gc, "task", None) or "transcribe", folded)
+    return folded
+
+
+def decoder_prefix(tokenizer: WhisperTokenizerFast, model_config: Any, token: str, task: str) -> list[int]:
+    """The tokens after <|startoftranscript|> that start every training label.
+
+    ``token``: the code of the language token to prompt with (a proxy's, or one ``add_language_token`` added).
+    """
     ids: list[int] = []
     if is_multilingual(model_config):
-        ids.append(int(tokenizer.convert_tokens_to_ids(get_language(language).token)))
+        lang_id = tokenizer.convert_tokens_to_ids(f"<|{token}|>")
+        if lang_id is None or lang_id == tokenizer.unk_token_id:
+            raise WhisperftError(f"the tokenizer has no <|{token}|> token")
+        ids.append(int(lang_id))
         ids.append(int(tokenizer.convert_tokens_to_ids(f"<|{task}|>")))
     ids.append(int(tokenizer.convert_tokens_to_ids("<|notimestamps|>")))
     return ids

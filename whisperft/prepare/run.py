@@ -84,7 +84,8 @@ def model_target(model: str, lang: Language) -> Target:
     mcfg = AutoConfig.from_pretrained(model_path)
     if not is_multilingual(mcfg) and lang.code != "en":
         raise UsageError(f"model {model} is English-only (*.en); it cannot be prepared for {lang.name}")
-    prefix = decoder_prefix(tokenizer, mcfg, lang.code, "transcribe")
+    # every language token is one token long: a language Whisper lacks counts as any other
+    prefix = decoder_prefix(tokenizer, mcfg, lang.code if lang.whisper else "en", "transcribe")
     # label = prefix + text + <|endoftext|>, and the decoder sees <|startoftranscript|> + label[:-1]
     max_text_tokens = int(mcfg.max_target_positions) - len(prefix) - 1
     return Target(tokenizer, int(mcfg.num_mel_bins), int(mcfg.max_target_positions), max_text_tokens)

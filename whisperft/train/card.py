@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from whisperft.config import Config
-from whisperft.languages import get_language
+from whisperft.languages import Language, ModelLanguage, get_language
 from whisperft.models.registry import SIZES
 
 BUNDLED_BASES = {"bundled:base": "openai/whisper-base", "bundled:tiny.en": "openai/whisper-tiny.en"}
@@ -85,9 +85,11 @@ def _percent(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}%"
 
 
-def render_card(cfg: Config, source: str, results: dict[str, Any], curves: bool) -> str:
+def render_card(
+    cfg: Config, source: str, results: dict[str, Any], curves: bool, own: ModelLanguage | None = None
+) -> str:
     """The whole README.md. ``results``: before_wer/before_cer (step 0), after_wer/after_cer (the best
-    step), best_step, steps, train_seconds."""
+    step), best_step, steps, train_seconds. ``own``: the model's language and the token it prompts with."""
     lang = get_language(cfg.language)
     name = Path(cfg.train.output_dir).name
     base = base_model_id(cfg.model.name) or cfg.model.name
@@ -144,5 +146,32 @@ def render_card(cfg: Config, source: str, results: dict[str, Any], curves: bool)
         f"or `whisperft transcribe audio.mp3 --model {name}`; for faster-whisper, "
         f"`whisperft export {name} {name}-ct2 --to ct2`.",
         "",
+        *_token_note(lang, own),
     ]
     return "\n".join(lines)
+
+
+def _token_note(lang: Language, own: ModelLanguage | None) -> list[str]:
+    """For a language Whisper lacks: the token the model was trained under, and what to pass to clients."""
+    if lang.whisper or own is None:
+        return []
+    if own.added_token:
+        fallback = get_language(own.fallback) if own.fallback else None
+        how = (
+            f"This run added the token `{lang.token}` to Whisper's vocabulary. The pipeline prompts with it by "
+            f'itself; to name it, pass `generate_kwargs={{"language": "{lang.token}"}}`.'
+        )
+        if fallback:
+            how += (
+                f" faster-whisper accepts only Whisper's language codes: `whisperft export --to ct2` moves the "
+                f'trained token into {fallback.name.title()}\'s slot, so pass `language="{fallback.code}"` there.'
+            )
+    else:
+        proxy = get_language(own.token)
+        how = (
+            f"It was trained under {proxy.name.title()}'s token `{proxy.token}`, which now means "
+            f"{lang.name.title()} to this model. The pipeline prompts with it by itself; to name it, pass "
+            f'`generate_kwargs={{"language": "{proxy.code}"}}`, and in faster-whisper `language="{proxy.code}"`. '
+            f"Language detection that answers `{proxy.code}` on this model means {lang.name.title()}."
+        )
+    return [f"Whisper has no token for {lang.name.title()} ({lang.code}). {how}", ""]

@@ -7,6 +7,7 @@ and checkpoints that resume exactly: weights, optimizer, scheduler, RNG and data
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -23,6 +24,7 @@ from whisperft.data.remote import local_store
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.io import RunLock, atomic_write_json, atomic_write_text, check_free_space, mark_complete, staged_dir
+from whisperft.languages import ModelLanguage
 from whisperft.metrics import score
 from whisperft.models.decode import decode_split
 from whisperft.models.lora import is_lora, save_merged
@@ -354,7 +356,8 @@ def write_card(run: Setup, state: TrainState, final: Path, seconds: float) -> No
         str(FeatureStore(local_store(store)).meta.get("source", store)) + (f" ({weight:g})" if run.cfg.data.mix else "")
         for _, store, weight in run.cfg.data.sources()
     )
-    atomic_write_text(final / "README.md", render_card(run.cfg, source, results, curves=True))
+    own = ModelLanguage.read(json.loads((final / "config.json").read_text(encoding="utf-8")))
+    atomic_write_text(final / "README.md", render_card(run.cfg, source, results, curves=True, own=own))
 
 
 def _checkpoint_bytes(model: Any) -> int:

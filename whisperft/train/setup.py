@@ -39,6 +39,7 @@ from whisperft.models.whisper import (
     set_language,
 )
 from whisperft.train.checkpoint import find_checkpoints
+from whisperft.train.language_token import choose_language_token, prompt_token
 from whisperft.train.memory import (
     cuda_fits,
     estimate,
@@ -213,7 +214,8 @@ def load_for_training(cfg: Config, sources: list[Source]) -> tuple[Any, Any]:
             )
         if src.store.meta.get("vocab_size") not in (None, len(processor.tokenizer)):
             raise UsageError(f"{src.location} was tokenized for another vocabulary; rerun prepare with this model")
-    set_language(model, cfg.language, cfg.task)
+    own = choose_language_token(cfg, model, processor.tokenizer, sources[0].train)
+    set_language(model, cfg.language, cfg.task, own)
     model.config.use_cache = not cfg.train.gradient_checkpointing
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -254,7 +256,7 @@ def training_dataset(
     cfg: Config, split: Split, tokenizer: Any, model_config: Any, n_frames: int, source: int = 0
 ) -> Dataset:
     """One clip per example, or with ``data.pack`` several clips per encoder window."""
-    prefix = decoder_prefix(tokenizer, model_config, cfg.language, cfg.task)
+    prefix = decoder_prefix(tokenizer, model_config, prompt_token(cfg), cfg.task)
     rows = _fitting(split, n_frames)
     clip = clip_frames(cfg, split, n_frames, source)
     if not cfg.data.pack:

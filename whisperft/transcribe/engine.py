@@ -16,9 +16,9 @@ import torch
 
 from whisperft.audio import SAMPLE_RATE
 from whisperft.features import FRAMES_PER_SECOND, log_mel_batch, pad_features
-from whisperft.languages import get_language
+from whisperft.languages import decode_language, prompt_language, reported_language
 from whisperft.models.decode import RepetitionStop, decoder_limit
-from whisperft.models.whisper import context_frames, is_multilingual
+from whisperft.models.whisper import context_frames, detect_languages, is_multilingual, own_language
 from whisperft.text import token_limit
 from whisperft.transcribe.chunking import speech_chunks
 from whisperft.transcribe.subtitles import Segment
@@ -36,20 +36,17 @@ class Transcriber:
             self.model.to(device)
         self.n_mels = int(model.config.num_mel_bins)
         self.window = context_frames(model.config)  # mel frames per encoder window
+        self.own = own_language(model)  # the language it was fine-tuned for, if any
 
     @property
     def multilingual(self) -> bool:
         return is_multilingual(self.model.config)
 
-    @torch.inference_mode()
     def detect_language(self, features: torch.Tensor) -> list[str]:
-        """Language codes detected from one window of features per item."""
+        """Token codes detected from one window of features per item (``reported_language`` names them)."""
         if not self.multilingual:
             return ["en"] * features.shape[0]
-        dtype = next(self.model.parameters()).dtype
-        ids = self.model.detect_language(features[..., : self.window].to(self.model.device, dtype))
-        toks = self.tokenizer.convert_ids_to_tokens(ids.view(-1).tolist())
-        return [t.strip("<|>") for t in toks]
+        return detect_languages(self.model, self.tokenizer, features[..., : self.window])
 
     def _features(self, clips: list[np.ndarray]) -> torch.Tensor:
         return pad_features(log_mel_batch(clips, self.n_mels), self.window)
@@ -87,7 +84,8 @@ class Transcriber:
             kwargs["stopping_criteria"] = StoppingCriteriaList([RepetitionStop()])
         if self.multilingual:
             kwargs["task"] = task
-            kwargs["language"] = langs if len(set(langs)) > 1 else langs[0]
+            prompts = [prompt_language(t) for t in langs]
+            kwargs["language"] = prompts if len(set(prompts)) > 1 else prompts[0]
         dtype = next(self.model.parameters()).dtype
         out = self.model.generate(features.to(self.model.device, dtype), **kwargs)
         results = []
@@ -117,24 +115,29 @@ class Transcriber:
     ) -> list[tuple[str | None, str, list[Segment]]]:
         """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
 
-        Each recording is cut at pauses into chunks that fit the encoder window, and the chunks
-        of all recordings are decoded together in batches; timestamps are shifted back.
+        ``language``: None for the model's own (detected when it has none), ``auto`` to detect it per
+        recording, or a language. Each recording is cut at pauses into chunks that fit the encoder
+        window, and the chunks of all recordings are decoded together in batches; timestamps are
+        shifted back.
         """
         window_s = self.window / FRAMES_PER_SECOND
         chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
         chunks = [[(a, b) for a, b in cs if has_speech(x[a:b])] for x, cs in zip(audios, chunks, strict=True)]
         jobs = [(i, a, b) for i, cs in enumerate(chunks) for a, b in cs]
-        if language in (None, "auto"):
-            langs: list[str | None] = [None] * len(audios)
+        chosen = decode_language(language, self.own, self.multilingual)
+        langs: list[str | None] = [None] * len(audios)  # token codes to prompt with
+        reported: list[str | None] = [None] * len(audios)
+        if chosen is None:
             firsts = [next(((a, b) for j, a, b in jobs if j == i), None) for i in range(len(audios))]
             todo = [i for i, f in enumerate(firsts) if f is not None]
             for k in range(0, len(todo), batch_size):
                 part = todo[k : k + batch_size]
                 feats = self._features([audios[i][firsts[i][0] : firsts[i][1]] for i in part])  # type: ignore[index]
                 for i, code in zip(part, self.detect_language(feats), strict=True):
-                    langs[i] = code
+                    langs[i], reported[i] = code, reported_language(code, self.own)
         else:
-            langs = [get_language(language).code] * len(audios)
+            reported = [chosen[0]] * len(audios)
+            langs = [chosen[1]] * len(audios)
         segments: list[list[Segment]] = [[] for _ in audios]
         jobs.sort(key=lambda j: j[2] - j[1])
         for k in range(0, len(jobs), batch_size):
@@ -151,7 +154,7 @@ class Transcriber:
         results = []
         for i, segs in enumerate(segments):
             segs.sort(key=lambda s: s.start)
-            results.append((langs[i], " ".join(s.text for s in segs), segs))
+            results.append((reported[i], " ".join(s.text for s in segs), segs))
         return results
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.io import atomic_write_text
+from whisperft.languages import ModelLanguage
 from whisperft.transcribe.subtitles import Segment, Transcript, render
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"}
@@ -21,6 +22,8 @@ AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".we
 
 class Engine(Protocol):
     """What both engines offer: recordings in, (language, text, segments) out, one per recording."""
+
+    own: ModelLanguage | None  # the language the model was fine-tuned for, if any
 
     def transcribe(
         self, audios: list[np.ndarray], language: str | None, task: str, num_beams: int, batch_size: int,

@@ -26,8 +26,8 @@ import numpy as np
 
 from whisperft.audio import SAMPLE_RATE
 from whisperft.errors import WhisperftError
-from whisperft.languages import get_language
-from whisperft.models.ct2_decode import MAX_LENGTH, ct2_runtime
+from whisperft.languages import decode_language, reported_language
+from whisperft.models.ct2_decode import MAX_LENGTH, ct2_runtime, folder_language
 from whisperft.text import token_limit
 from whisperft.transcribe.subtitles import Segment
 
@@ -82,6 +82,7 @@ class FasterWhisperTranscriber:
             )
         except (RuntimeError, ValueError) as exc:
             raise WhisperftError(f"cannot load the CTranslate2 model {folder}: {exc}") from None
+        self.own = folder_language(folder)
         self.pipeline = _keeping_encoder_output(faster_whisper.BatchedInferencePipeline)(self.model)
         self._fw = fw_transcribe
         self._vad = vad
@@ -100,14 +101,15 @@ class FasterWhisperTranscriber:
         chunks, metadata = self._vad.collect_chunks(audio, speech, max_duration=window)
         return _Plan(speech, [self.model.feature_extractor(c)[..., :-1] for c in chunks], metadata)
 
-    def _language(self, plan: _Plan, language: str | None) -> str:
-        if language not in (None, "auto"):
-            return get_language(language).code
+    def _language(self, plan: _Plan, chosen: tuple[str, str] | None) -> tuple[str, str]:
+        """(language to report, token code to prompt with) for one recording; detected when not chosen."""
+        if chosen is not None:
+            return chosen
         if not self.multilingual:
-            return "en"
+            return "en", "en"
         pad = np.full((self.model.model.n_mels, 1), LANGUAGE_PAD, dtype=np.float32)
         code, _, _ = self.model.detect_language(features=np.concatenate([*plan.features, pad], axis=1))
-        return str(code)
+        return reported_language(str(code), self.own), str(code)
 
     def _options(self, tokenizer: Any, num_beams: int, timestamps: bool) -> Any:
         """``BatchedInferencePipeline.transcribe``'s defaults, with our beam size and timestamp mode."""
@@ -131,9 +133,14 @@ class FasterWhisperTranscriber:
         batch_size: int = 8,
         timestamps: bool = True,
     ) -> list[tuple[str | None, str, list[Segment]]]:
-        """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording."""
+        """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
+
+        ``language``: None for the model's own (``whisperft export`` records a fine-tune's), ``auto``
+        to detect it per recording, or a language."""
+        chosen = decode_language(language, self.own, self.multilingual)
         plans = [self._plan(a) for a in audios]
-        langs = [self._language(p, language) if p.features else None for p in plans]
+        pairs = [self._language(p, chosen) if p.features else None for p in plans]
+        langs = [pair[1] if pair else None for pair in pairs]
         segments: list[list[Segment]] = [[] for _ in audios]
         for lang in dict.fromkeys(code for code in langs if code):
             tokenizer = self._fw.Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=lang)
@@ -150,9 +157,9 @@ class FasterWhisperTranscriber:
                 for (i, _), segs in zip(part, out, strict=True):
                     segments[i].extend(self._restore(plans[i], segs))
         results = []
-        for lang, segs in zip(langs, segments, strict=True):
+        for pair, segs in zip(pairs, segments, strict=True):
             segs.sort(key=lambda s: s.start)
-            results.append((lang, " ".join(s.text for s in segs), segs))
+            results.append((pair[0] if pair else None, " ".join(s.text for s in segs), segs))
         return results
 
     def _redo_repeats(

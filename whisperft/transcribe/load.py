@@ -9,15 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from whisperft.io import is_ct2_folder
-from whisperft.languages import require_language
+from whisperft.languages import decode_language
 from whisperft.models import quiet_transformers
 from whisperft.transcribe.files import Engine
 
 
 def load_engine(
-    spec: str, lang: str = "auto", compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True
+    spec: str, lang: str | None = None, compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True
 ) -> Engine:
-    """The engine for ``spec`` (a spec, run, folder or CTranslate2 folder), checked for ``lang``.
+    """The engine for ``spec`` (a spec, run, folder or CTranslate2 folder), checked for ``lang``
+    (None: the model's own language, detected when it has none; ``auto``: always detect).
 
     ``quiet`` turns transformers' info logs and progress bars off before it loads.
     """
@@ -25,7 +26,7 @@ def load_engine(
         from whisperft.transcribe.fw_engine import FasterWhisperTranscriber  # deferred: imports ctranslate2
 
         engine = FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
-        require_language(engine.multilingual, lang)
+        decode_language(lang, engine.own, engine.multilingual)
         return engine
     if quiet:
         quiet_transformers()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from whisperft.languages import decode_language
 from whisperft.models.registry import load_model, load_processor, resolve_model
-from whisperft.models.whisper import check_language
+from whisperft.models.whisper import is_multilingual, own_language
 from whisperft.transcribe.engine import Transcriber
 
 
-def load_transcriber(model: str, language: str, trust_pickle: bool = False) -> Transcriber:
-    """The PyTorch model for ``model`` (a spec, run or folder), on CUDA when present, checked for ``language``."""
+def load_transcriber(model: str, language: str | None, trust_pickle: bool = False) -> Transcriber:
+    """The PyTorch model for ``model`` (a spec, run or folder), on CUDA when present, checked for ``language``
+    (None: the model's own; ``auto``: detect)."""
     path = resolve_model(model)
     mdl = load_model(path, trust_pickle=trust_pickle)
-    check_language(mdl, language)
+    decode_language(language, own_language(mdl), is_multilingual(mdl.config))
     return Transcriber(mdl, load_processor(path), device="cuda" if torch.cuda.is_available() else None)
