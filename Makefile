@@ -45,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check whisperft tests benchmarks demo
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -121,6 +121,7 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_m
     out = tmp_path_factory.mktemp("tiny-store") / "sv"
     r = run_cli("prepare", "--lang", "sv", "--source", str(cv_folder), "--model", str(tiny_model), "--out", str(out))
     assert r.returncode == 0, r.stderr
+    assert "train: read 16, kept 16" in r.stdout
     return out
 
 

@@ -188,3 +188,14 @@ def test_a_fast_uyghur_speaker_stays_within_the_token_limit(tiny_model: Path, tm
         loud = [i for i, x in enumerate(abs(audio) > 0.01) if x]
         seconds = (loud[-1] - loud[0]) / rate
         assert len(tok.encode(text, add_special_tokens=False)) <= token_limit(seconds)
+
+
+def test_every_fleurs_config_resolves_to_its_language() -> None:
+    """FLEURS' 102 configs, 19 of them languages Whisper lacks (ky_kg, ga_ie, zu_za...): prepare's default source."""
+    from whisperft.languages import _FLEURS
+
+    assert len(_FLEURS) == 102
+    lacking = {code for code, config in _FLEURS.items() if not get_language(config).whisper}
+    assert len(lacking) == 19 and {"ky", "ga", "zu"} <= lacking
+    for code, config in _FLEURS.items():
+        assert (get_language(config).code, get_language(config).fleurs) == (code, config)

@@ -16,14 +16,11 @@ from whisperft.data.batches import WhisperCollator
 from whisperft.data.packing import GAP_FRAMES, PackedDataset, plan_windows
 from whisperft.data.store import FeatureStore
 from whisperft.features import HOP_LENGTH, N_FRAMES
-from whisperft.prepare import prepare
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, cv_folder: Path, tiny_model: Path) -> Path:
-    out = tmp_path_factory.mktemp("packstore") / "sv"
-    prepare(str(cv_folder), "sv", str(tiny_model), out, num_proc=1)
-    return out
+def store(tiny_store: Path) -> Path:
+    return tiny_store
 
 
 def _packed(store: Path, tiny_model: Path, fraction: float, window: int = N_FRAMES, budget: int = 448):

@@ -515,7 +515,7 @@ def export(
     _run(go)
 
 
-@app.command(epilog="Examples: whisperft languages | grep -i swedish;  whisperft languages Kyrgyz nan-tw")
+@app.command(epilog="Example: whisperft languages Kyrgyz nan-tw;  whisperft languages | grep -i swedish")
 def languages(
     names: Annotated[
         list[str] | None, typer.Argument(help="Codes, locales or names to look up (default: Whisper's list).")

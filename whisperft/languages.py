@@ -41,7 +41,7 @@ _WHISPER_LANGUAGES = {
     "jw": "javanese", "su": "sundanese", "yue": "cantonese",
 }  # fmt: skip
 
-# Whisper code -> FLEURS config (google/fleurs). Languages FLEURS lacks are absent.
+# Language code -> FLEURS config (google/fleurs, 102 languages). Languages FLEURS lacks are absent.
 _FLEURS = {
     "af": "af_za", "am": "am_et", "ar": "ar_eg", "as": "as_in", "az": "az_az", "be": "be_by",
     "bg": "bg_bg", "bn": "bn_in", "bs": "bs_ba", "ca": "ca_es", "cs": "cs_cz", "cy": "cy_gb",
@@ -57,6 +57,10 @@ _FLEURS = {
     "sn": "sn_zw", "so": "so_so", "sr": "sr_rs", "sv": "sv_se", "sw": "sw_ke", "ta": "ta_in",
     "te": "te_in", "tg": "tg_tj", "th": "th_th", "tr": "tr_tr", "uk": "uk_ua", "ur": "ur_pk",
     "uz": "uz_uz", "vi": "vi_vn", "yo": "yo_ng", "zh": "cmn_hans_cn", "yue": "yue_hant_hk",
+    # FLEURS languages Whisper lacks
+    "ast": "ast_es", "ceb": "ceb_ph", "ckb": "ckb_iq", "ff": "ff_sn", "ga": "ga_ie", "ig": "ig_ng",
+    "kam": "kam_ke", "kea": "kea_cv", "ky": "ky_kg", "lg": "lg_ug", "luo": "luo_ke", "nso": "nso_za",
+    "ny": "ny_mw", "om": "om_et", "or": "or_in", "umb": "umb_ao", "wo": "wo_sn", "xh": "xh_za", "zu": "zu_za",
 }  # fmt: skip
 
 # Language code -> Common Voice locale, where the locale is not the plain code.
@@ -158,7 +162,7 @@ def _lookup(value: str) -> Language | None:
     if code in LANGUAGES:
         return LANGUAGES[code]
     name = langcodes.Language.get(code).language_name().lower()
-    return Language(code, name, _COMMON_VOICE.get(code, code), None, whisper=False)
+    return Language(code, name, _COMMON_VOICE.get(code, code), _FLEURS.get(code), whisper=False)
 
 
 def _by_name(value: str, exact: bool) -> Any:
