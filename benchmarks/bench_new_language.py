@@ -11,7 +11,9 @@ with configs/new-language.yaml, the same steps and seed:
 - new (``language_token: new``): with an added ``<|eo|>`` token, its embedding copied from that proxy's.
 
 Before fine-tuning, base is evaluated with the proxy's token (the best it can do: it has no other).
-Both fine-tunes are evaluated with no --lang (the model's own). Part of make bench (slow: two trainings
+Both fine-tunes are evaluated with no --lang (the model's own), and on the 10 validation sentences
+every 5 steps: the grammar's small vocabulary is learnt within about 20 steps, so how fast each
+token gets there says more than where both end. Part of make bench (slow: two trainings
 of about 10 minutes per language on 2 cores).
 
     python -m benchmarks.bench_new_language                    # eo and ky
@@ -37,6 +39,7 @@ LANGS = ("eo", "ky")
 VARIANTS = {"proxy": "language_token=auto", "new": "language_token=new"}
 CONFIG = "configs/new-language.yaml"
 METRICS = ("wer", "cer", "wer_normalized", "cer_normalized")
+EVAL_EVERY = 5  # steps between validation WERs: the grammar's sentences are learnt within 20 steps
 
 
 def scores(model: str, store: Path, out: Path, *args: str) -> dict[str, float]:
@@ -46,6 +49,12 @@ def scores(model: str, store: Path, out: Path, *args: str) -> dict[str, float]:
         cli("eval", "--model", model, "--data", str(store), "--split", "test", "--out", str(metrics), "--report", *args)
     values = json.loads(metrics.read_text())
     return {k: round(100 * values[k], 1) for k in METRICS}
+
+
+def curve(run: Path) -> dict[int, float]:
+    """Validation WER (normalized, percent) by step: how fast each token learns the language."""
+    rows = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines() if x.strip()]
+    return {r["step"]: round(100 * r["eval_wer_normalized"], 1) for r in rows if "eval_wer_normalized" in r}
 
 
 def proxy_votes(store: Path) -> dict[str, int]:
@@ -73,10 +82,11 @@ def run_language(lang: str, variants: list[str]) -> dict:
         shutil.rmtree(run, ignore_errors=True)
         shutil.rmtree(root / f"{name}-test", ignore_errors=True)
         seconds, peak_mb = cli("train", CONFIG, f"language={lang}", f"data.store={store}", f"train.output_dir={run}",
-                               "--no-progress", VARIANTS[name], peak=True)  # fmt: skip
+                               f"train.eval_steps={EVAL_EVERY}", "--no-progress", VARIANTS[name],
+                               peak=True)  # fmt: skip
         chosen = yaml.safe_load((run / "final" / "config.yaml").read_text())["language_token"]
         result[name] = {"test": scores(str(run / "final"), store, root / f"{name}-test"), "train_s": round(seconds),
-                        "peak_mb": round(peak_mb), "language_token": chosen}  # fmt: skip
+                        "peak_mb": round(peak_mb), "language_token": chosen, "curve": curve(run)}  # fmt: skip
         print(lang, name, result[name], flush=True)
     return result
 
@@ -94,7 +104,8 @@ def main() -> None:
         for name in VARIANTS:
             if name in r:
                 fields.update({f"{name}_{k}": v for k, v in r[name]["test"].items()})
-                fields.update({f"{name}_train_s": r[name]["train_s"], f"{name}_peak_mb": r[name]["peak_mb"]})
+                fields.update({f"{name}_train_s": r[name]["train_s"], f"{name}_peak_mb": r[name]["peak_mb"],
+                               f"{name}_validation_wer_by_step": r[name]["curve"]})  # fmt: skip
         proxy_wer = r["proxy"]["test"]["wer_normalized"] if "proxy" in r else None
         new_wer = r["new"]["test"]["wer_normalized"] if "new" in r else None
         emit(

@@ -81,10 +81,16 @@ def test_the_table_covers_whisper() -> None:
         ("uig", "ug"), ("Uighur", "ug"), ("gle", "ga"), ("Irish", "ga"), ("ina", "ia"), ("chv", "cv"),
         ("fil", "tl"), ("iw", "he"), ("cmn", "zh"), ("castilian", "es"), ("haitian creole", "ht"),
         ("nob", "no"), ("yue", "yue"), ("zh-Hant-HK", "yue"),
+        ("arb", "ar"), ("swh", "sw"), ("zsm", "ms"), ("pes", "fa"), ("ydd", "yi"), ("khk", "mn"),  # individual
+        ("uzn", "uz"), ("npi", "ne"), ("azj", "az"), ("pbu", "ps"), ("als", "sq"), ("ekk", "et"),  # of a macro
     ],
 )  # fmt: skip
 def test_codes_and_names(value: str, code: str) -> None:
     assert get_language(value).code == code
+
+
+def test_chinese_varieties_whisper_lacks_are_scored_by_characters() -> None:
+    assert get_language("nan-tw").spaceless and get_language("hak").spaceless and not get_language("eo").spaceless
 
 
 @pytest.mark.parametrize(("value", "hint"), [("swedsh", "sv (swedish)"), ("Esperanto language", "eo (esperanto)"),
@@ -127,6 +133,7 @@ def test_model_language_round_trip() -> None:
         ({"language": "sv", "language_token": "new"}, "language_token: new adds a token for a language Whisper lacks"),
         ({"language": "eo", "language_token": "gn"}, "language_token: Whisper has no token for guarani"),
         ({"language": "eo", "language_token": "swedsh"}, "language_token: expected auto, new or a language code"),
+        ({"language": "eo", "language_token": "new", "train": {"method": "lora"}}, "new needs train.method full"),
     ],
 )
 def test_language_token_config(data: dict, needle: str) -> None:

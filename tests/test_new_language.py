@@ -46,6 +46,7 @@ def eo_store(tmp_path_factory: pytest.TempPathFactory, eo_clips: Path, tiny_mode
     out = tmp_path_factory.mktemp("store-eo") / "eo"
     r = invoke("prepare", "--lang", "epo", "--source", str(eo_clips), "--model", str(tiny_model), "--out", str(out))
     assert r.exit_code == 0, r.output
+    assert "--lang epo is esperanto (eo), which Whisper has no token for" in " ".join(r.output.split())
     assert json.loads((out / "store.json").read_text())["language"] == "eo"
     return out
 
@@ -99,6 +100,10 @@ def test_proxy_token_holds_from_train_to_faster_whisper(proxy_run: Path, eo_clip
     assert json.loads((ct2 / "config.json").read_text())["whisperft_language"] == {"language": "eo", "token": proxy}
     fast = _transcribe_json(ct2, clip, tmp_path / "t3")
     assert fast["language"] == "eo" and fast["text"]
+    back = tmp_path / "back"  # and back to transformers: the language travels
+    assert invoke("import-ct2", str(ct2), str(back)).exit_code == 0
+    assert json.loads((back / "config.json").read_text())["whisperft_language"] == {"language": "eo", "token": proxy}
+    assert json.loads((back / "generation_config.json").read_text())["language"] == proxy
 
     from faster_whisper import WhisperModel
 
@@ -194,3 +199,17 @@ def test_folding_an_added_token_keeps_every_transcript(tiny_model: Path) -> None
     es = tok.convert_tokens_to_ids("<|es|>")  # prompted with <|es|>, which now holds <|gn|>'s row
     assert torch.equal(torch.where(before == new_id, es, before), after) and before.shape[1] > 2
     assert model.config.vocab_size == 51865 and "<|gn|>" not in json.dumps(tokenizer_json)
+
+
+def test_serve_starts_on_the_models_language_and_still_compares(proxy_run: Path, tiny_model: Path) -> None:
+    from whisperft.serve import Loaded, language_for, page_languages
+    from whisperft.transcribe.load import load_engine
+
+    tuned = Loaded("tuned", load_engine(str(proxy_run / "final")))
+    stock = Loaded("stock", load_engine(str(tiny_model)))
+    choices, first = page_languages([tuned, stock], None)
+    assert first == "eo" and choices[:2] == ["auto", "eo"]
+    assert page_languages([stock, tuned], None)[1] == "auto" and page_languages([stock], "Swedish")[1] == "sv"
+    # the stock model has no Esperanto token: it decodes in its own way instead of failing the page
+    assert language_for(tuned, "eo") == "eo" and language_for(stock, "eo") is None
+    assert language_for(stock, "sv") == "sv"

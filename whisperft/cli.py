@@ -146,7 +146,11 @@ def prepare(
         from whisperft.prepare import RateBounds
         from whisperft.prepare import prepare as run
 
-        code = get_language(lang).code
+        language = get_language(lang)
+        code = language.code
+        if not language.whisper:  # say so: "se" is Northern Sami, not Swedish
+            typer.echo(f"note: --lang {lang} is {language.name} ({code}), which Whisper has no token for; "
+                       "training gives it one (language_token)", err=True)  # fmt: skip
         target = out or Path("data") / code
         bounds = RateBounds(min_chars_per_second, max_chars_per_second)
         progress, tick = _counter(None, "prepare")

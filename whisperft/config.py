@@ -269,7 +269,11 @@ class Config:
         except UsageError as exc:
             out.append(f"language: {exc}")
             return out
-        return out + language_token_problems(lang, self.language_token)
+        out += language_token_problems(lang, self.language_token)
+        if self.language_token == "new" and self.train.method == "lora":
+            out.append("language_token: new needs train.method full: LoRA trains no embedding, so the new token "
+                       "would keep its proxy's row; use auto")  # fmt: skip
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

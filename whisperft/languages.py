@@ -80,7 +80,8 @@ _NOT_A_LANGUAGE = {"mis", "mul", "und", "zxx", "sgn"}
 MODEL_KEY = "whisperft_language"
 
 # Scripts written without spaces between words: CER is the headline metric.
-_SPACELESS = {"zh", "ja", "th", "lo", "km", "my", "yue", "bo"}
+_SPACELESS = {"zh", "ja", "th", "lo", "km", "my", "yue", "bo", "dz",  # and Chinese varieties Whisper lacks:
+              "nan", "hak", "wuu", "gan", "hsn", "cdo", "cjy", "lzh"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ def _lookup(value: str) -> Language | None:
     code = _TO_WHISPER.get(code, code)
     if code in LANGUAGES:
         return LANGUAGES[code]
+    # an individual language that is what Whisper's macrolanguage means (arb Standard Arabic is ar, swh is sw)
+    macro = str(tag.prefer_macrolanguage().language)
+    macro = _TO_WHISPER.get(macro, macro)
+    if macro in LANGUAGES:
+        return LANGUAGES[macro]
     name = langcodes.Language.get(code).language_name().lower()
     return Language(code, name, _COMMON_VOICE.get(code, code), _FLEURS.get(code), whisper=False)
 

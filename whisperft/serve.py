@@ -28,8 +28,8 @@ import gradio as gr
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.recorder import SPLIT_FILES, add_recording, dataset_counts
-from whisperft.errors import WhisperftError
-from whisperft.languages import LANGUAGES
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.languages import LANGUAGES, decode_language, get_language
 from whisperft.transcribe.files import Engine
 from whisperft.transcribe.subtitles import Transcript, format_timestamp, render
 
@@ -90,7 +90,7 @@ def timestamped(t: Transcript) -> str:
     )
 
 
-def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str, out_dir: Path) -> tuple[str, Path, str]:
+def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str | None, out_dir: Path) -> tuple[str, Path, str]:
     """(timestamped transcript, SRT file, timing line) for one model."""
     start = time.perf_counter()
     try:
@@ -108,7 +108,7 @@ def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str, out_dir: Path) 
     srt = Path(tempfile.mkdtemp(dir=out_dir)) / "transcript.srt"
     srt.write_text(render(t, "srt"), encoding="utf-8")
     audio_s = len(audio) / SAMPLE_RATE
-    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {code or lang}"
+    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {code or lang or 'none'}"
     return timestamped(t) or "(no speech)", srt, timing
 
 
@@ -131,8 +131,19 @@ def page_languages(models: list[Loaded], lang: str | None) -> tuple[list[str], s
     """The language menu (auto, the models' own languages, Whisper's) and its first value: ``lang``,
     else the first model's own language (a fine-tune's), else auto."""
     owns = [m.engine.own.language.code for m in models if m.engine.own is not None]
-    first = lang or (owns[0] if owns else "auto")
+    own = models[0].engine.own if models else None
+    first = get_language(lang).code if lang not in (None, "auto") else own.language.code if own else "auto"
     return list(dict.fromkeys(["auto", first, *owns, *sorted(LANGUAGES)])), first
+
+
+def language_for(model: Loaded, code: str) -> str | None:
+    """``code`` when ``model`` can decode it; else None, its own language (or detection): a stock model
+    compared with a fine-tune for a language Whisper lacks has no token for that language."""
+    try:
+        decode_language(code, model.engine.own, model.engine.multilingual)
+    except UsageError:
+        return None
+    return code
 
 
 def build_app(models: list[Loaded], dataset_dir: Path, lang: str | None = None, limits: Limits | None = None) -> Any:
@@ -172,7 +183,7 @@ def _transcribe_tab(models: list[Loaded], lang: str | None, limits: Limits, work
         clip = read_clip(path, limits.max_seconds, limits.max_upload_mb)
         values: list[Any] = []
         for m in models:
-            text, srt, timing = transcribe_clip(m, clip, code, work)
+            text, srt, timing = transcribe_clip(m, clip, language_for(m, code), work)
             values += [text, timing, str(srt)]
         return values
 

@@ -26,7 +26,8 @@ from transformers import WhisperConfig, WhisperForConditionalGeneration
 from whisperft.errors import WhisperftError
 from whisperft.features import TIME_PRECISION
 from whisperft.io import mark_complete, staged_dir
-from whisperft.models.whisper import build_generation_config, new_processor
+from whisperft.languages import ModelLanguage
+from whisperft.models.whisper import build_generation_config, new_processor, set_language
 
 DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 SUPPORTED_VERSIONS = (5, 6)
@@ -265,6 +266,9 @@ def import_ct2(ct2_dir: str | Path, out_dir: str | Path, model_bin: Path | None 
         suppress_tokens=ct2_cfg.get("suppress_ids", []),
         begin_suppress_tokens=ct2_cfg.get("suppress_ids_begin"),
     )
+    own = ModelLanguage.read(ct2_cfg)  # a whisperft export keeps its fine-tune's language
+    if own is not None:
+        set_language(model, own.language.code, own=own)
     with staged_dir(Path(out_dir)) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)

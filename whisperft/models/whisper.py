@@ -6,6 +6,7 @@ resolves a model spec or reads a model folder; ``registry`` does that.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from pathlib import Path
@@ -150,10 +151,19 @@ def add_language_token(
 
 
 @torch.inference_mode()
-def detect_languages(model: WhisperForConditionalGeneration, tokenizer: Any, features: torch.Tensor) -> list[str]:
-    """Whisper's language detection on (B, n_mels, frames) features: one language code per row."""
+def detect_languages(
+    model: WhisperForConditionalGeneration, tokenizer: Any, features: torch.Tensor, whisper_only: bool = False
+) -> list[str]:
+    """Whisper's language detection on (B, n_mels, frames) features: one language token code per row.
+
+    ``whisper_only``: choose among Whisper's own language tokens, never one a fine-tune added.
+    """
+    gc = model.generation_config
+    if whisper_only:
+        gc = copy.deepcopy(gc)
+        gc.lang_to_id = {t: i for t, i in (gc.lang_to_id or {}).items() if t.strip("<|>") in LANGUAGES}
     dtype = next(model.parameters()).dtype
-    ids = model.detect_language(features.to(model.device, dtype))
+    ids = model.detect_language(features.to(model.device, dtype), generation_config=gc)
     return [t.strip("<|>") for t in tokenizer.convert_ids_to_tokens(ids.view(-1).tolist())]
 
 
@@ -175,7 +185,10 @@ def fold_added_token(model: WhisperForConditionalGeneration, tokenizer_json: dic
     if not added:
         raise WhisperftError(f"the tokenizer has no {own.language.token} token")
     new_id = int(added[0]["id"])
-    target = next(t["id"] for t in tokenizer_json["added_tokens"] if t["content"] == get_language(own.fallback).token)
+    fallback = get_language(own.fallback).token
+    target = next((t["id"] for t in tokenizer_json["added_tokens"] if t["content"] == fallback), None)
+    if target is None or not get_language(own.fallback).whisper:
+        raise WhisperftError(f"{own.language.token} falls back on {fallback}, which is not a Whisper language token")
     weight = model.get_input_embeddings().weight
     if new_id != weight.shape[0] - 1:
         raise WhisperftError(f"{own.language.token} is not the last token of the vocabulary; cannot fold it")

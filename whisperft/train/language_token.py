@@ -26,7 +26,7 @@ from whisperft.data.store import Split
 from whisperft.errors import WhisperftError
 from whisperft.features import pad_features
 from whisperft.languages import ModelLanguage, get_language
-from whisperft.models.whisper import add_language_token, context_frames, detect_languages
+from whisperft.models.whisper import add_language_token, context_frames, detect_languages, own_language
 
 logger = logging.getLogger("whisperft")
 
@@ -35,14 +35,19 @@ DETECT_BATCH = 16
 
 
 def detect_proxy(model: Any, tokenizer: Any, split: Split, n: int = DETECT_CLIPS) -> Counter[str]:
-    """How often the model detects each language on up to ``n`` training clips spread over ``split``."""
+    """How often the model detects each of Whisper's languages on up to ``n`` training clips spread over
+    ``split`` (on the GPU when there is one: the model goes there for training anyway)."""
+    import torch  # deferred: keeps this module's import light
+
+    if torch.cuda.is_available():
+        model.to(torch.device("cuda", torch.cuda.current_device()))
     rows = np.unique(np.linspace(0, len(split) - 1, num=min(n, len(split))).round().astype(int))
     window = context_frames(model.config)
     counts: Counter[str] = Counter()
     for k in range(0, len(rows), DETECT_BATCH):
         part = rows[k : k + DETECT_BATCH]
         feats = pad_features([(split.frames(int(i)), float(split.pad_value[i])) for i in part], window)
-        counts.update(detect_languages(model, tokenizer, feats))
+        counts.update(detect_languages(model, tokenizer, feats, whisper_only=True))
     return counts
 
 
@@ -50,14 +55,23 @@ def choose_language_token(cfg: Config, model: Any, tokenizer: Any, split: Split)
     """The run's ``ModelLanguage``; adds the token to model and tokenizer for ``new``.
 
     ``cfg.language_token`` is then concrete (a Whisper code, or ``new``), so the saved config.yaml
-    says what was chosen; a resumed run keeps its first choice.
+    says what was chosen; a resumed run keeps its first choice, and a model already fine-tuned for
+    the language keeps its token.
     """
     lang = get_language(cfg.language)
     choice = _resumed(cfg) or cfg.language_token
+    prior = own_language(model)  # a model fine-tuned for this language before: continue with its token
+    prior = prior if prior is not None and prior.language.code == lang.code and not lang.whisper else None
+    if prior is not None and (prior.added_token or choice == "auto"):
+        cfg.language_token = "new" if prior.added_token else prior.token
+        logger.info("%s was fine-tuned for %s under <|%s|>: keeping it", cfg.model.name, lang.name, prior.token)
+        return prior
     if choice == "auto" and lang.whisper:
         cfg.language_token = lang.code
         return ModelLanguage(lang, lang.code)
-    if choice in ("auto", "new"):
+    if choice == "new" and prior is not None:  # a proxy fine-tune gets its own token, from its proxy's row
+        proxy = prior.token
+    elif choice in ("auto", "new"):
         counts = detect_proxy(model, tokenizer, split)
         proxy, votes = counts.most_common(1)[0]
         seen = ", ".join(f"{code} {c}" for code, c in counts.most_common(4))
@@ -70,9 +84,6 @@ def choose_language_token(cfg: Config, model: Any, tokenizer: Any, split: Split)
     if choice == "new":
         new_id = add_language_token(model, tokenizer, lang, proxy)
         logger.info("language_token new: added %s (id %d), initialised from <|%s|>", lang.token, new_id, proxy)
-        if cfg.train.method == "lora":
-            logger.warning("train.method lora trains no embedding: %s keeps <|%s|>'s row, as a proxy would",
-                           lang.token, proxy)  # fmt: skip
         cfg.language_token = "new"
         return ModelLanguage(lang, lang.code, fallback=proxy)
     if not lang.whisper:
@@ -101,4 +112,7 @@ def _resumed(cfg: Config) -> str | None:
     before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
     if before.get("language") != cfg.language:
         return None
-    return before.get("language_token")
+    chosen = before.get("language_token")
+    if chosen and cfg.language_token not in ("auto", chosen):
+        logger.warning("language_token %s: this run started with %s and resumes with it", cfg.language_token, chosen)
+    return chosen
