@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import langcodes
+from language_data.names import code_to_names, normalize_name
+
 from whisperft.errors import UsageError
 
 # Whisper's languages in its token order (code -> name), as transformers and openai-whisper list them;
@@ -146,8 +149,6 @@ def get_language(value: str) -> Language:
 
 def _lookup(value: str) -> Language | None:
     """A tag or a language's name through langcodes; None when it names no language."""
-    import langcodes  # deferred: its name tables load on first use
-
     try:
         tag = langcodes.Language.get(value)
     except (ValueError, LookupError):
@@ -177,9 +178,6 @@ def _by_name(value: str, exact: bool) -> Any:
     ``exact``: the name must be one of the language's names; otherwise langcodes' prefix matching
     (``Hakka Chinese`` for Hakka) is allowed, which is only good enough for a suggestion.
     """
-    import langcodes  # deferred: as above
-    from language_data.names import code_to_names, normalize_name  # deferred: langcodes' name tables
-
     try:
         tag = langcodes.find(value)
     except (LookupError, ValueError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import AddedToken
 from transformers import (
     GenerationConfig,
     WhisperFeatureExtractor,
@@ -134,8 +135,6 @@ def add_language_token(
     ``generation_config.lang_to_id``, so transformers prompts with it and language detection can name it.
     Returns the new token's id. Idempotent: a tokenizer that has the token keeps it.
     """
-    from tokenizers import AddedToken  # deferred: only this path adds tokens
-
     vocab = tokenizer.get_vocab()
     if language.token not in vocab:
         tokenizer.add_tokens([AddedToken(language.token, special=True, normalized=False)], special_tokens=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
 from whisperft.config import Config
@@ -27,6 +28,7 @@ from whisperft.errors import WhisperftError
 from whisperft.features import pad_features
 from whisperft.languages import ModelLanguage, get_language
 from whisperft.models.whisper import add_language_token, context_frames, detect_languages, own_language
+from whisperft.train.checkpoint import find_checkpoints
 
 logger = logging.getLogger("whisperft")
 
@@ -37,8 +39,6 @@ DETECT_BATCH = 16
 def detect_proxy(model: Any, tokenizer: Any, split: Split, n: int = DETECT_CLIPS) -> Counter[str]:
     """How often the model detects each of Whisper's languages on up to ``n`` training clips spread over
     ``split`` (on the GPU when there is one: the model goes there for training anyway)."""
-    import torch  # deferred: keeps this module's import light
-
     if torch.cuda.is_available():
         model.to(torch.device("cuda", torch.cuda.current_device()))
     rows = np.unique(np.linspace(0, len(split) - 1, num=min(n, len(split))).round().astype(int))
@@ -104,8 +104,6 @@ def prompt_token(cfg: Config) -> str:
 
 def _resumed(cfg: Config) -> str | None:
     """The token a run chose before, when it resumes from a checkpoint."""
-    from whisperft.train.checkpoint import find_checkpoints  # deferred: keeps this module light
-
     saved = Path(cfg.train.output_dir) / "config.yaml"
     if not (find_checkpoints(Path(cfg.train.output_dir)) and saved.is_file()):
         return None
