@@ -35,7 +35,11 @@ LAYERS = {
     "whisperft.serve": 6,
     "whisperft": 0,  # the package's __init__ (version only)
 }
-STAGE_IMPORTS = {("whisperft.evaluate", "whisperft.prepare")}  # eval of a raw source runs prepare first
+STAGE_IMPORTS = {
+    ("whisperft.evaluate", "whisperft.prepare"),  # eval of a raw source runs prepare first
+    ("whisperft.prepare", "whisperft.transcribe"),  # long recordings are transcribed to align their text
+    ("whisperft.prepare", "whisperft.export"),  # ... on faster-whisper, converted once by export's converter
+}
 DEFERRABLE = (
     "torch",
     "transformers",

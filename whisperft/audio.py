@@ -111,12 +111,15 @@ def downmix(data: np.ndarray, source: AudioSource | None = None) -> np.ndarray:
     return mix
 
 
-def decode_audio(source: AudioSource, max_duration: float | None = None) -> np.ndarray:
+def decode_audio(source: AudioSource | np.ndarray, max_duration: float | None = None) -> np.ndarray:
     """Return mono float32 samples at 16 kHz, shape (n,); channels are mixed by ``downmix``.
 
     ``max_duration`` (seconds) rejects long files from their header before decoding
-    them, so a 3-hour file in a training manifest costs nothing.
+    them, so a 3-hour file in a training manifest costs nothing. An array is audio already decoded
+    (16 kHz mono, as a clip cut from a long recording): it is only checked.
     """
+    if isinstance(source, np.ndarray):
+        return _checked(np.ascontiguousarray(source, dtype=np.float32), "<cut audio>", max_duration)
     if isinstance(source, bytes):
         if not source:
             raise AudioError("empty_audio", "zero bytes of audio")
@@ -139,13 +142,16 @@ def decode_audio(source: AudioSource, max_duration: float | None = None) -> np.n
         audio = downmix(_ffmpeg_decode(source, max_duration), source)
     except MemoryError:
         raise AudioError("undecodable", f"{_describe(source)}: too large to decode") from None
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    return _checked(np.ascontiguousarray(audio, dtype=np.float32), _describe(source), max_duration)
+
+
+def _checked(audio: np.ndarray, name: str, max_duration: float | None) -> np.ndarray:
     if audio.size == 0:
-        raise AudioError("empty_audio", f"{_describe(source)}: no samples")
+        raise AudioError("empty_audio", f"{name}: no samples")
     if not np.isfinite(audio).all():
-        raise AudioError("non_finite_audio", f"{_describe(source)}: NaN or infinite samples")
+        raise AudioError("non_finite_audio", f"{name}: NaN or infinite samples")
     if max_duration is not None and audio.size / SAMPLE_RATE > max_duration:
-        raise AudioError("too_long", f"{_describe(source)}: {audio.size / SAMPLE_RATE:.1f} s > {max_duration:g} s")
+        raise AudioError("too_long", f"{name}: {audio.size / SAMPLE_RATE:.1f} s > {max_duration:g} s")
     return audio
 
 

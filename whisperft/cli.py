@@ -138,8 +138,25 @@ def prepare(
         str | None,
         typer.Option(help="Also keep each clip's audio (opus, ~12 MB/h; or flac, lossless) for data.augment."),
     ] = None,
+    align_model: Annotated[
+        str,
+        typer.Option(
+            help="Long recordings: the model that transcribes them to align their text (a fine-tune in "
+            "the language aligns better; a CTranslate2 folder runs faster-whisper)."
+        ),
+    ] = "bundled:base",
+    max_cer: Annotated[
+        float,
+        typer.Option(
+            help="Long recordings: keep a sentence only where its text and the transcript differ by at "
+            "most this CER (0-1)."
+        ),
+    ] = 0.15,
 ) -> None:
-    """Decode, filter and featurize speech data into a compact feature store."""
+    """Decode, filter and featurize speech data into a compact feature store.
+
+    A folder of long recordings, each beside its text (chapter01.mp3 + chapter01.txt), is cut into
+    clips at pauses, where the text matches what was read (README: Audiobooks and long recordings)."""
 
     def go() -> None:
         from whisperft.languages import get_language
@@ -156,11 +173,16 @@ def prepare(
         progress, tick = _counter(None, "prepare")
         with progress:
             result = run(source, code, model, target, max_duration=max_duration, num_proc=num_proc, progress=tick,
-                         bounds=bounds, audio=audio)  # fmt: skip
+                         bounds=bounds, audio=audio, align_model=align_model, max_cer=max_cer)  # fmt: skip
         for split, rep in result.report.items():
             skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
             typer.echo(f"{split}: read {rep['read']}, kept {rep['kept']} ({rep['hours'] * 60:.1f} min), "
                        f"skipped: {skipped}")  # fmt: skip
+        if result.alignment:
+            a = result.alignment
+            typer.echo(f"long recordings: {a['hours_recovered'] * 60:.1f} min recovered as clips of "
+                       f"{a['hours_recorded'] * 60:.1f} min recorded ({a['hours_speech'] * 60:.1f} min of speech, "
+                       f"{a['hours_not_in_text'] * 60:.1f} min not in the text)")  # fmt: skip
         typer.echo(f"feature store: {result.out} (report: {result.out / 'prepare_report.json'})")
 
     _run(go)

@@ -12,6 +12,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
+from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.errors import WhisperftError
 
 
@@ -74,3 +78,36 @@ def render_clip(text: str, out: Path, rng: random.Random, lang: str = "sv") -> d
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-ar", "48000", "-ac",
                         str(channels), "-b:a", "64k", str(out)], check=True, capture_output=True)  # fmt: skip
     return {"voice": voice, "speed": speed, "pitch": pitch, "effect": effect}
+
+
+def render_recording(items: list[tuple[str, str | float, float]], out: Path, voice: str = "sv",
+                     speed: int = 160) -> list[dict[str, object]]:  # fmt: skip
+    """A long recording, as one reader makes it: each item is ("say", text, pause after it in seconds),
+    ("file", a recording to put in, pause after) or ("music", seconds, pause after), plucked guitar chords
+    from sox. Encoded by ffmpeg from its suffix (a LibriVox chapter is a 44.1 kHz mp3).
+
+    Returns, per item, where its sound really is: {"kind", "text", "start", "end"} in seconds, silence
+    trimmed (samples above -50 dBFS), which is what an aligner's boundaries are scored on.
+    """
+    pieces, truth, pos = [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (kind, what, pause) in enumerate(items):
+            wav = Path(tmp) / f"{k}.wav"
+            if kind == "say":
+                speak(str(what), wav, voice, speed)
+            elif kind == "music":
+                notes = ["pluck", "C3", "pluck", "E3", "pluck", "G3", "pluck", "C4"]
+                subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(wav), "synth", f"{float(what):g}", *notes,
+                                "tremolo", "2", "40", "vol", "0.5"], check=True, capture_output=True)  # fmt: skip
+            sound = decode_audio(Path(str(what)) if kind == "file" else wav)
+            loud = np.flatnonzero(np.abs(sound) > 10 ** (-50 / 20))
+            a, b = (int(loud[0]), int(loud[-1]) + 1) if loud.size else (0, 0)
+            truth.append({"kind": kind, "text": str(what), "start": round((pos + a) / SAMPLE_RATE, 3),
+                          "end": round((pos + b) / SAMPLE_RATE, 3)})  # fmt: skip
+            gap = int(pause * SAMPLE_RATE)
+            pieces += [sound, np.zeros(gap, dtype=np.float32)]
+            pos += len(sound) + gap
+        joined = Path(tmp) / "joined.wav"
+        sf.write(joined, np.concatenate(pieces), SAMPLE_RATE)
+        convert(joined, Path(out), rate=44100)
+    return truth

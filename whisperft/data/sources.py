@@ -42,7 +42,7 @@ class Row:
     """One utterance as read from a source, before decoding."""
 
     id: str
-    audio: str | bytes | None  # a path, encoded bytes, or None when the source row has no audio
+    audio: str | bytes | Any | None  # a path, encoded bytes, 16 kHz samples (a cut), or None: no audio
     text: str | None
     origin: str  # where it came from, for error messages: "train.tsv:12"
     problem: str | None = None  # set when the row is already known to be bad

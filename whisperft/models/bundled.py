@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import cache_dir, is_complete, waiting_lock
+from whisperft.io import cache_dir, is_complete, mark_complete, staged_dir, waiting_lock
 from whisperft.models.ct2_format import import_ct2
 
 logger = logging.getLogger("whisperft")
@@ -100,15 +100,36 @@ def ensure_bundled(name: str) -> Path:
             return target
         logger.info("converting bundled:%s to a Hugging Face model (once) in %s", name, target)
         with tempfile.TemporaryDirectory(dir=root, prefix=".src-") as tmp:
-            src = Path(tmp)
-            with open(src / "model.bin", "wb") as out:
-                for part in parts:
-                    with open(part, "rb") as fh:
-                        shutil.copyfileobj(fh, out, 16 << 20)
-            for fname in ("tokenizer.json", "config.json"):
-                shutil.copy(meta_dir / fname, src / fname)
-            import_ct2(src, target)
+            _join(parts, meta_dir, Path(tmp))
+            import_ct2(Path(tmp), target)
     return target
+
+
+def ensure_bundled_ct2(name: str) -> Path:
+    """``bundled:NAME`` as the CTranslate2 folder it ships as (its parts joined, once, into the cache), for
+    faster-whisper: the fast path of aligning long recordings."""
+    parts, meta_dir, key = source_files(name)
+    root = cache_dir() / "bundled"
+    target = root / f"{name}-{key}-ct2"
+    if is_complete(target):
+        return target
+    with waiting_lock(root / f".{name}-ct2.lock"):
+        if not is_complete(target):
+            with staged_dir(target) as tmp:
+                _join(parts, meta_dir, tmp)
+                mark_complete(tmp)
+    return target
+
+
+def _join(parts: list[Path], meta_dir: Path, dest: Path) -> None:
+    """Write a CTranslate2 folder: model.bin from its parts, and the tokenizer and config beside it."""
+    with open(dest / "model.bin", "wb") as out:
+        for part in parts:
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, out, 16 << 20)
+    for fname in ("tokenizer.json", "config.json", "vocabulary.json", "vocabulary.txt"):
+        if (meta_dir / fname).is_file():
+            shutil.copy(meta_dir / fname, dest / fname)
 
 
 def bundled_tokenizer_file(multilingual: bool = True) -> Path:

@@ -17,6 +17,8 @@ from typing import Any
 
 from transformers import AutoConfig
 
+from whisperft.data.align import AlignOptions
+from whisperft.data.longform import find_recordings
 from whisperft.data.sources import Row, Source, open_source
 from whisperft.data.store import AUDIO_FORMATS, REPORT, SplitWriter, write_meta
 from whisperft.errors import UsageError, WhisperftError
@@ -26,6 +28,7 @@ from whisperft.languages import Language, get_language
 from whisperft.models.registry import load_processor, resolve_model
 from whisperft.models.whisper import decoder_prefix, is_multilingual
 from whisperft.prepare.filters import EVAL_SPLITS, RateBounds, SeenRows, split_order
+from whisperft.prepare.longform import SUMMARY, LongformSource
 from whisperft.prepare.workers import batches, init_worker, process, tokenize
 
 logger = logging.getLogger("whisperft")
@@ -64,8 +67,11 @@ class SplitReport:
 
 @dataclass
 class PrepareResult:
+    """The store, its report (per split), and for long recordings the alignment's summary (``SUMMARY``)."""
+
     out: Path
     report: dict[str, Any]
+    alignment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -146,17 +152,29 @@ def prepare(
     progress: Callable[[int], None] | None = None,
     bounds: RateBounds | None = None,
     audio: str | None = None,
+    align_model: str = "bundled:base",
+    max_cer: float = AlignOptions.max_cer,
 ) -> PrepareResult:
     """Build a feature store at ``out`` from ``source``. Returns the store path and its report.
 
-    ``audio`` (opus or flac) keeps each clip's audio beside its frames, for waveform augmentation."""
+    ``audio`` (opus or flac) keeps each clip's audio beside its frames, for waveform augmentation.
+    A source of long recordings with their text (``data.longform``) is cut into clips first, aligned
+    by ``align_model`` and kept where the local CER is at most ``max_cer`` (``prepare.longform``)."""
     bounds = bounds or RateBounds()
     if audio is not None and audio not in AUDIO_FORMATS:
         raise UsageError(f"--audio must be one of {', '.join(AUDIO_FORMATS)}, got {audio!r}")
     _check_settings(max_duration, bounds)
+    if not 0 <= max_cer <= 1:
+        raise UsageError(f"--max-cer must be in [0, 1], got {max_cer:g}")
     lang = get_language(language)
     out = Path(out)
-    src = open_source(source, lang)
+    recordings = find_recordings(source)
+    longform = None
+    if recordings:
+        longform = LongformSource(recordings, lang, align_model, AlignOptions(max_cer, max_duration))
+        src = longform.source(str(source))
+    else:
+        src = open_source(source, lang)
     target = model_target(model, lang)
     if not src.splits:
         raise UsageError(f"{src.description}: no splits found (expected train/dev/test tables)")
@@ -178,13 +196,16 @@ def prepare(
                 "audio": audio}  # fmt: skip
         write_meta(tmp, meta)
         atomic_write_json(tmp / REPORT, report)
+        summary = longform.summary.to_dict(sum(r["hours"] for r in report.values())) if longform else None
+        if summary is not None:
+            atomic_write_json(tmp / SUMMARY, summary)
         mark_complete(tmp)
     for split, n in seen.leaked.items():
         logger.warning(
             "%d %s rows are also in an evaluation split: dropped from %s (leaked_into_eval)", n, split, split
         )
     _check_kept(report, list(src.splits), out / REPORT)
-    return PrepareResult(out, report)
+    return PrepareResult(out, report, summary)
 
 
 def _check_kept(report: dict[str, Any], listed: list[str], report_path: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from whisperft.audio import SAMPLE_RATE
-from whisperft.features import FRAMES_PER_SECOND, log_mel_batch, pad_features
+from whisperft.features import FRAMES_PER_SECOND, HOP_LENGTH, log_mel_batch, pad_features
 from whisperft.languages import decode_language, prompt_language, reported_language
 from whisperft.models.decode import RepetitionStop, decoder_limit
 from whisperft.models.whisper import context_frames, detect_languages, is_multilingual, own_language
@@ -60,15 +60,18 @@ class Transcriber:
         num_beams: int,
         timestamps: bool,
         seconds: float | None = None,
-    ) -> list[list[tuple[float, float, str]]]:
-        """Decode windows; per window a list of (start, end, text) relative to it.
+        frames: list[int] | None = None,
+    ) -> list[list[Segment]]:
+        """Decode windows; per window its segments, with times relative to it.
 
         Without timestamps (how the standard recipe fine-tunes) a window is one segment, whose
         end is filled in by the caller. ``seconds``: the longest chunk's audio, which bounds the
-        tokens generated (``text.token_limit``), so a model that loops stops early.
+        tokens generated (``text.token_limit``), so a model that loops stops early. ``frames``: each
+        window's mel frames of audio, given when the segments should carry word timestamps (the
+        cross-attention DTW then stops where the audio does).
         """
         kwargs: dict[str, Any] = {
-            "return_timestamps": timestamps,
+            "return_timestamps": timestamps or frames is not None,
             "return_segments": True,
             "num_beams": num_beams,
             "no_speech_threshold": 0.6,
@@ -86,23 +89,51 @@ class Transcriber:
             kwargs["task"] = task
             prompts = [prompt_language(t) for t in langs]
             kwargs["language"] = prompts if len(set(prompts)) > 1 else prompts[0]
+        if frames is not None:
+            kwargs["return_token_timestamps"] = True
+            mask = torch.arange(features.shape[-1])[None, :] < torch.tensor(frames)[:, None]
+            kwargs["attention_mask"] = mask.long().to(self.model.device)
         dtype = next(self.model.parameters()).dtype
         out = self.model.generate(features.to(self.model.device, dtype), **kwargs)
         results = []
         for b in range(features.shape[0]):
             segs = []
-            if timestamps:
+            if timestamps or frames is not None:
                 for seg in out["segments"][b]:
                     text = _clean(self.tokenizer.decode(seg["tokens"], skip_special_tokens=True))
                     if text:
-                        segs.append((float(seg["start"]), float(seg["end"]), text))
+                        words = self._words(seg) if frames is not None else []
+                        segs.append(Segment(float(seg["start"]), float(seg["end"]), text, words))
             else:
                 sequences = out["sequences"] if isinstance(out, dict) else out
                 text = _clean(self.tokenizer.decode(sequences[b], skip_special_tokens=True))
                 if text:
-                    segs.append((0.0, float("inf"), text))
+                    segs.append(Segment(0.0, float("inf"), text))
             results.append(segs)
         return results
+
+    def _words(self, seg: dict[str, Any]) -> list[tuple[float, float, str]]:
+        """(start, end, word) of a generated segment, from its token timestamps (the time each token
+        starts; a word ends where the next token starts). A word is a token that opens with a space and
+        the tokens up to the next such one; special tokens (timestamps, end of text) only give times."""
+        ids, times = seg["tokens"].tolist(), seg["token_timestamps"].tolist()
+        special = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        groups: list[list[int]] = []
+        for k, tok in enumerate(ids):
+            if tok >= special:
+                continue
+            piece = self.tokenizer.decode([tok])
+            if not groups or piece.startswith(" ") or groups[-1][-1] != k - 1:
+                groups.append([k])
+            else:
+                groups[-1].append(k)
+        words = []
+        for g in groups:
+            text = self.tokenizer.decode([ids[k] for k in g]).strip()
+            end = times[g[-1] + 1] if g[-1] + 1 < len(times) else float(seg["end"])
+            if text:
+                words.append((round(float(times[g[0]]), 3), round(float(max(end, times[g[0]])), 3), text))
+        return words
 
     def transcribe(
         self,
@@ -112,13 +143,15 @@ class Transcriber:
         num_beams: int = 1,
         batch_size: int = 8,
         timestamps: bool = True,
+        words: bool = False,
     ) -> list[tuple[str | None, str, list[Segment]]]:
         """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
 
         ``language``: None for the model's own (detected when it has none), ``auto`` to detect it per
         recording, or a language. Each recording is cut at pauses into chunks that fit the encoder
         window, and the chunks of all recordings are decoded together in batches; timestamps are
-        shifted back.
+        shifted back. ``words``: segments carry word timestamps (the model needs ``alignment_heads``
+        in its generation config, which OpenAI's checkpoints and their fine-tunes have).
         """
         window_s = self.window / FRAMES_PER_SECOND
         chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
@@ -144,13 +177,17 @@ class Transcriber:
             part = jobs[k : k + batch_size]
             feats = self._features([audios[i][a:b] for i, a, b in part])
             seconds = max(b - a for _, a, b in part) / SAMPLE_RATE  # jobs are sorted: the batch's are alike
-            decoded = self._decode(feats, [langs[i] or "en" for i, _, _ in part], task, num_beams, timestamps, seconds)
+            frames = [(b - a) // HOP_LENGTH for _, a, b in part] if words else None
+            prompts = [langs[i] or "en" for i, _, _ in part]
+            decoded = self._decode(feats, prompts, task, num_beams, timestamps, seconds, frames)
             for (i, a, b), segs in zip(part, decoded, strict=True):
                 offset, end = a / SAMPLE_RATE, b / SAMPLE_RATE
-                for s0, s1, text in segs:
-                    start = round(offset + s0, 3)
+                for seg in segs:
+                    start = round(offset + seg.start, 3)
                     if start < end:
-                        segments[i].append(Segment(start, round(min(offset + max(s1, s0), end), 3), text))
+                        stop = round(min(offset + max(seg.end, seg.start), end), 3)
+                        moved = [(round(offset + w0, 3), round(min(offset + w1, end), 3), w) for w0, w1, w in seg.words]
+                        segments[i].append(Segment(start, stop, seg.text, moved))
         results = []
         for i, segs in enumerate(segments):
             segs.sort(key=lambda s: s.start)

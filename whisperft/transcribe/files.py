@@ -27,7 +27,7 @@ class Engine(Protocol):
 
     def transcribe(
         self, audios: list[np.ndarray], language: str | None, task: str, num_beams: int, batch_size: int,
-        timestamps: bool,
+        timestamps: bool, words: bool = False,
     ) -> list[tuple[str | None, str, list[Segment]]]: ...  # fmt: skip
 
 

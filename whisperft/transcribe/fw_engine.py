@@ -111,7 +111,7 @@ class FasterWhisperTranscriber:
         code, _, _ = self.model.detect_language(features=np.concatenate([*plan.features, pad], axis=1))
         return reported_language(str(code), self.own), str(code)
 
-    def _options(self, tokenizer: Any, num_beams: int, timestamps: bool) -> Any:
+    def _options(self, tokenizer: Any, num_beams: int, timestamps: bool, words: bool = False) -> Any:
         """``BatchedInferencePipeline.transcribe``'s defaults, with our beam size and timestamp mode."""
         return self._fw.TranscriptionOptions(
             beam_size=num_beams, best_of=5, patience=1, length_penalty=1, repetition_penalty=1,
@@ -119,7 +119,7 @@ class FasterWhisperTranscriber:
             compression_ratio_threshold=2.4, condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
             temperatures=[0.0], initial_prompt=None, prefix=None, suppress_blank=True,
             suppress_tokens=self._fw.get_suppressed_tokens(tokenizer, [-1]), without_timestamps=not timestamps,
-            max_initial_timestamp=0.0, word_timestamps=False, prepend_punctuations="\"'“¿([{-",
+            max_initial_timestamp=0.0, word_timestamps=words, prepend_punctuations="\"'“¿([{-",
             append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False, max_new_tokens=None,
             clip_timestamps=[], hallucination_silence_threshold=None, hotwords=None,
         )  # fmt: skip
@@ -132,11 +132,13 @@ class FasterWhisperTranscriber:
         num_beams: int = 1,
         batch_size: int = 8,
         timestamps: bool = True,
+        words: bool = False,
     ) -> list[tuple[str | None, str, list[Segment]]]:
         """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
 
         ``language``: None for the model's own (``whisperft export`` records a fine-tune's), ``auto``
-        to detect it per recording, or a language."""
+        to detect it per recording, or a language. ``words``: segments carry word timestamps
+        (faster-whisper's cross-attention DTW over the alignment heads)."""
         chosen = decode_language(language, self.own, self.multilingual)
         plans = [self._plan(a) for a in audios]
         pairs = [self._language(p, chosen) if p.features else None for p in plans]
@@ -144,7 +146,7 @@ class FasterWhisperTranscriber:
         segments: list[list[Segment]] = [[] for _ in audios]
         for lang in dict.fromkeys(code for code in langs if code):
             tokenizer = self._fw.Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=lang)
-            options = self._options(tokenizer, num_beams, timestamps)
+            options = self._options(tokenizer, num_beams, timestamps, words)
             jobs = [(i, k) for i, p in enumerate(plans) if langs[i] == lang for k in range(len(p.features))]
             jobs.sort(key=lambda j: plans[j[0]].metadata[j[1]]["duration"])
             for start in range(0, len(jobs), batch_size):
@@ -152,6 +154,7 @@ class FasterWhisperTranscriber:
                 feats = np.stack([self._fw.pad_or_trim(plans[i].features[k]) for i, k in part])
                 metadata = [plans[i].metadata[k] for i, k in part]
                 bounded = _bounded(options, max(m["duration"] for m in metadata), timestamps)
+                self.pipeline.last_speech_timestamp = 0.0  # batches are not in time order: no carry-over
                 out = self.pipeline.forward(feats, tokenizer, metadata, bounded)
                 self._redo_repeats(feats, metadata, out, tokenizer, bounded)
                 for (i, _), segs in zip(part, out, strict=True):
@@ -203,5 +206,9 @@ class FasterWhisperTranscriber:
             text = " ".join(seg["text"].split())
             if text:
                 start = round(times.get_original_time(seg["start"]), 3)
-                out.append(Segment(start, max(start, round(times.get_original_time(seg["end"], is_end=True), 3)), text))
+                end = max(start, round(times.get_original_time(seg["end"], is_end=True), 3))
+                words = [(round(times.get_original_time(w["start"]), 3),
+                          round(times.get_original_time(w["end"], is_end=True), 3), w["word"].strip())
+                         for w in seg.get("words") or [] if w["word"].strip()]  # fmt: skip
+                out.append(Segment(start, end, text, words))
         return out

@@ -10,11 +10,15 @@ FORMATS = ("txt", "srt", "vtt", "json")
 
 @dataclass
 class Segment:
-    """A stretch of a recording and its text; ``start`` and ``end`` in seconds from the recording's start."""
+    """A stretch of a recording and its text; ``start`` and ``end`` in seconds from the recording's start.
+
+    ``words``: (start, end, word) in seconds, when word timestamps were asked for (cross-attention DTW
+    over the model's alignment heads, as openai-whisper and faster-whisper time words)."""
 
     start: float
     end: float
     text: str
+    words: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -44,7 +48,7 @@ def clamp_segments(segments: list[Segment], duration: float) -> list[Segment]:
     out = []
     for s in segments:
         start = min(max(s.start, 0.0), duration)
-        out.append(Segment(start, min(max(s.end, start), duration), s.text))
+        out.append(Segment(start, min(max(s.end, start), duration), s.text, s.words))
     return out
 
 
@@ -81,4 +85,8 @@ def render(t: Transcript, fmt: str) -> str:
         return to_srt(t)
     if fmt == "vtt":
         return to_vtt(t)
-    return json.dumps(asdict(t), ensure_ascii=False, indent=2) + "\n"
+    data = asdict(t)
+    for seg in data["segments"]:
+        if not seg["words"]:
+            del seg["words"]  # only when word timestamps were asked for
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

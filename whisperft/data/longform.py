@@ -1,0 +1,123 @@
+"""Long recordings with their text (audiobook chapters, lectures, sermons): the pairs, and the text's units.
+
+A recording and its text are a pair: ``chapter01.mp3`` beside ``chapter01.txt`` in a folder (train),
+or in its ``train/``, ``dev/`` or ``test/`` subfolders; or the rows of a manifest with an ``audio`` and a
+``text_file`` column (and optionally ``split``), paths relative to the manifest. prepare cuts each pair
+into clips (``data.align``, run by ``prepare.longform``); this module only finds the pairs and splits a
+text into the units clips are made of: sentences, or a heading that stands on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from whisperft.data.sources import SPLIT_ALIASES, _read_text_file, read_table
+from whisperft.errors import UsageError
+
+AUDIO_SUFFIXES = (".mp3", ".flac", ".wav", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4")
+TEXT_FILE_COLUMNS = ("text_file", "text_path", "transcript_file")
+
+# A sentence ends at . ! ? … or the full stops of other scripts (Devanagari danda ।, Arabic question mark ؟,
+# Armenian ։, Ethiopic ።) with any closing quotes or brackets, before a space that is not followed by a
+# lowercase letter ("t.ex. när" stays whole); CJK 。！？ end one with or without a space. An abbreviation
+# before a capital ("Mr. Smith") still splits; align joins units again where no pause parts them.
+_SENTENCE_END = re.compile(r"[.!?…।؟։።][\"'”’»)\]]*(?=\s)|[。！？][」』”）]*")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One long recording and its text file; ``split`` is train, validation or test."""
+
+    id: str
+    audio: Path
+    text: Path
+    split: str
+    origin: str  # where it was listed, for messages: "book/" or "book.csv:3"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A piece of the text a clip is made of: a sentence, or a line that stands alone (a heading).
+
+    ``paragraph`` counts the text's paragraphs from 0; ``index`` is the unit's place in the text."""
+
+    index: int
+    paragraph: int
+    text: str
+
+
+def find_recordings(source: str | None) -> list[Recording] | None:
+    """The pairs when ``source`` (prepare's ``--source``) is long recordings with their text, else None: a
+    folder that is neither Common Voice nor an audiofolder and has pairs, or a manifest with a
+    ``text_file`` column. Raises UsageError naming the row of a manifest whose file is missing."""
+    if source is None or source.startswith("hub:"):
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if (path / "clips").is_dir() or (path / "metadata.csv").is_file() or any(path.glob("*/metadata.csv")):
+            return None
+        return _folder_pairs(path) or None
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
+        columns, _ = read_table(path)
+        return _manifest_pairs(path) if any(c.lower() in TEXT_FILE_COLUMNS for c in columns) else None
+    return None
+
+
+def _folder_pairs(folder: Path) -> list[Recording]:
+    out = []
+    subfolders = [d for d in sorted(folder.iterdir()) if d.is_dir() and d.name.lower() in SPLIT_ALIASES]
+    for d, split in [(folder, "train")] + [(d, SPLIT_ALIASES[d.name.lower()]) for d in subfolders]:
+        for audio in sorted(p for p in d.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+            text = audio.with_suffix(".txt")
+            if text.is_file():
+                rel = audio.relative_to(folder).with_suffix("")
+                out.append(Recording(rel.as_posix(), audio, text, split, f"{folder}/{rel.as_posix()}"))
+    return out
+
+
+def _manifest_pairs(path: Path) -> list[Recording]:
+    columns, rows = read_table(path)
+    acol = next((c for c in columns if c.lower() in ("audio", "path", "file", "audio_file")), None)
+    tcol = next((c for c in columns if c.lower() in TEXT_FILE_COLUMNS), None)
+    if acol is None or tcol is None:
+        raise UsageError(f"{path}: a manifest of long recordings needs an audio and a text_file column")
+    scol = next((c for c in columns if c.lower() == "split"), None)
+    out = []
+    for line, rec in rows:
+        origin = f"{path}:{line}"
+        split = SPLIT_ALIASES.get(str(rec.get(scol) or "train").strip().lower()) if scol else "train"
+        if split is None:
+            raise UsageError(f"{origin}: unknown split {rec.get(scol)!r}; use train, validation or test")
+        audio, text = (path.parent / str(rec.get(c) or "").strip() for c in (acol, tcol))
+        for file in (audio, text):
+            if not file.is_file():
+                raise UsageError(f"{origin}: no such file {file}")
+        out.append(Recording(Path(str(rec[acol])).with_suffix("").as_posix(), audio, text, split, origin))
+    return out
+
+
+def read_units(path: Path) -> list[Unit]:
+    """The units of a text file, in order (see ``split_units``)."""
+    return split_units(_read_text_file(path))
+
+
+def split_units(text: str) -> list[Unit]:
+    """Split a text into paragraphs, then sentences.
+
+    Paragraphs are separated by blank lines; a text without blank lines has one paragraph per line (as
+    many e-texts are saved). Lines inside a paragraph are joined: hard-wrapped Project Gutenberg text
+    reads as its sentences. A paragraph without a sentence end (a heading, "Kapitel tre") is one unit.
+    """
+    blocks = [b for b in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")) if b.strip()]
+    if len(blocks) <= 1:
+        blocks = [line for line in text.splitlines() if line.strip()]
+    units: list[Unit] = []
+    for p, block in enumerate(blocks):
+        joined = " ".join(block.split())
+        cuts = [m.end() for m in _SENTENCE_END.finditer(joined) if not joined[m.end() :].lstrip()[:1].islower()]
+        for a, b in zip([0, *cuts], [*cuts, len(joined)], strict=True):
+            if joined[a:b].strip():
+                units.append(Unit(len(units), p, joined[a:b].strip()))
+    return units

@@ -1,0 +1,190 @@
+"""prepare of long recordings with their text: transcribe each with word times, align, hand on the clips.
+
+Each recording (``data.longform``) is decoded whole, its speech found by Silero VAD
+(``transcribe.vad.speech_regions``), transcribed with word timestamps by the aligning model (bundled base
+by default; a fine-tune in the language aligns better), and aligned to its text (``data.align``). Each
+clip becomes a row whose audio is the cut; everything else becomes a skipped row with its reason, so
+prepare_report.json accounts for the whole recording:
+
+- ``not_read``: a unit of the text not found in the recording (a heading, an unread paragraph);
+- ``mismatch``: found, but read otherwise than written (local CER over ``--max-cer``);
+- ``no_pause`` / ``too_long``: no pause to cut at;
+- ``not_in_text``: speech that matches no text (the reader's introduction, an added paragraph);
+- ``no_speech``: a stretch of ``MIN_NO_SPEECH_S`` or more without speech (music, long silence).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig
+
+from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.data.align import Alignment, AlignOptions, align
+from whisperft.data.longform import Recording, read_units
+from whisperft.data.sources import Row, Source
+from whisperft.errors import UsageError
+from whisperft.export.ct2 import export_ct2
+from whisperft.io import cache_dir, is_ct2_folder, waiting_lock
+from whisperft.languages import Language
+from whisperft.models.bundled import ensure_bundled_ct2
+from whisperft.models.registry import resolve_model
+from whisperft.models.whisper import FULL_WINDOW_POSITIONS
+from whisperft.transcribe.files import Engine
+from whisperft.transcribe.load import load_engine
+from whisperft.transcribe.vad import speech_regions
+
+logger = logging.getLogger("whisperft")
+
+NOT_IN_TEXT = "not_in_text"
+NO_SPEECH = "no_speech"
+MIN_NO_SPEECH_S = 3.0  # a pause between paragraphs is shorter; music or a break is not
+SUMMARY = "alignment.json"  # in the store, beside prepare_report.json
+CLIP_FIELDS = ("start", "end", "speech_start", "speech_end", "cer", "text")
+
+
+@dataclass
+class RecordingSummary:
+    """What became of one recording, in seconds."""
+
+    recording: str
+    seconds: float = 0.0
+    speech: float = 0.0
+    aligned: float = 0.0
+    not_in_text: float = 0.0
+    no_speech: float = 0.0
+    problem: str | None = None
+    clips: list[dict[str, Any]] = field(default_factory=list)  # id, start, end, speech_start/end, cer, text
+
+
+@dataclass
+class AlignSummary:
+    """The recordings aligned so far; ``to_dict`` gives hours."""
+
+    model: str
+    max_cer: float
+    recordings: list[RecordingSummary] = field(default_factory=list)
+
+    def to_dict(self, kept_hours: float) -> dict[str, Any]:
+        total = {k: round(sum(getattr(r, k) for r in self.recordings) / 3600, 4)
+                 for k in ("seconds", "speech", "aligned", "not_in_text", "no_speech")}  # fmt: skip
+        return {
+            "model": self.model,
+            "max_cer": self.max_cer,
+            "hours_recorded": total["seconds"],
+            "hours_speech": total["speech"],
+            "hours_aligned": total["aligned"],
+            "hours_recovered": round(kept_hours, 4),
+            "hours_not_in_text": total["not_in_text"],
+            "hours_no_speech": total["no_speech"],
+            "recordings": [vars(r) for r in self.recordings],
+        }
+
+
+class LongformSource:
+    """A ``Source`` of clips cut from long recordings, aligned lazily split by split, and its summary."""
+
+    def __init__(self, recordings: list[Recording], language: Language, model: str, options: AlignOptions) -> None:
+        self.recordings, self.language, self.options = recordings, language, options
+        self.summary = AlignSummary(model, options.max_cer)
+        self._spec = model
+        self._engine: Engine | None = None
+
+    def source(self, description: str) -> Source:
+        splits = dict.fromkeys(r.split for r in self.recordings)
+        return Source(
+            f"long recordings {description} (aligned with {self._spec})",
+            {s: (lambda s=s: self._rows(s)) for s in splits},
+        )
+
+    def _load(self) -> Engine:
+        if self._engine is None:
+            try:
+                self._engine = load_engine(ct2_folder(self._spec) or self._spec, self.language.code)
+            except UsageError as exc:
+                raise UsageError(f"--align-model {self._spec}: {exc}") from None
+        return self._engine
+
+    def _rows(self, split: str) -> Iterator[Row]:
+        for rec in (r for r in self.recordings if r.split == split):
+            yield from self._recording_rows(rec)
+
+    def _recording_rows(self, rec: Recording) -> Iterator[Row]:
+        summary = RecordingSummary(rec.id)
+        self.summary.recordings.append(summary)
+        try:
+            units = read_units(rec.text)
+            audio = decode_audio(rec.audio)
+        except (AudioError, UsageError) as exc:
+            summary.problem = str(getattr(exc, "detail", exc))
+            reason = exc.reason if isinstance(exc, AudioError) else "unreadable_text"
+            yield Row(rec.id, None, None, rec.origin, reason, summary.problem)
+            return
+        duration = len(audio) / SAMPLE_RATE
+        speech = speech_regions(audio)
+        _, _, segments = self._load().transcribe([audio], self.language.code, "transcribe", 1, 8, True, words=True)[0]
+        words = [w for seg in segments for w in seg.words]
+        found = align(units, words, speech, duration, self.options)
+        summary.seconds, summary.speech = round(duration, 3), round(sum(b - a for a, b in speech), 3)
+        summary.aligned = round(sum(c.duration for c in found.clips), 3)
+        logger.info("%s: %d clips (%.1f of %.1f min) from %d sentences", rec.origin, len(found.clips),
+                    summary.aligned / 60, duration / 60, len(units))  # fmt: skip
+        yield from _rows_of(rec, audio, found, speech, duration, summary)
+
+
+def _rows_of(rec: Recording, audio: Any, found: Alignment, speech: list[tuple[float, float]], duration: float,
+             summary: RecordingSummary) -> Iterator[Row]:  # fmt: skip
+    """The clips as rows, then a skipped row for every unit, stretch of other speech, or silence left out."""
+    for k, clip in enumerate(found.clips):
+        cut = audio[int(clip.start * SAMPLE_RATE) : int(clip.end * SAMPLE_RATE)]
+        summary.clips.append({"id": f"{rec.id}_{k:04d}", **{f: getattr(clip, f) for f in CLIP_FIELDS}})
+        yield Row(f"{rec.id}_{k:04d}", cut, clip.text, f"{rec.origin} {_span(clip.start, clip.end)}")
+    for skip in found.skipped:
+        origin = f"{rec.origin} sentence {skip.unit.index + 1}"
+        yield Row(f"{rec.id}_s{skip.unit.index}", None, skip.unit.text, origin, skip.reason, skip.detail)
+    for start, end, text in found.extra:
+        summary.not_in_text += end - start
+        detail = f"speech that matches no text: {text[:80]!r}"
+        yield Row(f"{rec.id}_x{start:.0f}", None, None, f"{rec.origin} {_span(start, end)}", NOT_IN_TEXT, detail)
+    edges = [0.0] + [t for region in speech for t in region] + [duration]
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        if b - a >= MIN_NO_SPEECH_S:
+            summary.no_speech += b - a
+            detail = f"{b - a:.1f} s without speech (music or silence)"
+            yield Row(f"{rec.id}_n{a:.0f}", None, None, f"{rec.origin} {_span(a, b)}", NO_SPEECH, detail)
+    summary.not_in_text, summary.no_speech = round(summary.not_in_text, 3), round(summary.no_speech, 3)
+
+
+def _span(start: float, end: float) -> str:
+    return f"{start:.2f}-{end:.2f} s"
+
+
+def ct2_folder(spec: str) -> str | None:
+    """The CTranslate2 folder that runs ``spec`` on faster-whisper, the fast path, when the ct2 extra is
+    installed: the folder itself; a bundled model as it ships; another model exported once (int8, by
+    ``whisperft export``'s converter) into the cache, keyed by its files. None without the extra, or for
+    a model trained with a shorter audio context than Whisper's 30 s (``model.audio_context_s``)."""
+    if is_ct2_folder(Path(spec).expanduser()):
+        return spec
+    if not all(importlib.util.find_spec(m) for m in ("ctranslate2", "faster_whisper")):
+        return None
+    if spec.startswith("bundled:"):
+        return str(ensure_bundled_ct2(spec.split(":", 1)[1]))
+    path = Path(resolve_model(spec))
+    if int(AutoConfig.from_pretrained(path).max_source_positions) < FULL_WINDOW_POSITIONS:
+        return None  # trained with a short audio context: PyTorch keeps its window, faster-whisper pads to 30 s
+    key = hashlib.sha256(str(path.resolve()).encode())
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        key.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
+    target = cache_dir() / "ct2" / f"{path.name}-{key.hexdigest()[:16]}"
+    with waiting_lock(target.with_name(f".{target.name}.lock")):
+        if not (target / "model.bin").is_file():
+            logger.info("converting %s to CTranslate2 (int8, once) in %s for faster-whisper", spec, target)
+            export_ct2(str(path), target, "int8")
+    return str(target)
