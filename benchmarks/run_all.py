@@ -24,6 +24,7 @@ SCRIPTS = [
     "bench_runaway",
     "bench_real_speech",
     "bench_new_language",
+    "bench_audiobook",
 ]
 
 

@@ -108,7 +108,7 @@ def build_real(root: Path, lang: str = "es", n: int = 48, seed: int = 21) -> dic
     said = render_recording(items, book / "chapter01.mp3")
     heading = "Capitulo uno"
     lines = [heading, *text[:middle], *unread, *text[middle:]]  # the unread prompts sit between read ones
-    (book / "chapter01.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (book / "chapter01.txt").write_text("\n\n".join(lines) + "\n", encoding="utf-8")  # a paragraph each
     items_out = [{**s, "kind": "say", "text": t, "part": k} for s, (t, k) in zip(said, spoken, strict=True)]
     truth = {"settings": {"lang": lang, "n": n, "seed": seed}, "unread": "\n\n".join(unread), "heading": heading,
              "items": items_out}  # fmt: skip

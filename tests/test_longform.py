@@ -196,3 +196,26 @@ def test_the_aligner_runs_on_faster_whisper_converted_once(tiny_model: Path, bas
     assert (Path(first) / "model.bin").stat().st_mtime_ns == stamp
     bundled = ct2_folder("bundled:tiny.en")
     assert bundled is not None and json.loads((Path(bundled) / "config.json").read_text())["alignment_heads"]
+
+
+def test_alignment_edge_cases() -> None:
+    """Scripts without spaces, punctuation standing alone, and words the VAD does not hear."""
+    units = split_units("我们走吧。你好！")
+    words = [(0.5, 0.9, "我们"), (0.9, 1.1, "走"), (1.1, 1.4, "吧。"), (2.0, 2.4, "你好!")]
+    found = align(units, words, [(0.45, 1.45), (1.95, 2.45)], 3.0)
+    assert [c.text for c in found.clips] == ["我们走吧。", "你好！"]
+    # a separator line is no unit, and a spoken dash no word: neither parts two sentences read in one breath
+    units = split_units("One two three.\n\n* * *\n\nFour five six.")
+    assert [u.text for u in units] == ["One two three.", "Four five six."]
+    words = [*_timed("one two three", 1.0), (2.2, 2.3, "—"), *_timed("four five six", 2.3)]
+    found = align(units, words, [(0.9, 3.6)], 4.0)
+    assert [c.text for c in found.clips] == ["One two three. Four five six."]
+    # the VAD hears nothing where the words are: no clip of negative length
+    found = align(units, words, [], 4.0)
+    assert not found.clips and {s.reason for s in found.skipped} == {"no_speech"}
+
+
+def test_a_recording_in_two_formats_keeps_two_ids(tmp_path: Path) -> None:
+    for name in ("ch01.mp3", "ch01.wav", "ch01.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert sorted(r.id for r in find_recordings(str(tmp_path)) or []) == ["ch01.mp3", "ch01.wav"]

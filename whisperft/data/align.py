@@ -5,12 +5,14 @@ the stretches where the two agree, and label them with the given text. Stretches
 out by themselves: a paragraph left unread, a heading, speech that is not in the text (the reader's
 introduction, an added paragraph) and music.
 
-1. Text and transcript are normalized (``text.normalize_text``) and aligned character by character with
-   Levenshtein edit operations (rapidfuzz: 50,000 against 50,000 characters in 0.13 s, 2 MB). Characters
-   tolerate a transcript's misspellings better than words do.
-2. Each unit of the text (a sentence, ``data.longform``) gets the transcript words aligned to it and a
-   local CER: its characters that are not matched, plus the transcript's characters inserted within it,
-   over its length. A unit is kept when its CER is at most ``max_cer``.
+1. Text and transcript are normalized (``text.normalize_text``, accents dropped) and split into words
+   (characters, in scripts written without spaces). Their longest common subsequence of words
+   (rapidfuzz ``Indel``: insertions and deletions only) anchors each unit of the text (a sentence,
+   ``data.longform``) to transcript words; an unread paragraph and a read one that is not in the text
+   are never paired off, as Levenshtein's cheaper substitutions would pair them.
+2. Each unit's span runs from its first to its last anchor, widened over misheard words beside them,
+   and its local CER is the Levenshtein distance of its characters (spaces aside) to the span's, over
+   its length. A unit is kept when its CER is at most ``max_cer``.
 3. A clip's edges are pauses: gaps between the speech regions of a voice activity detector (Silero VAD)
    that lie between the unit's last word and the next word of the transcript (from the middle of one to
    the middle of the other, since word times from cross-attention are off by a tenth of a second or
@@ -21,8 +23,11 @@ Times are in seconds from the recording's start.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import Indel, Levenshtein
@@ -39,12 +44,18 @@ MISMATCH = "mismatch"  # found, but read otherwise than written (its CER is over
 NO_PAUSE = "no_pause"  # no pause parts it from speech that is not kept
 TOO_LONG = "too_long"  # a clip of sentences that no pause parts is longer than max_duration
 UNHEARD = "untranscribed_speech"  # its clip would hold speech the transcriber left out
+NO_SPEECH = "no_speech"  # the VAD hears no speech where its words are (and, in prepare, music or silence)
 # Seconds of speech a clip may hold beyond its words' times: cross-attention times the last word of a
 # window early (by 0.67 s on a real Asterisk prompt); a dropped sentence lasts longer.
 EDGE_SLACK = 0.8
 MIN_FOUND = 0.5  # of a unit's words found in the transcript, below which it counts as not read
 MAX_STRAY = 3  # transcript words an anchor may stray from its unit's others (``_densest``)
 MIN_EXTRA_S = 1.0  # unmatched transcript shorter than this is a misheard word, not speech outside the text
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, CJK ideographs): each
+# character is a word of the alignment.
+_SPACELESS = re.compile(
+    r"([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])"
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,16 @@ class Alignment:
     extra: list[tuple[float, float, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Heard:
+    """What was heard in a recording: the transcript's words, the VAD's speech and the pauses around it."""
+
+    words: Sequence[Word]
+    speech: Sequence[Region]
+    pauses: Sequence[Region]
+    duration: float
+
+
 @dataclass
 class _Match:
     """How one unit aligned: its transcript words (first, last index; -1 when not found), its words found
@@ -114,9 +135,12 @@ class _Match:
 def align(units: Sequence[Unit], words: Sequence[Word], speech: Sequence[Region], duration: float,
           options: AlignOptions = AlignOptions()) -> Alignment:  # fmt: skip
     """Align ``words`` (the transcript, in order) to ``units`` (the text) and cut clips at the pauses
-    between the ``speech`` regions of a recording of ``duration`` seconds."""
+    between the ``speech`` regions of a recording of ``duration`` seconds. Words that are only
+    punctuation (faster-whisper keeps a spaced " —" as a word) take no part."""
+    words = [w for w in words if _tokens(w[2])]
     matches = _match(units, words)
     out = Alignment(extra=_extra(words, matches))
+    heard = _Heard(words, speech, _pauses(speech, duration), duration)
     i = 0
     while i < len(units):
         reason = _unit_problem(matches[i], options.max_cer)
@@ -124,7 +148,7 @@ def align(units: Sequence[Unit], words: Sequence[Word], speech: Sequence[Region]
             out.skipped.append(Skip(units[i], *reason))
             i += 1
             continue
-        j, clip = _clip(units, matches, words, speech, i, duration, options)
+        j, clip = _clip(units, matches, heard, i, options)
         if isinstance(clip, Clip):
             out.clips.append(clip)
         else:
@@ -149,14 +173,16 @@ def _match(units: Sequence[Unit], words: Sequence[Word]) -> list[_Match]:
        not in the text can never be paired off as substitutions, as Levenshtein's cheaper substitution
        would). A unit with at least ``MIN_FOUND`` of its words among them is found.
     2. Its span: from its first to its last anchor, widened over the unanchored words beside them
-       (misheard first or last words) as far as that lowers the edit distance of its characters.
+       (misheard first or last words) as far as that does not raise the edit distance of its characters
+       (a word as near as far, "wheel" read "wheelhouse", is taken: a clip cannot end inside speech).
     """
-    text_units = [k for k, u in enumerate(units) for _ in _norm(u.text).split()]
-    text_tokens = [t for u in units for t in _norm(u.text).split()]
-    said = [_norm(w[2]) for w in words]
-    said_words = [k for k, t in enumerate(said) for _ in t.split()]
-    said_tokens = [t for w in said for t in w.split()]
-    matches = [_Match(len(_norm(u.text).split()), len(_norm(u.text))) for u in units]
+    unit_tokens = [_tokens(u.text) for u in units]
+    text_units = [k for k, toks in enumerate(unit_tokens) for _ in toks]
+    text_tokens = [t for toks in unit_tokens for t in toks]
+    said = [_tokens(w[2]) for w in words]
+    said_words = [k for k, toks in enumerate(said) for _ in toks]
+    said_tokens = [t for toks in said for t in toks]
+    matches = [_Match(len(toks), len("".join(toks))) for toks in unit_tokens]
     anchors: list[list[int]] = [[] for _ in units]  # per unit: (its token index, transcript word) of anchors
     positions: list[list[int]] = [[] for _ in units]
     starts, total = [], 0  # each unit's first token
@@ -182,19 +208,21 @@ def _match(units: Sequence[Unit], words: Sequence[Word]) -> list[_Match]:
         lead, trail = min(positions[k]), m.tokens - 1 - max(positions[k])
         firsts = range(min(first, max(floor, first - lead - 1)), first + 1)
         lasts = range(last, max(last, min(ceiling, last + trail + 1)) + 1)
-        reference = _norm(units[k].text)
-        best = min((Levenshtein.distance(reference, " ".join(said[a : b + 1])), b - a, a, b)
+        reference = "".join(unit_tokens[k])
+        best = min((Levenshtein.distance(reference, "".join(t for toks in said[a : b + 1] for t in toks)), a - b, a, b)
                     for a in firsts for b in lasts)  # fmt: skip
         m.errors, _, m.first, m.last = best
         floor = m.last + 1
     return matches
 
 
-def _norm(text: str) -> str:
-    """``normalize_text`` without accents: a script written without them ("numero") matches "número"
-    read aloud. Both sides lose them, so words that differ only in their marks compare equal."""
+def _tokens(text: str) -> list[str]:
+    """The words of ``text`` as aligned: ``normalize_text`` without accents (a script written without
+    them, "numero", matches "número" read aloud; both sides lose them), characters of spaceless scripts
+    apart."""
     decomposed = unicodedata.normalize("NFKD", normalize_text(text))
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    folded = unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    return _SPACELESS.sub(r" \1 ", folded).split()
 
 
 def _densest(positions: list[int], anchors: list[int]) -> tuple[list[int], list[int]]:
@@ -240,37 +268,44 @@ def _pauses(speech: Sequence[Region], duration: float) -> list[Region]:
     return [(edges[k], edges[k + 1]) for k in range(0, len(edges), 2) if edges[k + 1] > edges[k]]
 
 
-def _pause_between(pauses: Sequence[Region], words: Sequence[Word], before: int, after: int, duration: float,
-                   last: bool) -> Region | None:  # fmt: skip
+def _pause_between(heard: _Heard, before: int, after: int, last: bool) -> Region | None:
     """The pause between the middle of word ``before`` and the middle of word ``after`` (either may be out
     of range: the recording's start or end) nearest the unit: the last such pause before it (``last``)
     or the first after it. Not the longest: where the transcript lacks a sentence, the longest pause
     between its neighbours may lie beyond that sentence."""
+    words, pauses = heard.words, heard.pauses
     lo = sum(words[before][:2]) / 2 if 0 <= before < len(words) else 0.0
-    hi = sum(words[after][:2]) / 2 if 0 <= after < len(words) else duration
-    inside = [p for p in pauses if p[0] < hi and p[1] > lo]
+    hi = sum(words[after][:2]) / 2 if 0 <= after < len(words) else heard.duration
+    k = max(0, bisect.bisect_left(pauses, (lo,)) - 1)  # sorted and disjoint: start where lo falls
+    inside = [p for p in itertools.takewhile(lambda p: p[0] < hi, _after(pauses, k)) if p[1] > lo]
     if not inside:
         return None
-    return max(inside) if last else min(inside)
+    return inside[-1] if last else inside[0]
 
 
-def _unheard(speech: Sequence[Region], words: Sequence[Word], first: int, last: int, a: float, b: float) -> bool:
+def _after(items: Sequence[Region], k: int) -> Iterator[Region]:
+    """``items[k:]`` without the copy."""
+    return (items[n] for n in range(k, len(items)))
+
+
+def _unheard(heard: _Heard, first: int, last: int, a: float, b: float) -> bool:
     """Whether the VAD hears more than ``EDGE_SLACK`` seconds of speech in [a, b] before the unit's first
     word starts or after its last word ends: a sentence the transcriber dropped, next to the unit."""
-    lo, hi = words[first][0], words[last][1]
-    outside = sum(max(0.0, min(r[1], b, lo) - max(r[0], a)) + max(0.0, min(r[1], b) - max(r[0], a, hi)) for r in speech)
+    lo, hi = heard.words[first][0], heard.words[last][1]
+    k = max(0, bisect.bisect_left(heard.speech, (a,)) - 1)
+    near = itertools.takewhile(lambda r: r[0] < b, _after(heard.speech, k))
+    outside = sum(max(0.0, min(r[1], b, lo) - max(r[0], a)) + max(0.0, min(r[1], b) - max(r[0], a, hi)) for r in near)
     return outside > EDGE_SLACK
 
 
-def _clip(units: Sequence[Unit], matches: list[_Match], words: Sequence[Word], speech: Sequence[Region], i: int,
-          duration: float, options: AlignOptions) -> tuple[int, Clip | tuple[str, str]]:  # fmt: skip
+def _clip(units: Sequence[Unit], matches: list[_Match], heard: _Heard, i: int,
+          options: AlignOptions) -> tuple[int, Clip | tuple[str, str]]:  # fmt: skip
     """The clip that starts with unit ``i`` (kept), joining the units after it that no pause parts from it:
     (its last unit, the clip or the (reason, detail) that skips all of them)."""
-    pauses = _pauses(speech, duration)
-    start = _pause_between(pauses, words, matches[i].first - 1, matches[i].first, duration, last=True)
+    start = _pause_between(heard, matches[i].first - 1, matches[i].first, last=True)
     j = i
     while True:
-        end = _pause_between(pauses, words, matches[j].last, matches[j].last + 1, duration, last=False)
+        end = _pause_between(heard, matches[j].last, matches[j].last + 1, last=False)
         nxt = j + 1
         shared = nxt < len(units) and 0 <= matches[nxt].first <= matches[j].last  # a word read across both
         if end is not None and not shared:
@@ -281,11 +316,13 @@ def _clip(units: Sequence[Unit], matches: list[_Match], words: Sequence[Word], s
         j = nxt
     if start is None:
         return j, (NO_PAUSE, "no pause before it parts it from the speech before")
+    if start[1] >= end[0]:  # the same silence on both sides: the VAD hears nothing where its words are
+        return j, (NO_SPEECH, "no speech where the transcript has its words")
     a = max(start[0], start[1] - min(options.pad, (start[1] - start[0]) / 2))
     b = min(end[1], end[0] + min(options.pad, (end[1] - end[0]) / 2))
     cers = [matches[k] for k in range(i, j + 1)]
     cer = sum(m.errors for m in cers) / max(1, sum(m.length for m in cers))
-    if _unheard(speech, words, matches[i].first, matches[j].last, a, b):
+    if _unheard(heard, matches[i].first, matches[j].last, a, b):
         return j, (UNHEARD, "the clip would hold speech that is not in the transcript")
     if b - a > options.max_duration:
         return j, (TOO_LONG, f"{b - a:.1f} s without a pause between sentences > {options.max_duration:g} s")

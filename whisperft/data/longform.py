@@ -10,20 +10,25 @@ text into the units clips are made of: sentences, or a heading that stands on it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from whisperft.data.sources import SPLIT_ALIASES, _read_text_file, read_table
 from whisperft.errors import UsageError
+from whisperft.text import normalize_text
 
 AUDIO_SUFFIXES = (".mp3", ".flac", ".wav", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4")
 TEXT_FILE_COLUMNS = ("text_file", "text_path", "transcript_file")
 
 # A sentence ends at . ! ? … or the full stops of other scripts (Devanagari danda ।, Arabic question mark ؟,
 # Armenian ։, Ethiopic ።) with any closing quotes or brackets, before a space that is not followed by a
-# lowercase letter ("t.ex. när" stays whole); CJK 。！？ end one with or without a space. An abbreviation
-# before a capital ("Mr. Smith") still splits; align joins units again where no pause parts them.
+# lowercase letter ("t.ex. när" stays whole); CJK 。！？ end one with or without a space. A full stop after
+# a single letter (an initial, "J. R. R."), a number of one or two digits (a German or Nordic ordinal,
+# "am 3. Oktober") or a title ("Mr.", "Dr.", "St.") ends nothing; other abbreviations before a capital
+# still split, and align joins the parts again where no pause parts them.
 _SENTENCE_END = re.compile(r"[.!?…।؟։።][\"'”’»)\]]*(?=\s)|[。！？][」』”）]*")
+_NOT_AN_END = re.compile(r"(?:^|\W)(?:[^\W\d_]|\d{1,2}|Mr|Mrs|Ms|Dr|St|Prof|Sr|Jr|Mt|Hr|Fr|Nr|No|Vol|pp?|ch|cf|vs)\.$")
+_LINE_END = re.compile(r"[.!?…。！？।؟։።][\"'”’»)\]」』]*$")
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,13 @@ def _folder_pairs(folder: Path) -> list[Recording]:
             if text.is_file():
                 rel = audio.relative_to(folder).with_suffix("")
                 out.append(Recording(rel.as_posix(), audio, text, split, f"{folder}/{rel.as_posix()}"))
-    return out
+    return _unique(out)
+
+
+def _unique(pairs: list[Recording]) -> list[Recording]:
+    """The pairs, each with an id of its own: ch01.mp3 and ch01.wav beside one ch01.txt keep their suffix."""
+    stems = [r.id for r in pairs]
+    return [r if stems.count(r.id) == 1 else replace(r, id=f"{r.id}{r.audio.suffix}") for r in pairs]
 
 
 def _manifest_pairs(path: Path) -> list[Recording]:
@@ -95,7 +106,12 @@ def _manifest_pairs(path: Path) -> list[Recording]:
             if not file.is_file():
                 raise UsageError(f"{origin}: no such file {file}")
         out.append(Recording(Path(str(rec[acol])).with_suffix("").as_posix(), audio, text, split, origin))
-    return out
+    return _unique(out)
+
+
+def _ends(text: str, at: int) -> bool:
+    """Whether the sentence end found before ``at`` ends a sentence (see ``_SENTENCE_END``)."""
+    return not text[at:].lstrip()[:1].islower() and not _NOT_AN_END.search(text[:at])
 
 
 def read_units(path: Path) -> list[Unit]:
@@ -106,18 +122,22 @@ def read_units(path: Path) -> list[Unit]:
 def split_units(text: str) -> list[Unit]:
     """Split a text into paragraphs, then sentences.
 
-    Paragraphs are separated by blank lines; a text without blank lines has one paragraph per line (as
-    many e-texts are saved). Lines inside a paragraph are joined: hard-wrapped Project Gutenberg text
-    reads as its sentences. A paragraph without a sentence end (a heading, "Kapitel tre") is one unit.
+    Paragraphs are separated by blank lines, and the lines inside one are joined: hard-wrapped Project
+    Gutenberg text reads as its sentences. A text without blank lines whose lines mostly end a sentence
+    has one paragraph per line (as many e-texts are saved). A paragraph without a sentence end (a
+    heading, "Kapitel tre") is one unit. Units with nothing to say ("* * *") are left out.
     """
-    blocks = [b for b in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")) if b.strip()]
-    if len(blocks) <= 1:
-        blocks = [line for line in text.splitlines() if line.strip()]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    ended = sum(bool(_LINE_END.search(line)) for line in lines)
+    if len(blocks) <= 1 and ended * 2 > len(lines):
+        blocks = lines
     units: list[Unit] = []
     for p, block in enumerate(blocks):
         joined = " ".join(block.split())
-        cuts = [m.end() for m in _SENTENCE_END.finditer(joined) if not joined[m.end() :].lstrip()[:1].islower()]
+        cuts = [m.end() for m in _SENTENCE_END.finditer(joined) if _ends(joined, m.end())]
         for a, b in zip([0, *cuts], [*cuts, len(joined)], strict=True):
-            if joined[a:b].strip():
+            if normalize_text(joined[a:b]):
                 units.append(Unit(len(units), p, joined[a:b].strip()))
     return units

@@ -403,6 +403,6 @@ def open_source(source: str | None, language: Language) -> Source:
     if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
         return disk_source(path)
     raise UsageError(
-        f"--source {source}: not a Common Voice folder (clips/ + train.tsv), an audiofolder (metadata.csv) "
-        "or a datasets.save_to_disk folder"
+        f"--source {source}: not a Common Voice folder (clips/ + train.tsv), an audiofolder (metadata.csv), "
+        "a datasets.save_to_disk folder, or long recordings beside their text (chapter01.mp3 + chapter01.txt)"
     )

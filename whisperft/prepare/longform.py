@@ -6,11 +6,16 @@ by default; a fine-tune in the language aligns better), and aligned to its text 
 clip becomes a row whose audio is the cut; everything else becomes a skipped row with its reason, so
 prepare_report.json accounts for the whole recording:
 
-- ``not_read``: a unit of the text not found in the recording (a heading, an unread paragraph);
+- ``not_read``: a unit of the text not found in the transcript (a heading, an unread paragraph, or
+  speech the transcriber missed);
 - ``mismatch``: found, but read otherwise than written (local CER over ``--max-cer``);
-- ``no_pause`` / ``too_long``: no pause to cut at;
+- ``no_pause`` / ``too_long``: no pause to cut at; ``untranscribed_speech``: the clip would hold speech
+  the transcript lacks;
 - ``not_in_text``: speech that matches no text (the reader's introduction, an added paragraph);
-- ``no_speech``: a stretch of ``MIN_NO_SPEECH_S`` or more without speech (music, long silence).
+- ``no_speech``: a stretch of ``MIN_NO_SPEECH_S`` or more without speech (music, long silence), or a unit
+  whose words the VAD does not hear;
+- for a whole recording: the audio errors of ``audio.decode_audio`` (``undecodable``...),
+  ``unreadable_text``, and ``alignment_failed`` (transcription or alignment raised; the run goes on).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from transformers import AutoConfig
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
-from whisperft.data.align import Alignment, AlignOptions, align
+from whisperft.data.align import NO_SPEECH, Alignment, AlignOptions, align
 from whisperft.data.longform import Recording, read_units
 from whisperft.data.sources import Row, Source
 from whisperft.errors import UsageError
@@ -43,7 +48,6 @@ from whisperft.transcribe.vad import speech_regions
 logger = logging.getLogger("whisperft")
 
 NOT_IN_TEXT = "not_in_text"
-NO_SPEECH = "no_speech"
 MIN_NO_SPEECH_S = 3.0  # a pause between paragraphs is shorter; music or a break is not
 SUMMARY = "alignment.json"  # in the store, beside prepare_report.json
 CLIP_FIELDS = ("start", "end", "speech_start", "speech_end", "cer", "text")
@@ -104,11 +108,19 @@ class LongformSource:
         )
 
     def _load(self) -> Engine:
+        """The aligning engine; UsageError (exit 2) for a model that cannot time words."""
         if self._engine is None:
             try:
-                self._engine = load_engine(ct2_folder(self._spec) or self._spec, self.language.code)
+                engine = load_engine(ct2_folder(self._spec) or self._spec, self.language.code)
             except UsageError as exc:
                 raise UsageError(f"--align-model {self._spec}: {exc}") from None
+            config = getattr(getattr(engine, "model", None), "generation_config", None)  # PyTorch engines only
+            if config is not None and not getattr(config, "alignment_heads", None):
+                raise UsageError(
+                    f"--align-model {self._spec}: its generation_config.json has no alignment_heads, which word "
+                    "timestamps need; align with bundled:base or a fine-tune of an OpenAI checkpoint"
+                )
+            self._engine = engine
         return self._engine
 
     def _rows(self, split: str) -> Iterator[Row]:
@@ -121,16 +133,22 @@ class LongformSource:
         try:
             units = read_units(rec.text)
             audio = decode_audio(rec.audio)
-        except (AudioError, UsageError) as exc:
+        except (AudioError, UsageError, OSError) as exc:
             summary.problem = str(getattr(exc, "detail", exc))
             reason = exc.reason if isinstance(exc, AudioError) else "unreadable_text"
             yield Row(rec.id, None, None, rec.origin, reason, summary.problem)
             return
         duration = len(audio) / SAMPLE_RATE
-        speech = speech_regions(audio)
-        _, _, segments = self._load().transcribe([audio], self.language.code, "transcribe", 1, 8, True, words=True)[0]
-        words = [w for seg in segments for w in seg.words]
-        found = align(units, words, speech, duration, self.options)
+        engine = self._load()
+        try:
+            speech = speech_regions(audio)
+            _, _, segments = engine.transcribe([audio], self.language.code, "transcribe", 1, 8, True, words=True)[0]
+            found = align(units, [w for seg in segments for w in seg.words], speech, duration, self.options)
+        except (RuntimeError, ValueError, MemoryError) as exc:  # one recording's failure ends nothing else
+            summary.problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            logger.warning("%s: transcription or alignment failed (%s); skipped", rec.origin, summary.problem)
+            yield Row(rec.id, None, None, rec.origin, "alignment_failed", summary.problem)
+            return
         summary.seconds, summary.speech = round(duration, 3), round(sum(b - a for a, b in speech), 3)
         summary.aligned = round(sum(c.duration for c in found.clips), 3)
         logger.info("%s: %d clips (%.1f of %.1f min) from %d sentences", rec.origin, len(found.clips),
