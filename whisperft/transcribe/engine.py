@@ -94,7 +94,19 @@ class Transcriber:
             mask = torch.arange(features.shape[-1])[None, :] < torch.tensor(frames)[:, None]
             kwargs["attention_mask"] = mask.long().to(self.model.device)
         dtype = next(self.model.parameters()).dtype
-        out = self.model.generate(features.to(self.model.device, dtype), **kwargs)
+        try:
+            out = self.model.generate(features.to(self.model.device, dtype), **kwargs)
+        except IndexError:
+            # transformers 5.24 cannot time the words of a batch in which the temperature fallback decodes
+            # some rows again (IndexError in _extract_token_timestamps): decode its rows one by one, and
+            # a row that still fails without word times (align then skips its sentences as not_read)
+            if frames is None:
+                raise
+            if features.shape[0] > 1:
+                rows = [self._decode(features[b : b + 1], langs[b : b + 1], task, num_beams, timestamps, seconds,
+                                     frames[b : b + 1]) for b in range(features.shape[0])]  # fmt: skip
+                return [r[0] for r in rows]
+            return self._decode(features, langs, task, num_beams, True, seconds, None)
         results = []
         for b in range(features.shape[0]):
             segs = []
