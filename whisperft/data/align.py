@@ -140,7 +140,7 @@ def align(units: Sequence[Unit], words: Sequence[Word], speech: Sequence[Region]
     words = [w for w in words if _tokens(w[2])]
     matches = _match(units, words)
     out = Alignment(extra=_extra(words, matches))
-    heard = _Heard(words, speech, _pauses(speech, duration), duration)
+    heard = _Heard(words, speech, pauses(speech, duration), duration)
     i = 0
     while i < len(units):
         reason = _unit_problem(matches[i], options.max_cer)
@@ -262,8 +262,9 @@ def _extra(words: Sequence[Word], matches: list[_Match]) -> list[tuple[float, fl
     return out
 
 
-def _pauses(speech: Sequence[Region], duration: float) -> list[Region]:
-    """The silences around and between speech regions."""
+def pauses(speech: Sequence[Region], duration: float) -> list[Region]:
+    """The silences, (start, end) in seconds, before, between and after the ``speech`` regions of a
+    recording of ``duration`` seconds."""
     edges = [0.0] + [t for region in speech for t in region] + [duration]
     return [(edges[k], edges[k + 1]) for k in range(0, len(edges), 2) if edges[k + 1] > edges[k]]
 

@@ -9,11 +9,12 @@ text into the units clips are made of: sentences, or a heading that stands on it
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from whisperft.data.sources import SPLIT_ALIASES, _read_text_file, read_table
+from whisperft.data.sources import SPLIT_ALIASES, _read_text_file, parse_table, read_table
 from whisperft.errors import UsageError
 from whisperft.text import normalize_text
 
@@ -65,9 +66,20 @@ def find_recordings(source: str | None) -> list[Recording] | None:
             return None
         return _folder_pairs(path) or None
     if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
-        columns, _ = read_table(path)
-        return _manifest_pairs(path) if any(c.lower() in TEXT_FILE_COLUMNS for c in columns) else None
+        return _manifest_pairs(path) if any(c.lower() in TEXT_FILE_COLUMNS for c in _header(path)) else None
     return None
+
+
+def _header(path: Path) -> list[str]:
+    """A manifest's columns, from its first record only: a manifest of clips is then read once, by sources."""
+    first = next((line for line in _read_text_file(path).splitlines() if line.strip()), "")
+    if path.suffix.lower() == ".jsonl":
+        try:
+            record = json.loads(first)
+        except ValueError:
+            return []
+        return list(record) if isinstance(record, dict) else []
+    return parse_table(first, "\t" if path.suffix.lower() == ".tsv" else ",")[0]
 
 
 def _folder_pairs(folder: Path) -> list[Recording]:

@@ -31,7 +31,7 @@ from typing import Any
 from transformers import AutoConfig
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
-from whisperft.data.align import NO_SPEECH, Alignment, AlignOptions, align
+from whisperft.data.align import NO_SPEECH, Alignment, AlignOptions, align, pauses
 from whisperft.data.longform import Recording, read_units
 from whisperft.data.sources import Row, Source
 from whisperft.errors import UsageError
@@ -170,8 +170,7 @@ def _rows_of(rec: Recording, audio: Any, found: Alignment, speech: list[tuple[fl
         summary.not_in_text += end - start
         detail = f"speech that matches no text: {text[:80]!r}"
         yield Row(f"{rec.id}_x{start:.0f}", None, None, f"{rec.origin} {_span(start, end)}", NOT_IN_TEXT, detail)
-    edges = [0.0] + [t for region in speech for t in region] + [duration]
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
+    for a, b in pauses(speech, duration):
         if b - a >= MIN_NO_SPEECH_S:
             summary.no_speech += b - a
             detail = f"{b - a:.1f} s without speech (music or silence)"

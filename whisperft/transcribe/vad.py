@@ -12,6 +12,9 @@ faster-whisper's settings gives both paths one answer.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +35,23 @@ _model = None
 _lock = threading.Lock()  # the model keeps recurrent state between windows; serve calls from several threads
 
 
+@contextmanager
+def _silero() -> Iterator[Any]:
+    """The model (loaded on first use), held under the lock, in inference mode, on one torch thread: a tiny
+    recurrent net run 32 ms at a time gains only synchronisation from more threads (on two busy cores,
+    two threads took 3-8x as long as one), so it runs on one, as Silero's own setup does."""
+    global _model
+    with _lock, torch.inference_mode():
+        if _model is None:
+            _model = load_silero_vad()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield _model
+        finally:
+            torch.set_num_threads(threads)
+
+
 def has_speech(audio: np.ndarray) -> bool:
     """Whether Silero VAD hears speech in 16 kHz mono float audio of shape (samples,).
 
@@ -41,24 +61,14 @@ def has_speech(audio: np.ndarray) -> bool:
     noise is read to its end, about 1 s per minute of audio on one CPU thread. Loads the model on
     first use.
     """
-    global _model
     wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    with _lock, torch.inference_mode():
-        if _model is None:
-            _model = load_silero_vad()
-        threads = torch.get_num_threads()
-        # A tiny recurrent net run 32 ms at a time: more threads only add synchronisation (on two
-        # busy cores, two threads took 3-8x as long as one), so it runs on one, as Silero's own setup does.
-        torch.set_num_threads(1)
-        try:
-            _model.reset_states()
-            for i in range(0, len(wav), WINDOW):
-                window = torch.nn.functional.pad(wav[i : i + WINDOW], (0, max(0, i + WINDOW - len(wav))))
-                if _model(window, SAMPLE_RATE).item() >= THRESHOLD:
-                    return True
-            return False
-        finally:
-            torch.set_num_threads(threads)
+    with _silero() as model:
+        model.reset_states()
+        for i in range(0, len(wav), WINDOW):
+            window = torch.nn.functional.pad(wav[i : i + WINDOW], (0, max(0, i + WINDOW - len(wav))))
+            if model(window, SAMPLE_RATE).item() >= THRESHOLD:
+                return True
+        return False
 
 
 # Pauses for cutting a long recording into clips (prepare of long recordings, issue #21): Silero's
@@ -72,18 +82,10 @@ def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
     """(start, end) in seconds of each stretch of speech that Silero VAD finds in 16 kHz mono float audio
     of shape (samples,); the silences between them are at least ``MIN_SILENCE_MS - 2 * SPEECH_PAD_MS``.
     About 1 s per minute of audio on one CPU thread."""
-    global _model
     wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    with _lock, torch.inference_mode():
-        if _model is None:
-            _model = load_silero_vad()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in has_speech
-        try:
-            found = get_speech_timestamps(
-                wav, _model, threshold=THRESHOLD, sampling_rate=SAMPLE_RATE, min_silence_duration_ms=MIN_SILENCE_MS,
-                speech_pad_ms=SPEECH_PAD_MS, return_seconds=False,
-            )  # fmt: skip
-        finally:
-            torch.set_num_threads(threads)
+    with _silero() as model:
+        found = get_speech_timestamps(
+            wav, model, threshold=THRESHOLD, sampling_rate=SAMPLE_RATE, min_silence_duration_ms=MIN_SILENCE_MS,
+            speech_pad_ms=SPEECH_PAD_MS, return_seconds=False,
+        )  # fmt: skip
     return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in found]
