@@ -21,6 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml requirements/lock.txt requirements/bundle
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements/lock.txt
 	$(BIN)/pip install -q --require-hashes --only-binary :all: --no-deps -r requirements/bundled.txt
+	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -29,6 +29,11 @@ EXTRAS = {  # import name -> (distribution, extra, what it enables)
     "ctranslate2": ("ctranslate2", "ct2", "export --to ct2, eval of CTranslate2 folders"),
     "faster_whisper": ("faster-whisper", "ct2", "transcribe with CTranslate2 folders"),
     "gradio": ("gradio", "ui", "whisperft serve (the web app)"),
+    "gguf": ("gguf", "ggml", "export --to ggml --quantization q8_0 / q5_0"),
+    "pywhispercpp": ("pywhispercpp", "ggml", "export --to ggml's check in whisper.cpp"),
+    "onnx": ("onnx", "onnx", "export --to onnx"),
+    "onnxruntime": ("onnxruntime", "onnx", "export --to onnx's check in onnxruntime"),
+    "whisper": ("openai-whisper", "openai", "export --to openai's check in openai-whisper"),
 }
 LOW_DISK_GB = 20.0  # a Common Voice language's features and a few checkpoints
 
