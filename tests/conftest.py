@@ -183,6 +183,39 @@ def train_config(path: Path, model: Path, store: Path, out: Path, data: dict | N
     return path
 
 
+def learning_config(path: Path, **train: object) -> Path:
+    """A training config for the tiny model on ``store``: a 4 s audio context unless asked."""
+    data = {
+        "model": {"name": str(train.pop("model")), "audio_context_s": train.pop("audio_context_s", 4.0)},
+        "language": "sv",
+        "data": {"store": str(train.pop("store")), "num_workers": 0, **train.pop("data", {})},  # type: ignore[dict-item]
+        "train": {"learning_rate": 3e-3, "warmup_steps": 10, "batch_size": 8, "logging_steps": 10, **train},
+        "eval": {"batch_size": 16, "max_new_tokens": 24},
+    }
+    path.write_text("# whisperft train " + path.name + "\n" + yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_store: Path, tiny_model: Path) -> Path:
+    """A tiny model trained 200 steps on 16 Swedish utterances (4 s audio context), evaluated on its own
+    training set: the run folder (final/, checkpoints/). Read-only; copy it to change it."""
+    root = tmp_path_factory.mktemp("run")
+    cfg = learning_config(
+        root / "learn.yaml",
+        model=tiny_model,
+        store=tiny_store,
+        output_dir=str(root / "run"),
+        max_steps=200,
+        eval_steps=100,
+        save_steps=100,
+        data={"eval_split": "train"},
+    )
+    r = run_cli("train", str(cfg))
+    assert r.returncode == 0, r.stderr
+    return root / "run"
+
+
 def cli_command() -> list[str]:
     """The installed ``whisperft`` script of this venv (``python -m whisperft.cli`` without one)."""
     exe = Path(sys.executable).with_name("whisperft")

@@ -12,24 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from safetensors.torch import load_file
 
+from tests.conftest import learning_config as _config
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def _config(path: Path, **train: object) -> Path:
-    data = {
-        "model": {"name": str(train.pop("model")), "audio_context_s": train.pop("audio_context_s", 4.0)},
-        "language": "sv",
-        "data": {"store": str(train.pop("store")), "num_workers": 0, **train.pop("data", {})},  # type: ignore[dict-item]
-        "train": {"learning_rate": 3e-3, "warmup_steps": 10, "batch_size": 8, "logging_steps": 10, **train},
-        "eval": {"batch_size": 16, "max_new_tokens": 24},
-    }
-    path.write_text("# whisperft train " + path.name + "\n" + yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +26,8 @@ def store(tiny_store: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, store: Path, tiny_model: Path) -> Path:
-    """A tiny model trained on 16 utterances, evaluated on its own training set."""
-    root = tmp_path_factory.mktemp("run")
-    cfg = _config(
-        root / "learn.yaml",
-        model=tiny_model,
-        store=store,
-        output_dir=str(root / "run"),
-        max_steps=200,
-        eval_steps=100,
-        save_steps=100,
-        data={"eval_split": "train"},
-    )
-    r = run_cli("train", str(cfg))
-    assert r.returncode == 0, r.stderr
-    return root / "run"
+def trained(trained_run: Path) -> Path:
+    return trained_run
 
 
 def test_learning_drives_training_wer_down(trained: Path, store: Path, tiny_model: Path, tmp_path: Path) -> None:

@@ -51,6 +51,10 @@ def test_lora_trains_only_adapters_merges_exactly_and_resumes(tmp_path: Path, st
         if k in merged and k != pos:
             assert torch.allclose(v, merged[k], atol=1e-6), k
 
+    # the merged folder is a plain Whisper: it exports for whisper.cpp, which loads it
+    r = run_cli("export", str(final), str(tmp_path / "ggml"), "--to", "ggml", "--no-verify")
+    assert r.returncode == 0 and (tmp_path / "ggml" / "ggml-model.bin").is_file(), r.stderr
+
     # a crash after step 3: the same command resumes there and ends where the straight run ended
     b = tmp_path / "b"
     shutil.copytree(tmp_path / "a", b, ignore=shutil.ignore_patterns("final", "step-0000006", ".lock"))

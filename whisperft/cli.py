@@ -501,42 +501,55 @@ def import_ct2_cmd(
     _run(go)
 
 
-@app.command(epilog="Example: whisperft export runs/small-1000 small-ct2 --to ct2 --quantization int8")
+@app.command(epilog="Example: whisperft export runs/small-1000 small-ggml --to ggml --quantization q5_0")
 def export(
     model: Annotated[str, typer.Argument(help="Model spec to export.")],
     out: Annotated[Path, typer.Argument(help="Output folder.")],
-    to: Annotated[str, typer.Option("--to", help="Target format (ct2: CTranslate2 / faster-whisper).")] = "ct2",
-    quantization: Annotated[str, typer.Option(help="int8, int8_float16, float16, bfloat16 or float32.")] = "int8",
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Target: ct2 (faster-whisper), ggml (whisper.cpp), onnx (onnxruntime, optimum's layout) or "
+            "openai (openai-whisper's load_model).",
+        ),
+    ] = "ct2",
+    quantization: Annotated[
+        str | None,
+        typer.Option(
+            help="ct2: int8 (default), int8_float16, int8_float32, float16, bfloat16, float32; ggml: f16 "
+            "(default), q8_0, q5_0; onnx: float32 (default), int8; openai: float16 (default), float32."
+        ),
+    ] = None,
     verify_audio: Annotated[list[Path] | None, typer.Option(help="Clips for the parity check.")] = None,
     lang: Annotated[str | None, typer.Option(help="Language for the parity check (default: the model's).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the parity check.")] = False,
 ) -> None:
-    """Export a model for faster-whisper, and check that both transcribe alike."""
+    """Export a model for another Whisper client, and check that it transcribes as the model does there."""
 
     def go() -> None:
         from whisperft.audio import decode_audio
-        from whisperft.export.ct2 import export_ct2
+        from whisperft.export import TARGETS, export_model
         from whisperft.export.parity import parity_clips
         from whisperft.models.registry import resolve_model
 
-        if to != "ct2":
-            raise UsageError(f"--to must be ct2, got {to!r}")
+        if to not in TARGETS:
+            raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {to!r}")
         path = resolve_model(model)
         code = lang
         if code is None:
-            from transformers import GenerationConfig
+            from whisperft.export.standard import generation_language
 
-            code = getattr(GenerationConfig.from_pretrained(path), "language", None) or "en"
+            code = generation_language(path) or "en"
         clips = None
         if not no_verify:
             clips = [decode_audio(p) for p in verify_audio] if verify_audio else parity_clips(str(code))
-        res = export_ct2(path, out, quantization, clips, str(code))
+        res = export_model(to, path, out, quantization, clips, str(code))
         if res.parity_wer is not None:
             typer.echo(
-                f"parity: {100 * res.parity_wer:.1f}% WER between HF and CTranslate2 outputs on {len(res.pairs)} "
-                f"clips (tolerance {100 * res.tolerance:.0f}%)"
+                f"parity: {100 * res.parity_wer:.1f}% WER between the HF model's and the export's outputs on "
+                f"{len(res.pairs)} clips (tolerance {100 * res.tolerance:.0f}%)"
             )
-        typer.echo(f"exported ({res.quantization}): {res.out}")
+        typer.echo(f"exported ({to}, {res.quantization}): {res.out}")
 
     _run(go)
 

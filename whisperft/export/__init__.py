@@ -1,1 +1,48 @@
-"""The export stage: a fine-tuned model -> CTranslate2 / faster-whisper, parity-checked."""
+"""Export stage: a saved Whisper -> the formats other clients run, each parity-checked in its own client.
+
+One module per target: ``ct2`` (faster-whisper), ``ggml`` (whisper.cpp), ``onnx`` (onnxruntime, optimum's
+layout) and ``openai`` (openai-whisper); ``standard`` makes the stock-Whisper copy the first three need
+(30 s window, Whisper's language tokens) and ``parity`` compares transcripts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from whisperft.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from whisperft.export.standard import ExportResult
+
+# target -> (module, function, default quantization, the quantizations it offers)
+TARGETS = {
+    "ct2": ("ct2", "export_ct2", "int8", ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")),
+    "ggml": ("ggml", "export_ggml", "f16", ("f16", "q8_0", "q5_0")),
+    "onnx": ("onnx", "export_onnx", "float32", ("float32", "int8")),
+    "openai": ("openai", "export_openai", "float16", ("float16", "float32")),
+}
+
+
+def export_model(
+    target: str,
+    model_path: str,
+    out: Path,
+    quantization: str | None,
+    verify_audio: list[np.ndarray] | None,
+    language: str | None,
+) -> ExportResult:
+    """Export ``model_path`` to ``out`` for ``target`` (a key of ``TARGETS``), parity-checked on ``verify_audio``
+    unless it is None. ``quantization`` None: the target's default. Raises UsageError for an unknown target
+    or quantization, WhisperftError when the export or its parity check fails."""
+    if target not in TARGETS:
+        raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
+    module, function, default, offered = TARGETS[target]
+    quantization = quantization or default
+    if quantization not in offered:
+        raise UsageError(f"--quantization for {target} must be one of {', '.join(offered)}, got {quantization!r}")
+    run = getattr(importlib.import_module(f"whisperft.export.{module}"), function)  # deferred: torch, clients
+    return run(model_path, out, quantization, verify_audio, language)
