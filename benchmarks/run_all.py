@@ -25,6 +25,7 @@ SCRIPTS = [
     "bench_real_speech",
     "bench_new_language",
     "bench_audiobook",
+    "bench_export",
 ]
 
 
@@ -65,8 +66,8 @@ def write(results: list[dict]) -> None:
     out = [
         "# Benchmarks",
         "",
-        f"Machine: {machine}. Timings are the best of 3 runs (augment_cost, levers_demo, runaway_decoding and "
-        "real_speech_*: one run each), measured by `make bench`",
+        f"Machine: {machine}. Timings are the best of 3 runs (augment_cost, levers_demo, runaway_decoding, "
+        "export_* and real_speech_*: one run each), measured by `make bench`",
         "(one script per claim in `benchmarks/`, whisperft and its reference measured in the same run).",
         "",
         "| claim | whisperft | reference | ratio | target | details | date |",

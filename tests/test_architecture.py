@@ -51,6 +51,11 @@ DEFERRABLE = (
     "gradio",
     "matplotlib",
     "bitsandbytes",
+    "gguf",  # the export extras: optional, so imported where used
+    "onnx",
+    "onnxruntime",
+    "pywhispercpp",
+    "whisper",
 )
 MAX_FUNCTION_LINES = 80
 

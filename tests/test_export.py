@@ -106,16 +106,21 @@ def test_trained_model_runs_in_openai_whisper_whisper_cpp_and_onnxruntime(
     assert _wer(hf30, texts, "sv") <= 0.1, (hf30, texts)
 
 
-@pytest.mark.parametrize(("to", "quantization"), [("openai", "float16"), ("ggml", "q5_0"), ("onnx", "int8")])
-def test_bundled_base_exports_transcribe_english_as_hf_does(
-    english: list[Path], tmp_path: Path, to: str, quantization: str
-) -> None:
-    """Issue #22's bar: the export, run by its own client, within 2 WER points of the HF model."""
+@pytest.fixture(scope="module")
+def base_hf_wer(english: list[Path]) -> float:
+    """Bundled base's WER on ``english`` in transformers."""
     from whisperft.models.registry import resolve_model
 
-    base = resolve_model("bundled:base")
+    return _wer(ENGLISH[: len(english)], _hf_texts(resolve_model("bundled:base"), english, "en"), "en")
+
+
+@pytest.mark.parametrize(("to", "quantization"), [("openai", "float16"), ("ggml", "q5_0"), ("onnx", "int8")])
+def test_bundled_base_exports_transcribe_english_as_hf_does(
+    english: list[Path], base_hf_wer: float, tmp_path: Path, to: str, quantization: str
+) -> None:
+    """Issue #22's bar: the export, run by its own client, within 2 WER points of the HF model."""
     truth = ENGLISH[: len(english)]
-    hf = _wer(truth, _hf_texts(base, english, "en"), "en")
+    hf = base_hf_wer
     _export("bundled:base", tmp_path / to, to, english[:2], "--quantization", quantization)
     if to == "openai":
         texts = _openai_texts(tmp_path / to / "model.pt", english, "en")
@@ -191,3 +196,17 @@ def test_openai_checkpoint_keys_are_openai_whispers(tiny_model: Path) -> None:
     assert set(checkpoint["model_state_dict"]) == set(expected)
     for name, tensor in checkpoint["model_state_dict"].items():
         assert tensor.shape == expected[name].shape, name
+
+
+def test_a_missing_client_is_named_before_any_work(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pywhispercpp installed, export --to ggml says which extra to install, and writes nothing."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    absent = lambda name, *a: None if name == "pywhispercpp" else real(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", absent)
+    r = invoke("export", str(tiny_model), str(tmp_path / "o"), "--to", "ggml")
+    assert r.exit_code == 1 and "needs pywhispercpp: pip install 'whisperft[ggml]'" in r.output
+    assert not (tmp_path / "o").exists()

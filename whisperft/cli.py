@@ -528,12 +528,11 @@ def export(
 
     def go() -> None:
         from whisperft.audio import decode_audio
-        from whisperft.export import TARGETS, export_model
+        from whisperft.export import check_request, export_model
         from whisperft.export.parity import parity_clips
         from whisperft.models.registry import resolve_model
 
-        if to not in TARGETS:
-            raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {to!r}")
+        check_request(to, quantization)  # before any download or speech synthesis
         path = resolve_model(model)
         code = lang
         if code is None:

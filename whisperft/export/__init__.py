@@ -8,15 +8,13 @@ layout) and ``openai`` (openai-whisper); ``standard`` makes the stock-Whisper co
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from whisperft.errors import UsageError
+import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from whisperft.export.standard import ExportResult
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.export.standard import ExportResult
 
 # target -> (module, function, default quantization, the quantizations it offers)
 TARGETS = {
@@ -25,6 +23,31 @@ TARGETS = {
     "onnx": ("onnx", "export_onnx", "float32", ("float32", "int8")),
     "openai": ("openai", "export_openai", "float16", ("float16", "float32")),
 }
+
+
+# target -> the modules its export and parity check import, and the extra that installs them
+REQUIRES = {
+    "ct2": (("ctranslate2", "faster_whisper"), "ct2"),
+    "ggml": (("gguf", "pywhispercpp"), "ggml"),
+    "onnx": (("onnx", "onnxscript", "onnxruntime"), "onnx"),
+    "openai": (("whisper",), "openai"),
+}
+
+
+def check_request(target: str, quantization: str | None) -> str:
+    """The quantization to use for ``target`` (its default when None). Raises UsageError for an unknown
+    target or quantization, WhisperftError when the target's extra is not installed (before any work)."""
+    if target not in TARGETS:
+        raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
+    _, _, default, offered = TARGETS[target]
+    quantization = quantization or default
+    if quantization not in offered:
+        raise UsageError(f"--quantization for {target} must be one of {', '.join(offered)}, got {quantization!r}")
+    modules, extra = REQUIRES[target]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise WhisperftError(f"export --to {target} needs {', '.join(missing)}: pip install 'whisperft[{extra}]'")
+    return quantization
 
 
 def export_model(
@@ -37,12 +60,8 @@ def export_model(
 ) -> ExportResult:
     """Export ``model_path`` to ``out`` for ``target`` (a key of ``TARGETS``), parity-checked on ``verify_audio``
     unless it is None. ``quantization`` None: the target's default. Raises UsageError for an unknown target
-    or quantization, WhisperftError when the export or its parity check fails."""
-    if target not in TARGETS:
-        raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
-    module, function, default, offered = TARGETS[target]
-    quantization = quantization or default
-    if quantization not in offered:
-        raise UsageError(f"--quantization for {target} must be one of {', '.join(offered)}, got {quantization!r}")
+    or quantization, WhisperftError when its extra is missing or the export or its parity check fails."""
+    quantization = check_request(target, quantization)
+    module, function = TARGETS[target][:2]
     run = getattr(importlib.import_module(f"whisperft.export.{module}"), function)  # deferred: torch, clients
     return run(model_path, out, quantization, verify_audio, language)

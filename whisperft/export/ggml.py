@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -79,11 +80,12 @@ def export_ggml(
             with open(tmp / MODEL_FILE, "wb") as f:
                 write_ggml(model_path, f, quantization)
             if not verify_audio:
-                check_loads(tmp / MODEL_FILE)
+                check_loads(tmp / MODEL_FILE, out / MODEL_FILE)
                 return ExportResult(out, quantization, None, tolerance_for(quantization), [])
             parity = check_client(
                 model_path, verify_audio, lang, quantization, "whisper.cpp",
-                lambda clips, token: transcribe_ggml(tmp / MODEL_FILE, clips, token), MAX_NEW_TOKENS,
+                lambda clips, token: transcribe_ggml(tmp / MODEL_FILE, clips, token, shown=out / MODEL_FILE),
+                MAX_NEW_TOKENS,
             )  # fmt: skip
     return ExportResult(out, quantization, parity.wer, parity.tolerance, parity.pairs)
 
@@ -146,30 +148,38 @@ def _write_tensor(f: BinaryIO, name: str, data: np.ndarray, qtype: int, qname: s
     f.write(payload)
 
 
-def _run_client(model_file: Path, clips: list[np.ndarray], token: str | None, audio_ctx: int = 0) -> list[str]:
-    """Load ``model_file`` in whisper.cpp in a child process and transcribe ``clips``."""
+def _run_client(
+    model_file: Path, clips: list[np.ndarray], token: str | None, audio_ctx: int = 0, shown: Path | None = None
+) -> list[str]:
+    """Load ``model_file`` in whisper.cpp in a child process and transcribe ``clips``; errors name ``shown``
+    (default: ``model_file``) and quote whisper.cpp's last complaint from its log."""
     with tempfile.TemporaryDirectory(prefix="whisperft-ggml-") as tmp:
         audio = Path(tmp) / "clips.npz"
         np.savez(audio, *[np.asarray(c, dtype=np.float32) for c in clips])
         cmd = [sys.executable, "-m", "whisperft.export.ggml", str(model_file), str(audio), token or "", str(audio_ctx)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        why = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
-        last = (done.stderr.strip().splitlines() or [why])[-1]
-        raise WhisperftError(f"whisper.cpp could not load or run {model_file}: {last}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    out = done.stdout.strip().splitlines()
+    if done.returncode == 0 and out:
+        return json.loads(out[-1])
+    why = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
+    log = done.stderr.strip().splitlines()
+    complaints = [line.strip() for line in log if re.search(r"error|fail|invalid|bad|mismatch|unknown", line, re.I)]
+    detail = (complaints or log[-1:] or [why])[-1]
+    raise WhisperftError(f"whisper.cpp could not load or run {shown or model_file} ({why}): {detail}")
 
 
-def check_loads(model_file: Path) -> None:
+def check_loads(model_file: Path, shown: Path | None = None) -> None:
     """Raise WhisperftError unless whisper.cpp (pywhispercpp) loads ``model_file`` and runs it on 1 s of silence
     (pywhispercpp does not report a failed load; running a model it could not load ends the process)."""
-    _run_client(model_file, [np.zeros(16_000, dtype=np.float32)], None)
+    _run_client(model_file, [np.zeros(16_000, dtype=np.float32)], None, shown=shown)
 
 
-def transcribe_ggml(model_file: Path, clips: list[np.ndarray], token: str, audio_ctx: int = 0) -> list[str]:
+def transcribe_ggml(
+    model_file: Path, clips: list[np.ndarray], token: str, audio_ctx: int = 0, shown: Path | None = None
+) -> list[str]:
     """Texts of 16 kHz clips by whisper.cpp (pywhispercpp), greedy, without timestamps or earlier context, in
     a child process: whisper.cpp aborts the process on a malformed file. ``audio_ctx``: as ``client_texts``."""
-    return _run_client(model_file, clips, token, audio_ctx)
+    return _run_client(model_file, clips, token, audio_ctx, shown)
 
 
 def client_texts(model_file: str, clips: list[np.ndarray], token: str | None, audio_ctx: int = 0) -> list[str]:
@@ -179,7 +189,7 @@ def client_texts(model_file: str, clips: list[np.ndarray], token: str | None, au
         from pywhispercpp.model import Model  # deferred: an optional extra (pywhispercpp)
     except ImportError:
         raise WhisperftError("the ggml parity check needs pywhispercpp: pip install 'whisperft[ggml]'") from None
-    model = Model(model_file, redirect_whispercpp_logs_to=None, n_threads=max(1, min(4, os.cpu_count() or 1)),
+    model = Model(model_file, redirect_whispercpp_logs_to=False, n_threads=max(1, min(4, os.cpu_count() or 1)),
                   print_progress=False, print_realtime=False, greedy={"best_of": 1})  # fmt: skip
     texts = []
     for clip in clips:

@@ -1,12 +1,13 @@
 """``whisperft export --to onnx``: an HF Whisper folder -> ONNX graphs in optimum's layout, run by onnxruntime.
 
-The folder holds what optimum's ``ORTModelForSpeechSeq2Seq`` (``use_merged=False``) and transformers.js
-load: ``encoder_model.onnx`` (input_features -> last_hidden_state), ``decoder_model.onnx`` (input_ids,
-encoder_hidden_states -> logits, present.N.{decoder,encoder}.{key,value}) and ``decoder_with_past_model.onnx``
-(input_ids, past_key_values.N.* -> logits, present.N.decoder.*), beside the model's config, generation
-config, tokenizer and feature extractor. optimum's own exporter (optimum-onnx 0.1) requires
-transformers < 4.58, so the graphs are traced here with ``torch.onnx.export`` from modules that call the
-model's own layers; ``--quantization int8`` is onnxruntime's ``quantize_dynamic`` (8-bit weights).
+The folder holds what optimum's ``ORTModelForSpeechSeq2Seq`` (``use_merged=False``) loads (by its file
+and tensor names; not run here, see README): ``encoder_model.onnx`` (input_features -> last_hidden_state),
+``decoder_model.onnx`` (input_ids, encoder_hidden_states -> logits, present.N.{decoder,encoder}.{key,value})
+and ``decoder_with_past_model.onnx`` (input_ids, past_key_values.N.* -> logits, present.N.decoder.*), beside
+the model's config, generation config, tokenizer and feature extractor. optimum's own exporter (optimum-onnx
+0.1) requires transformers < 4.58, so the graphs are traced here with ``torch.onnx.export`` from modules that
+call the model's own layers; ``--quantization int8`` is onnxruntime's ``quantize_dynamic`` (8-bit weights,
+per output channel).
 
 A model trained with a short ``audio_context_s`` keeps its window: its encoder takes
 ``2 * max_source_positions`` frames, and its preprocessor_config.json says so (``chunk_length``).
@@ -14,6 +15,7 @@ A model trained with a short ``audio_context_s`` keeps its window: its encoder t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -35,6 +37,7 @@ QUANTIZATIONS = TARGETS["onnx"][3]
 ENCODER, DECODER, DECODER_WITH_PAST = "encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"
 SHARED_DATA = "decoder_model.onnx_data"  # the weights both decoders hold, stored once (``share_weights``)
 OPSET = 17
+PROTOBUF_LIMIT = 2**31  # bytes: the largest ONNX graph file that holds its own weights
 MAX_NEW_TOKENS = 224  # where OnnxWhisper stops a decode that never ends, as openai-whisper does (448 // 2)
 
 
@@ -124,6 +127,7 @@ def export_onnx(
     lang = str(language or "en").strip("<|>")
     out = Path(out)
     model = load_model(model_path, attn_implementation="eager").eval()
+    _check_size(model, model_path)
     processor = load_processor(model_path)
     processor.feature_extractor = feature_extractor_for(model.config)
     with staged_dir(out) as tmp:
@@ -143,6 +147,18 @@ def export_onnx(
             model_path, verify_audio, lang, quantization, "onnxruntime", runner.transcribe, MAX_NEW_TOKENS
         )
     return ExportResult(out, quantization, parity.wer, parity.tolerance, parity.pairs)
+
+
+def _check_size(model: Any, model_path: str) -> None:
+    """Raise UsageError when a graph's float32 weights pass protobuf's 2 GiB limit (large, large-v3), which
+    the exporter would spill into one external file per tensor; medium and smaller fit."""
+    for part in (model.model.encoder, model.model.decoder):
+        size = sum(p.numel() * 4 for p in part.parameters())
+        if size >= PROTOBUF_LIMIT:
+            raise UsageError(
+                f"{model_path}: its {type(part).__name__} holds {size / 2**30:.1f} GiB of float32 weights, past "
+                "ONNX's 2 GiB per graph; export large models with --to ct2 or --to ggml"
+            )
 
 
 @torch.inference_mode()
@@ -224,8 +240,6 @@ def share_weights(graphs: list[Path], data: Path, min_bytes: int = 1024) -> None
     once. Tensors are matched by content (sha256), as the exporter names folded constants per graph.
     Tensors under ``min_bytes`` stay inside their graph.
     """
-    import hashlib
-
     import onnx  # deferred: an optional extra
     from onnx.external_data_helper import set_external_data
 
@@ -254,8 +268,8 @@ class OnnxWhisper:
     """An exported folder run by plain onnxruntime: greedy decoding with the key/value cache, the
     generation config's suppressed tokens, and the folder's tokenizer and feature extractor.
 
-    This is the loop the README's ONNX snippet shows; optimum's ``ORTModelForSpeechSeq2Seq`` and
-    transformers.js run the same graphs.
+    whisperft's tests and ``make bench`` run the exported graphs through it; optimum's
+    ``ORTModelForSpeechSeq2Seq`` runs the same graphs in its own loop.
     """
 
     def __init__(self, folder: str | Path, threads: int = 0) -> None:

@@ -95,7 +95,7 @@ def openai_checkpoint(model_path: str, dtype: torch.dtype) -> dict[str, Any]:
     model = load_model(model_path)
     cfg = model.config
     if not torch.equal(model.proj_out.weight, model.get_input_embeddings().weight):
-        raise WhisperftError(f"{model_path}: its output projection is not tied to the token embeddings, "
+        raise UsageError(f"{model_path}: its output projection is not tied to the token embeddings, "
                              "which openai-whisper requires")  # fmt: skip
     state = {}
     for key, tensor in model.state_dict().items():
