@@ -27,19 +27,24 @@ TARGETS = {
 
 # target -> the modules its export and parity check import, and the extra that installs them
 REQUIRES = {
-    "ct2": (("ctranslate2", "faster_whisper"), "ct2"),
+    "ct2": (("ctranslate2",), "ct2"),
     "ggml": (("gguf", "pywhispercpp"), "ggml"),
     "onnx": (("onnx", "onnxscript", "onnxruntime"), "onnx"),
     "openai": (("whisper",), "openai"),
 }
 
 
+def _target(target: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """``TARGETS[target]``; UsageError naming the choices for any other."""
+    if target not in TARGETS:
+        raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
+    return TARGETS[target]
+
+
 def check_request(target: str, quantization: str | None) -> str:
     """The quantization to use for ``target`` (its default when None). Raises UsageError for an unknown
     target or quantization, WhisperftError when the target's extra is not installed (before any work)."""
-    if target not in TARGETS:
-        raise UsageError(f"--to must be one of {', '.join(TARGETS)}, got {target!r}")
-    _, _, default, offered = TARGETS[target]
+    _, _, default, offered = _target(target)
     quantization = quantization or default
     if quantization not in offered:
         raise UsageError(f"--quantization for {target} must be one of {', '.join(offered)}, got {quantization!r}")
@@ -61,7 +66,6 @@ def export_model(
     """Export ``model_path`` to ``out`` for ``target`` (a key of ``TARGETS``), parity-checked on ``verify_audio``
     unless it is None. ``quantization`` None: the target's default. Raises UsageError for an unknown target
     or quantization, WhisperftError when its extra is missing or the export or its parity check fails."""
-    quantization = check_request(target, quantization)
-    module, function = TARGETS[target][:2]
+    module, function, default, _ = _target(target)
     run = getattr(importlib.import_module(f"whisperft.export.{module}"), function)  # deferred: torch, clients
-    return run(model_path, out, quantization, verify_audio, language)
+    return run(model_path, out, quantization or default, verify_audio, language)  # each module checks the rest

@@ -11,8 +11,8 @@ import numpy as np
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.export import TARGETS
-from whisperft.export.parity import check_parity, tolerance_for
-from whisperft.export.standard import ExportResult, model_language, stock_whisper
+from whisperft.export.parity import check_parity
+from whisperft.export.standard import ExportResult, model_language, parity_code, stock_whisper
 from whisperft.io import staged_dir
 from whisperft.languages import MODEL_KEY
 from whisperft.models.registry import load_processor
@@ -35,7 +35,7 @@ def export_ct2(
         raise WhisperftError("export needs the ctranslate2 package: pip install 'whisperft[ct2]'") from None
     if quantization not in QUANTIZATIONS:
         raise UsageError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    lang = str(language or "en").strip("<|>")
+    lang = parity_code(language)
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="whisperft-export-") as work:
         model_path = stock_whisper(model_path, Path(work), "faster-whisper")
@@ -68,7 +68,7 @@ def _convert(
         for required in REQUIRED_FILES:
             if not (tmp / required).is_file():
                 raise WhisperftError(f"export is missing {required}")
-        if not verify_audio:
-            return ExportResult(out, quantization, None, tolerance_for(quantization), [])
-        parity = check_parity(model_path, tmp, processor.tokenizer, verify_audio, lang, quantization)
-    return ExportResult(out, quantization, parity.wer, parity.tolerance, parity.pairs)
+        parity = None
+        if verify_audio:
+            parity = check_parity(model_path, tmp, processor.tokenizer, verify_audio, lang, quantization)
+    return ExportResult.checked(out, quantization, parity)

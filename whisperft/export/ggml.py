@@ -36,14 +36,13 @@ import numpy as np
 import torch
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.export import TARGETS
+from whisperft.export import check_request
 from whisperft.export.openai import openai_checkpoint
-from whisperft.export.parity import check_client, tolerance_for
-from whisperft.export.standard import ExportResult, stock_whisper
+from whisperft.export.parity import check_client
+from whisperft.export.standard import ExportResult, parity_code, stock_whisper
 from whisperft.io import staged_dir
 from whisperft.models.registry import load_processor
 
-QUANTIZATIONS = TARGETS["ggml"][3]
 MODEL_FILE = "ggml-model.bin"
 MAGIC = 0x67676D6C  # "ggml"
 MAX_NEW_TOKENS = 220  # whisper.cpp ends a decode at n_text_ctx / 2 - 4 tokens (whisper_full_with_state)
@@ -70,24 +69,22 @@ def export_ggml(
     not Whisper's), WhisperftError when whisper.cpp cannot load the file or the parity check fails (nothing
     is written then).
     """
-    if quantization not in QUANTIZATIONS:
-        raise UsageError(f"--quantization for ggml must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    lang = str(language or "en").strip("<|>")
-    out = Path(out)
+    quantization, lang, out = check_request("ggml", quantization), parity_code(language), Path(out)
     with tempfile.TemporaryDirectory(prefix="whisperft-export-") as work:
         model_path = stock_whisper(model_path, Path(work), "whisper.cpp")
         with staged_dir(out) as tmp:
             with open(tmp / MODEL_FILE, "wb") as f:
                 write_ggml(model_path, f, quantization)
-            if not verify_audio:
+            parity = None
+            if verify_audio:
+                parity = check_client(
+                    model_path, verify_audio, lang, quantization, "whisper.cpp",
+                    lambda clips, token: transcribe_ggml(tmp / MODEL_FILE, clips, token, shown=out / MODEL_FILE),
+                    MAX_NEW_TOKENS,
+                )  # fmt: skip
+            else:
                 check_loads(tmp / MODEL_FILE, out / MODEL_FILE)
-                return ExportResult(out, quantization, None, tolerance_for(quantization), [])
-            parity = check_client(
-                model_path, verify_audio, lang, quantization, "whisper.cpp",
-                lambda clips, token: transcribe_ggml(tmp / MODEL_FILE, clips, token, shown=out / MODEL_FILE),
-                MAX_NEW_TOKENS,
-            )  # fmt: skip
-    return ExportResult(out, quantization, parity.wer, parity.tolerance, parity.pairs)
+    return ExportResult.checked(out, quantization, parity)
 
 
 def write_ggml(model_path: str, f: BinaryIO, quantization: str) -> None:

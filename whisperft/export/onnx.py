@@ -26,14 +26,13 @@ import torch
 from transformers import AutoConfig
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.export import TARGETS
-from whisperft.export.parity import check_client, tolerance_for
-from whisperft.export.standard import ExportResult
+from whisperft.export import check_request
+from whisperft.export.parity import check_client
+from whisperft.export.standard import ExportResult, parity_code
 from whisperft.io import staged_dir
 from whisperft.models.registry import load_model, load_processor
 from whisperft.models.whisper import context_frames, decoder_prefix, feature_extractor_for
 
-QUANTIZATIONS = TARGETS["onnx"][3]
 ENCODER, DECODER, DECODER_WITH_PAST = "encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"
 SHARED_DATA = "decoder_model.onnx_data"  # the weights both decoders hold, stored once (``share_weights``)
 OPSET = 17
@@ -122,10 +121,7 @@ def export_onnx(
     UsageError for another value, WhisperftError when the export or the parity check fails (nothing is
     written then).
     """
-    if quantization not in QUANTIZATIONS:
-        raise UsageError(f"--quantization for onnx must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    lang = str(language or "en").strip("<|>")
-    out = Path(out)
+    quantization, lang, out = check_request("onnx", quantization), parity_code(language), Path(out)
     model = load_model(model_path, attn_implementation="eager").eval()
     _check_size(model, model_path)
     processor = load_processor(model_path)
@@ -140,13 +136,13 @@ def export_onnx(
         model.generation_config.save_pretrained(tmp)
         processor.save_pretrained(tmp)
         processor.feature_extractor.to_json_file(str(tmp / "preprocessor_config.json"))  # what optimum reads
-        if not verify_audio:
-            return ExportResult(out, quantization, None, tolerance_for(quantization), [])
-        runner = OnnxWhisper(tmp)
-        parity = check_client(
-            model_path, verify_audio, lang, quantization, "onnxruntime", runner.transcribe, MAX_NEW_TOKENS
-        )
-    return ExportResult(out, quantization, parity.wer, parity.tolerance, parity.pairs)
+        parity = None
+        if verify_audio:
+            runner = OnnxWhisper(tmp)
+            parity = check_client(
+                model_path, verify_audio, lang, quantization, "onnxruntime", runner.transcribe, MAX_NEW_TOKENS
+            )
+    return ExportResult.checked(out, quantization, parity)
 
 
 def _check_size(model: Any, model_path: str) -> None:

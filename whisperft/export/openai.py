@@ -21,14 +21,13 @@ import numpy as np
 import torch
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.export import TARGETS
-from whisperft.export.parity import check_client, tolerance_for
-from whisperft.export.standard import ExportResult, model_language, stock_whisper
+from whisperft.export import check_request
+from whisperft.export.parity import check_client
+from whisperft.export.standard import ExportResult, model_language, parity_code, stock_whisper
 from whisperft.io import staged_dir
 from whisperft.languages import MODEL_KEY
 from whisperft.models.registry import load_model
 
-QUANTIZATIONS = TARGETS["openai"][3]  # OpenAI ships float16; openai-whisper computes in float32 on a CPU
 CHECKPOINT = "model.pt"
 SAMPLE_LEN = 224  # openai-whisper's DecodingTask stops a decode at n_text_ctx // 2 = 448 // 2 new tokens
 
@@ -67,22 +66,19 @@ def export_openai(
     ``quantization``: float16 (as OpenAI's checkpoints) or float32. Raises UsageError for another value,
     WhisperftError when the parity check fails (nothing is written then).
     """
-    if quantization not in QUANTIZATIONS:
-        raise UsageError(f"--quantization for openai must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    lang = str(language or "en").strip("<|>")
-    out = Path(out)
+    quantization, lang, out = check_request("openai", quantization), parity_code(language), Path(out)
     with tempfile.TemporaryDirectory(prefix="whisperft-export-") as work:
         model_path = stock_whisper(model_path, Path(work), "openai-whisper")
         checkpoint = openai_checkpoint(model_path, torch.float16 if quantization == "float16" else torch.float32)
         with staged_dir(out) as tmp:
             torch.save(checkpoint, tmp / CHECKPOINT)
-            if not verify_audio:
-                return ExportResult(out, quantization, None, tolerance_for(quantization), [])
-            parity = check_client(
-                model_path, verify_audio, lang, quantization, "openai-whisper",
-                lambda clips, token: transcribe_openai(tmp / CHECKPOINT, clips, token), SAMPLE_LEN,
-            )  # fmt: skip
-    return ExportResult(out, quantization, parity.wer, parity.tolerance, parity.pairs)
+            parity = None
+            if verify_audio:
+                parity = check_client(
+                    model_path, verify_audio, lang, quantization, "openai-whisper",
+                    lambda clips, token: transcribe_openai(tmp / CHECKPOINT, clips, token), SAMPLE_LEN,
+                )  # fmt: skip
+    return ExportResult.checked(out, quantization, parity)
 
 
 def openai_checkpoint(model_path: str, dtype: torch.dtype) -> dict[str, Any]:

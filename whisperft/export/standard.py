@@ -15,6 +15,7 @@ from typing import Any
 
 from transformers import AutoConfig, GenerationConfig
 
+from whisperft.export.parity import Parity, tolerance_for
 from whisperft.languages import ModelLanguage, get_language
 from whisperft.models.registry import load_model, load_processor
 from whisperft.models.whisper import (
@@ -37,6 +38,18 @@ class ExportResult:
     parity_wer: float | None  # normalized WER of the export's transcripts against the HF model's; None: unchecked
     tolerance: float
     pairs: list[tuple[str, str]]  # (HF text, export's text) per parity clip
+
+    @classmethod
+    def checked(cls, out: Path, quantization: str, parity: Parity | None) -> ExportResult:
+        """The result of an export whose parity check gave ``parity`` (None: not checked)."""
+        if parity is None:
+            return cls(out, quantization, None, tolerance_for(quantization), [])
+        return cls(out, quantization, parity.wer, parity.tolerance, parity.pairs)
+
+
+def parity_code(language: str | None) -> str:
+    """The bare code the parity check prompts with: ``sv`` for ``sv`` or ``<|sv|>``; ``en`` when None."""
+    return str(language or "en").strip("<|>")
 
 
 def generation_language(model_path: str | Path) -> str | None:
