@@ -56,6 +56,7 @@ DEFERRABLE = (
     "onnxruntime",
     "pywhispercpp",
     "whisper",
+    "ray",  # the sweep extra (Ray Tune, and Optuna through it)
 )
 MAX_FUNCTION_LINES = 80
 

@@ -224,12 +224,14 @@ def plan(
     gpu_memory: Annotated[
         str | None, typer.Option(help="The GPU's memory, e.g. 16GB. Default: this machine's GPU, else 16GB.")
     ] = None,
+    gpus: Annotated[int, typer.Option(min=1, help="GPUs for the sharded rows (ZeRO-2, ZeRO-3, FSDP).")] = 8,
 ) -> None:
-    """Estimate a run's peak GPU memory for each method, precision and checkpointing, and the largest batch."""
+    """Estimate a run's peak GPU memory for each method, precision and checkpointing, and the largest batch;
+    then per GPU when N GPUs shard the training state."""
 
     def go() -> None:
         from whisperft.config import find_config, load_config, parse_size
-        from whisperft.train.memory import label_tokens, model_config, plan_rows, store_split
+        from whisperft.train.memory import label_tokens, model_config, plan_rows, shard_rows, store_split
 
         cfg = load_config(find_config(config), overrides or [])
         budget, where = _gpu_budget(gpu_memory, parse_size)
@@ -237,6 +239,7 @@ def plan(
         tokens, why = label_tokens(cfg, mc, store_split(cfg))
         rows = plan_rows(cfg, mc, tokens, budget)
         _print_plan(cfg, mc, rows, tokens, why, budget, where)
+        _print_shards(cfg, shard_rows(cfg, mc, tokens, budget, gpus), gpus, budget)
 
     _run(go)
 
@@ -284,36 +287,73 @@ def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: in
                "allocator and 0.5 GB for CUDA; within 5% of measured CPU steps (README, \"Memory\").")  # fmt: skip
 
 
-@app.command(epilog="Example: whisperft sweep small-1000 --grid train.learning_rate=1e-5,3e-5 train.batch_size=8,16")
+def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from whisperft.train.memory import SHARDINGS
+
+    gb = 1024**3
+    batch = cfg.train.batch_size
+    table = Table(title=f"This config per GPU over {gpus} GPUs (GB) at batch {batch} per GPU")
+    for col in ("sharding", "weights", "grads + optimizer", f"batch {batch}", "largest batch", "accelerate config"):
+        table.add_column(col, justify="left" if col in ("sharding", "accelerate config") else "right")
+    for r in rows:
+        name, path = SHARDINGS[r.strategy]
+        e = r.estimate
+        fits = "" if r.at_batch <= budget else " (too big)"
+        table.add_row(name, f"{e.weights / gb:.2f}", f"{(e.gradients + e.optimizer) / gb:.2f}",
+                      f"{r.at_batch / gb:.1f}{fits}", str(r.largest_batch) if r.largest_batch else "none fits",
+                      path or "accelerate launch (multi-GPU)")  # fmt: skip
+    Console(width=140).print(table)
+    typer.echo("Sharded rows follow the ZeRO paper's accounting, plus the layers FSDP and ZeRO-3 gather "
+               "(README, \"More than one GPU or machine\").")  # fmt: skip
+
+
+@app.command(
+    epilog="Examples: whisperft sweep small-1000 train.learning_rate=1e-5,3e-5 train.batch_size=8,16\n\n"
+    "whisperft sweep small-1000 'train.learning_rate=loguniform(1e-6,1e-4)' --search optuna --trials 16 "
+    "--address auto"
+)
 def sweep(
     config: Annotated[Path, typer.Argument(help="YAML config, or a shipped config's name (whisperft configs).")],
-    overrides: Annotated[
+    params: Annotated[
         list[str] | None,
-        typer.Argument(help="More grid axes (key=v1,v2) and fixed overrides for every point (key=value)."),
+        typer.Argument(
+            help="Swept keys (key=v1,v2 or key=uniform|loguniform|randint(low,high)) and fixed overrides "
+            "for every trial (key=value)."
+        ),
     ] = None,
-    grid: Annotated[
-        list[str] | None, typer.Option(help="key=v1,v2,...: every combination of the axes is a run.")
+    search: Annotated[str, typer.Option(help="grid, random or optuna (TPE).")] = "grid",
+    trials: Annotated[
+        int | None, typer.Option(help="Samples for random and optuna (default 8); repeats of the grid (default 1).")
     ] = None,
+    concurrent: Annotated[
+        int | None, typer.Option(help="At most this many trials at once (default: one per GPU, else per CPU).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Join this Ray cluster (ray://host:10001, or auto) instead of a local Ray.")
+    ] = None,
+    asha: Annotated[bool, typer.Option(help="Stop trials early on validation WER (ASHA).")] = True,
     out: Annotated[Path | None, typer.Option(help="The sweep's folder. Default: train.output_dir + '-sweep'.")] = None,
 ) -> None:
-    """Train at every point of a grid, one run folder each; sweep.csv and sweep.png. Rerun to resume."""
+    """Train one config at many points on Ray Tune, one run folder each; sweep.csv and sweep.png. Rerun to resume."""
 
     def go() -> int:
         from whisperft.config import find_config, load_config
-        from whisperft.train.sweep import SWEEP_CSV, SWEEP_PLOT, is_axis
+        from whisperft.train.sweep import SWEEP_CSV, SWEEP_PLOT, is_param
         from whisperft.train.sweep import sweep as run_sweep
 
-        axes = [*(grid or []), *(a for a in overrides or [] if is_axis(a))]
-        fixed = [a for a in overrides or [] if not is_axis(a)]
-        if not axes:
-            raise UsageError("--grid is required, e.g. --grid train.learning_rate=1e-5,3e-5")
+        swept = [a for a in params or [] if is_param(a)]
+        fixed = [a for a in params or [] if not is_param(a)]
         path = find_config(config)
         folder = out or Path(load_config(path, fixed).train.output_dir + "-sweep")
-        rows = run_sweep(path, axes, folder, fixed, debug=_state["debug"])
+        rows = run_sweep(path, swept, folder, fixed, search=search, trials=trials, concurrent=concurrent,
+                         address=address, asha=asha, debug=_state["debug"])  # fmt: skip
         for r in rows:
-            typer.echo(f"{Path(r['run']).name}: dev WER {r['dev_wer'] or '-'}%  {r['status']}")
-        typer.echo(f"results: {folder / SWEEP_CSV}   plot: {folder / SWEEP_PLOT}")
-        return 1 if any(r["status"] != "done" for r in rows) else 0
+            typer.echo(f"{r['trial']}: dev WER {r['dev_wer'] or '-'}%  {r['status']}")
+        typer.echo(f"results: {folder / SWEEP_CSV}   plot: {folder / SWEEP_PLOT}   Ray: {folder / 'ray'}")
+        return 1 if any(r["status"].startswith("failed") for r in rows) else 0
 
     code = _run(go)
     if code:

@@ -34,6 +34,8 @@ EXTRAS = {  # import name -> (distribution, extra, what it enables)
     "onnx": ("onnx", "onnx", "export --to onnx"),
     "onnxruntime": ("onnxruntime", "onnx", "export --to onnx's check in onnxruntime"),
     "whisper": ("openai-whisper", "openai", "export --to openai's check in openai-whisper"),
+    "ray": ("ray", "sweep", "whisperft sweep (Ray Tune)"),
+    "optuna": ("optuna", "sweep", "whisperft sweep --search optuna"),
 }
 LOW_DISK_GB = 20.0  # a Common Voice language's features and a few checkpoints
 

@@ -65,10 +65,15 @@ def generate_ids(
     num_beams: int = 1,
     max_new_tokens: int | None = None,
     stop_repeats: bool = False,
+    synced: bool = False,
 ) -> torch.Tensor:
     """Greedy or beam decoding of (B, n_mels, frames) features into (B, length) token ids, prompt included.
-    ``stop_repeats``: end a greedy row at ``RepetitionStop`` (its ids then end without <|endoftext|>)."""
+    ``stop_repeats``: end a greedy row at ``RepetitionStop`` (its ids then end without <|endoftext|>).
+    ``synced``: every process keeps stepping until all are done (transformers' ``synced_gpus``), which a model
+    sharded by FSDP or DeepSpeed ZeRO-3 needs: each forward pass gathers weights from all processes."""
     kwargs: dict[str, Any] = {"num_beams": num_beams}
+    if synced:
+        kwargs["synced_gpus"] = True
     if is_multilingual(model.config):
         kwargs["task"] = task
         chosen = decode_language(language, own_language(model))
@@ -95,13 +100,14 @@ def generate_decoded(
     task: str = "transcribe",
     num_beams: int = 1,
     stop_repeats: bool = True,
+    synced: bool = False,
 ) -> list[Decoded]:
     """Decode one batch, each row bounded by its own limit (tokens after the prompt; None: the decoder's
     444) and, with ``stop_repeats``, by the repetition rule; each row's tokens are then cut exactly where
     ``text.runaway_stop`` says, so rows batched with longer ones come out as if decoded alone."""
     cap = decoder_limit(model)
     rows = [min(cap, x or cap) for x in limits]
-    ids = generate_ids(model, input_features, language, task, num_beams, max(rows), stop_repeats)
+    ids = generate_ids(model, input_features, language, task, num_beams, max(rows), stop_repeats, synced)
     eot = int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))  # every Whisper special token is >= it
     out = []
     for seq, limit in zip(ids.tolist(), rows, strict=True):
@@ -139,15 +145,17 @@ def decode_split(
     n_frames: int = N_FRAMES,
     progress: Callable[[int], None] | None = None,
     bound: bool = True,
+    synced: bool = False,
 ) -> dict[int, Decoded]:
-    """Decode store rows with a PyTorch model (in eval mode, restored after). Returns {index: Decoded}."""
+    """Decode store rows with a PyTorch model (in eval mode, restored after). Returns {index: Decoded}.
+    ``synced``: see ``generate_ids``; every process must then decode as many rows as the others."""
     was_training = model.training
     model.eval()
     try:
         return decode_rows(
             split,
             lambda feats, limits, repeats: generate_decoded(model, tokenizer, feats, language, limits,
-                                                            num_beams=num_beams, stop_repeats=repeats),
+                                                            num_beams=num_beams, stop_repeats=repeats, synced=synced),
             batch_size=batch_size, indices=indices, n_frames=n_frames, progress=progress,
             max_new_tokens=max_new_tokens, bound=bound,
         )  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from types import FrameType, TracebackType
 
 logger = logging.getLogger("whisperft")
@@ -29,6 +30,8 @@ class StopSignals:
             logger.warning("stopping after this step and saving a checkpoint (Ctrl-C again to abort now)")
 
     def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # only the main thread may set handlers; a sweep's trial thread is stopped by Ray
         self._previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
         for sig in SIGNALS:
             signal.signal(sig, self._on_signal)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import DistributedType, gather_object, set_seed
 
 from whisperft.config import Config, parse_duration
 from whisperft.data.remote import local_store
@@ -56,8 +58,17 @@ class TrainResult:
     out_of_time: bool = False  # stopped by train.time_budget; the same command continues
 
 
-def train(cfg: Config, config_path: str | None = None, progress: bool = True) -> TrainResult:
-    """Run (or resume) training as configured. Returns where the final model is and its metrics."""
+def train(
+    cfg: Config,
+    config_path: str | None = None,
+    progress: bool = True,
+    on_eval: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Run (or resume) training as configured. Returns where the final model is and its metrics.
+
+    ``on_eval(step, metrics)`` is called on the main process after each evaluation (a sweep reports the
+    validation WER to its scheduler there); ``metrics`` holds ``wer`` and ``cer`` (fractions, or None when
+    the references have no words) and the rest of what ``validate`` measures."""
     t_start = time.perf_counter()
     out = Path(cfg.train.output_dir)
     accelerator = Accelerator(
@@ -67,12 +78,14 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         log_with=trackers(cfg) or None,
         project_dir=str(out),
     )
+    check_sharding(accelerator, cfg)
     lock = RunLock(out)
     if accelerator.is_main_process:
         lock.acquire()
     try:
         set_seed(cfg.train.seed)
         run = build(cfg, accelerator)
+        run.on_eval = on_eval
         state = resume(run)
         start_trackers(accelerator, cfg, out)
         if state.step == 0 and run.eval_splits and cfg.eval.before_training:
@@ -93,6 +106,23 @@ def train(cfg: Config, config_path: str | None = None, progress: bool = True) ->
         accelerator.end_training()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def check_sharding(accelerator: Accelerator, cfg: Config) -> None:
+    """Refuse an accelerate config that asks for FSDP or DeepSpeed where Accelerate will not shard: it turns
+    them on only for GPU-type devices (accelerate/state.py), so on a CPU the run would silently train
+    unsharded, every process holding the whole model. LoRA is refused under sharding: its trainable state
+    is small, and its merged save reads the whole model. Raises UsageError (exit 2)."""
+    for env, name, kind in (("ACCELERATE_USE_FSDP", "FSDP", DistributedType.FSDP),
+                            ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed", DistributedType.DEEPSPEED)):  # fmt: skip
+        if os.environ.get(env, "false").lower() == "true" and accelerator.distributed_type != kind:
+            raise UsageError(
+                f"the accelerate config asks for {name}, but Accelerate runs it only on CUDA GPUs and this run "
+                f"is {accelerator.distributed_type.value} on {accelerator.device}; launch without the "
+                f"--config_file (or with torchrun) to train unsharded here"
+            )
+    if cfg.train.method == "lora" and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        raise UsageError("train.method: lora trains too few weights to need FSDP or DeepSpeed; launch it multi-GPU")
 
 
 def _mixed_precision(requested: str) -> str:
@@ -244,9 +274,7 @@ def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> boo
     if wer is not None and (state.best_wer is None or wer < state.best_wer):
         state.best_wer, state.best_step = wer, state.step
         state.evals_without_improvement = 0
-        if run.main:
-            save_model(run.accelerator.unwrap_model(run.model), run.processor, run.out / "best", run.cfg)
-        run.accelerator.wait_for_everyone()
+        save_weights(run, run.out / "best")
         return False
     state.evals_without_improvement += 1
     patience = run.cfg.train.early_stopping_patience
@@ -261,6 +289,8 @@ def record_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
     run.accelerator.log({f"eval/{k}": rec[f"eval_{k}"] for k in keys}, step=state.step)
     if run.main:
         append_log(run.out, rec)
+        if run.on_eval is not None:
+            run.on_eval(state.step, metrics)
 
 
 def validate(run: Setup) -> dict[str, Any]:
@@ -282,8 +312,9 @@ def validate(run: Setup) -> dict[str, Any]:
             batch_size=cfg.eval.batch_size,
             num_beams=cfg.eval.num_beams,
             max_new_tokens=cfg.eval.max_new_tokens,
-            indices=list(range(acc.process_index, n, acc.num_processes)),
+            indices=eval_indices(n, acc.process_index, acc.num_processes, run.sharded),
             n_frames=run.n_frames,
+            synced=run.sharded,
         )
         gathered = dict(gather_object(list(decoded.items())))
         texts = [gathered[i] for i in range(n)]
@@ -299,6 +330,16 @@ def validate(run: Setup) -> dict[str, Any]:
     return metrics
 
 
+def eval_indices(n: int, rank: int, processes: int, equal: bool) -> list[int]:
+    """This process's share of ``n`` rows: every ``processes``-th from ``rank``. ``equal``: padded with
+    a repeat of its last row so all processes decode the same number of batches (a sharded model's
+    forward passes are collective); the repeat decodes to the same text and is gathered once."""
+    own = list(range(rank, n, processes))
+    if equal and n:
+        own += [own[-1] if own else 0] * (-(-n // processes) - len(own))
+    return own
+
+
 def checkpoint(run: Setup, state: TrainState) -> None:
     need = _checkpoint_bytes(run.model)
     save_checkpoint(run.accelerator, run.out, state, need, run.cfg.train.save_total_limit)
@@ -311,12 +352,14 @@ def finish(
     After a time-budget stop too: final/ then holds the best so far, and the same command continues."""
     out, final = run.out, run.out / "final"
     metrics: dict[str, Any] = {}
+    from_best = state.best_step is not None and (out / "best").is_dir()
+    if not from_best:
+        save_weights(run, final)
     if run.main:
-        if state.best_step is not None and (out / "best").is_dir():
+        if from_best:
             copy_model(out / "best", final)
             source = f"best (step {state.best_step})"
         else:
-            save_model(run.accelerator.unwrap_model(run.model), run.processor, final, run.cfg)
             source = f"last (step {state.step})"
         metrics = {
             "steps": state.step,
@@ -364,13 +407,23 @@ def _checkpoint_bytes(model: Any) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters()) * CHECKPOINT_BYTES_PER_WEIGHT_BYTE
 
 
-def save_model(model: Any, processor: Any, folder: Path, cfg: Config) -> None:
-    """Save a standard HF model folder atomically (temp folder + rename), with the resolved config."""
+def save_weights(run: Setup, folder: Path) -> None:
+    """The model as it is now, into ``folder``; every process calls this (FSDP and DeepSpeed gather the
+    full weights from all of them), the main process writes."""
+    weights = run.accelerator.get_state_dict(run.model) if run.sharded else None
+    if run.main:
+        save_model(run.accelerator.unwrap_model(run.model), run.processor, folder, run.cfg, weights)
+    run.accelerator.wait_for_everyone()
+
+
+def save_model(model: Any, processor: Any, folder: Path, cfg: Config, weights: dict | None = None) -> None:
+    """Save a standard HF model folder atomically (temp folder + rename), with the resolved config.
+    ``weights``: the full state dict when the model's own parameters are shards (FSDP, DeepSpeed)."""
     with staged_dir(folder) as tmp:
         if is_lora(model):
             save_merged(model, tmp)  # a standard model folder, plus the adapter alone in adapter/
         else:
-            model.save_pretrained(tmp, safe_serialization=True)
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=weights)
         processor.save_pretrained(tmp)
         cfg.save(tmp / "config.yaml")
 

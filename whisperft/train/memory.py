@@ -186,6 +186,62 @@ def estimate(config: WhisperConfig, plan: Plan, label_tokens: int) -> Estimate:
     return Estimate(weights, gradients, optimizer, int(per_example))
 
 
+SHARDINGS = {  # strategy -> what the table calls it, and the accelerate config that runs it
+    "ddp": ("replicated (DDP)", ""),
+    "zero2": ("DeepSpeed ZeRO-2", "configs/accelerate/deepspeed-zero2.yaml"),
+    "zero3": ("DeepSpeed ZeRO-3", "configs/accelerate/deepspeed-zero3.yaml"),
+    "fsdp": ("FSDP full shard", "configs/accelerate/fsdp.yaml"),
+}
+ADAM_STATE_BYTES = {"adamw": 8, "adamw_8bit": 2}  # two moments per trainable parameter
+
+
+def unit_counts(config: WhisperConfig) -> tuple[int, int]:
+    """(the root's parameters, the largest layer's): FSDP and ZeRO-3 gather one layer at a time, while the
+    root (convolutions, positions, token embedding tied to the output projection, final norms) stays whole."""
+    model = _meta_model(config)
+    layers = [*model.model.encoder.layers, *model.model.decoder.layers]
+    sizes = [sum(p.numel() for p in layer.parameters()) for layer in layers]
+    total, _ = parameter_count(config)
+    return total - sum(sizes), max(sizes)
+
+
+def sharded(config: WhisperConfig, plan: Plan, est: Estimate, strategy: str, gpus: int) -> Estimate:
+    """Per-GPU bytes of ``est`` when ``gpus`` data-parallel processes shard the training state.
+
+    Following the ZeRO paper's accounting (Rajbhandari et al. 2020, arXiv:1910.02054, section 5 and
+    Figure 1): with Psi parameters and mixed precision, half-precision weights (2 Psi) and gradients (2 Psi),
+    and K Psi of optimizer state (fp32 master weights, 4, plus AdamW's two moments, 8);
+
+    - ZeRO-2 shards gradients and optimizer state: 2 Psi + (2 + K) Psi / N;
+    - ZeRO-3 shards the weights too: (2 + 2 + K) Psi / N, plus the layers gathered for compute;
+    - FSDP full shard keeps float32 weights and gradients sharded (4 + 4 + 8) Psi / N, and gathers each
+      layer in the compute precision for its forward and backward.
+
+    In fp32, weights and gradients take 4 bytes and there are no master weights. ZeRO-3 and FSDP gather the
+    root module (``unit_counts``) plus two layers (the one computed and the one prefetched), with their
+    gradients. Activations are per process, as without sharding. ``ddp`` returns ``est`` unchanged.
+    """
+    if strategy == "ddp":
+        return est
+    total, encoder = parameter_count(config)
+    trainable = trainable_count(config, plan, total, encoder)
+    mixed = plan.precision in ("fp16", "bf16")
+    half = 2 if mixed else 4  # the compute precision's bytes
+    moments = ADAM_STATE_BYTES[plan.optimizer] * trainable
+    root, layer = unit_counts(config)
+    gathered = half * (root + 2 * layer)
+    if strategy == "zero2":
+        return Estimate(half * total, half * trainable // gpus, ((4 * trainable if mixed else 0) + moments) // gpus,
+                        est.activations_per_example)  # fmt: skip
+    if strategy == "zero3":
+        return Estimate(half * total // gpus + gathered, half * trainable // gpus + gathered,
+                        ((4 * trainable if mixed else 0) + moments) // gpus, est.activations_per_example)  # fmt: skip
+    if strategy == "fsdp":
+        return Estimate(4 * total // gpus + gathered,
+                        4 * trainable // gpus + gathered, moments // gpus, est.activations_per_example)  # fmt: skip
+    raise UsageError(f"sharding {strategy!r}: expected one of {', '.join(SHARDINGS)}")
+
+
 def plans_for(base: Plan) -> list[Plan]:
     """The table's rows: each method at each precision, with and without checkpointing."""
     rows = []
@@ -265,6 +321,26 @@ def plan_rows(cfg: Any, config: WhisperConfig, tokens: int, budget: int, cuda: b
     for plan in [own, *(p for p in plans_for(own) if p != own)]:
         est = estimate(config, plan, tokens)
         rows.append(PlanRow(plan, est, est.total(batch, cuda), est.largest_batch(budget, cuda), plan == own))
+    return rows
+
+
+@dataclass
+class ShardRow:
+    strategy: str
+    estimate: Estimate  # per GPU
+    at_batch: int
+    largest_batch: int
+
+
+def shard_rows(cfg: Any, config: WhisperConfig, tokens: int, budget: int, gpus: int) -> list[ShardRow]:
+    """The config's plan replicated and under each sharding, per GPU for ``gpus`` GPUs (CUDA overheads in)."""
+    plan = plan_from_config(cfg)
+    est = estimate(config, plan, tokens)
+    batch = cfg.train.batch_size if isinstance(cfg.train.batch_size, int) else 1
+    rows = []
+    for strategy in SHARDINGS:
+        e = sharded(config, plan, est, strategy, gpus)
+        rows.append(ShardRow(strategy, e, e.total(batch), e.largest_batch(budget)))
     return rows
 
 

@@ -7,6 +7,7 @@ config, so a run that cannot work fails here, in seconds, with one line naming t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import psutil
 import torch
 import yaml
-from accelerate.utils import gather_object
+from accelerate.utils import DistributedType, gather_object
 from torch.utils.data import DataLoader, Dataset
 from transformers import get_scheduler
 
@@ -69,10 +70,17 @@ class Setup:
     sampler: EpochSampler
     eval_splits: dict[str, Split]  # per source; empty when data.eval_split is null
     n_frames: int
+    on_eval: Callable[[int, dict[str, Any]], None] | None = None  # told (step, metrics) after each evaluation
 
     @property
     def main(self) -> bool:
         return bool(self.accelerator.is_main_process)
+
+    @property
+    def sharded(self) -> bool:
+        """FSDP or DeepSpeed (``accelerate launch --config_file configs/accelerate/...``): the weights may be
+        spread over the processes, so saving gathers them and every process takes part in each forward pass."""
+        return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 @dataclass

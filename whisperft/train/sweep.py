@@ -1,116 +1,424 @@
-"""``whisperft sweep``: train one config at every point of a grid, one run folder per point.
+"""``whisperft sweep``: trials of one config on Ray Tune, each a whisperft training run in its own folder.
 
-Points run one after another, each as its own ``whisperft train`` process (so each starts with
-a clean device). A point whose ``final/`` is complete is skipped; one that was interrupted resumes
-from its checkpoint, because that is what ``train`` does in a folder with checkpoints. The results
-go to ``sweep.csv`` and ``sweep.png`` (dev WER against each swept value) in the sweep's folder.
+Ray Tune schedules the trials: on a local Ray started in-process (one trial per GPU, else per CPU) or
+on a cluster (``address``). The search is a grid, random sampling, or Optuna's TPE
+(https://docs.ray.io/en/latest/tune/api/suggestion.html) over values and ranges:
+
+    train.learning_rate=1e-5,3e-5          values: a grid axis, or a choice for random and optuna
+    train.learning_rate=loguniform(1e-6,1e-4)   uniform(a,b), loguniform(a,b), randint(a,b) (a <= n < b)
+
+ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning", arXiv:1810.05934) stops
+trials whose validation WER, reported at each of the run's evaluations, is in the worse half of
+those that reached the same step. Each trial trains with the same ``train()`` as ``whisperft train``,
+in ``OUT/<trial>/``, and resumes from its own checkpoint. An interrupted sweep (Ctrl-C, SIGTERM)
+saves Ray's experiment state in ``OUT/ray/`` and the same command continues it. The results go to
+``sweep.csv`` and ``sweep.png`` (dev WER against each swept value).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
-import itertools
 import json
 import logging
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+import re
+import signal
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from whisperft.config import load_config, parse_override
-from whisperft.errors import UsageError
-from whisperft.io import atomic_write_text, is_complete
+from whisperft.config import Config, load_config, parse_override
+from whisperft.errors import UsageError, WhisperftError
+from whisperft.io import atomic_write_json, atomic_write_text, is_complete
+from whisperft.models import quiet_transformers
+from whisperft.train.loop import train
 
 logger = logging.getLogger("whisperft")
 
 SWEEP_CSV = "sweep.csv"
 SWEEP_PLOT = "sweep.png"
+SWEEP_SPEC = "sweep.json"  # what the folder's sweep searches; a rerun with another space is refused
+RAY_DIR = "ray"  # Ray Tune's own results folder (experiment state, each trial's result.json and progress.csv)
+SEARCHES = ("grid", "random", "optuna")
+RANGES = ("uniform", "loguniform", "randint")
+ASHA_REDUCTION_FACTOR = (
+    2  # keep the better half at each rung: with a handful of trials, 4 (Ray's default) stops too many
+)
 
 
-@dataclass
-class Point:
-    values: dict[str, Any]  # dotted key -> value
-    folder: Path
+@dataclass(frozen=True)
+class Param:
+    """One swept key: ``kind`` "choice" with its typed ``values``, or a range with (low, high)."""
 
-    @property
-    def overrides(self) -> list[str]:
-        return [f"{k}={_text(v)}" for k, v in self.values.items()] + [f"train.output_dir={self.folder}"]
+    key: str
+    kind: str
+    values: tuple[Any, ...]
+
+    def samples(self) -> tuple[Any, ...]:
+        """The values a trial can take at the edges: every choice, or a range's two ends."""
+        if self.kind == "randint":
+            return (int(self.values[0]), int(self.values[1]) - 1)
+        return self.values
+
+
+_RANGE = re.compile(r"^(choice|uniform|loguniform|randint)\((.*)\)$")
+
+
+def is_param(arg: str) -> bool:
+    """``key=v1,v2`` or ``key=loguniform(a,b)`` is swept; ``key=value`` and ``key=[a, b]`` are fixed overrides."""
+    _, _, raw = arg.partition("=")
+    raw = raw.strip()
+    return bool(_RANGE.match(raw)) or ("," in raw and not raw.startswith(("[", "{")))
+
+
+def parse_param(arg: str) -> Param:
+    """``train.learning_rate=loguniform(1e-6,1e-4)`` -> Param("train.learning_rate", "loguniform", (1e-6, 1e-4)).
+
+    Raises UsageError for a missing ``=``, no values, or a range whose ends are not numbers in order."""
+    if "=" not in arg:
+        raise UsageError(f"sweep parameter {arg!r}: expected key=v1,v2 or key=loguniform(low,high)")
+    key, _, raw = arg.partition("=")
+    key, raw = key.strip(), raw.strip()
+    m = _RANGE.match(raw)
+    kind, body = (m.group(1), m.group(2)) if m else ("choice", raw)
+    parts = [part.strip() for part in body.split(",") if part.strip()]
+    if not parts:
+        raise UsageError(f"sweep parameter {arg!r}: no values after '='")
+    if kind not in RANGES:
+        return Param(key, kind, tuple(parse_override(f"{key}={part}")[1] for part in parts))
+    try:  # YAML 1.1 reads 1e-6 as a string: a range's ends are numbers by definition
+        values = tuple(int(part) if kind == "randint" else float(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise UsageError(f"sweep parameter {arg!r}: {kind} takes two numbers, {kind}(low,high)")
+    low, high = values
+    if not low < high or (kind == "loguniform" and low <= 0):
+        need = "0 < low < high" if kind == "loguniform" else "low < high"
+        raise UsageError(f"sweep parameter {arg!r}: {kind} needs {need}")
+    return Param(key, kind, values)
+
+
+def parse_space(args: list[str], search: str) -> dict[str, Param]:
+    """Every swept key, once; a grid takes values only. Raises UsageError naming the parameter."""
+    if search not in SEARCHES:
+        raise UsageError(f"--search {search!r}: expected one of {', '.join(SEARCHES)}")
+    space: dict[str, Param] = {}
+    for arg in args:
+        param = parse_param(arg)
+        if param.key in space:
+            raise UsageError(f"sweep parameter {param.key} is given twice")
+        if search == "grid" and param.kind != "choice":
+            raise UsageError(f"{arg}: a grid takes values (key=v1,v2); sample ranges with --search random or optuna")
+        space[param.key] = param
+    if not space:
+        raise UsageError(
+            "nothing to sweep: give key=v1,v2 or key=loguniform(low,high), e.g. train.learning_rate=1e-5,3e-5"
+        )
+    return space
+
+
+def check_space(config: Path, space: dict[str, Param], overrides: list[str]) -> Config:
+    """Load the config at every choice and both ends of every range, so that a bad key or value is a
+    UsageError (exit 2) before Ray starts. Returns the config with the first sample of each key."""
+    first = load_config(config, [*overrides, *(f"{p.key}={_text(p.samples()[0])}" for p in space.values())])
+    for p in space.values():
+        for value in p.samples()[1:]:
+            load_config(config, [*overrides, f"{p.key}={_text(value)}"])
+    if not first.data.eval_split:
+        raise UsageError("data.eval_split: a sweep ranks its trials by validation WER; name a split to evaluate on")
+    return first
 
 
 def _text(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def is_axis(arg: str) -> bool:
-    """``key=v1,v2`` is a grid axis; ``key=value`` and ``key=[a, b]`` (one list value) are not."""
-    _, _, raw = arg.partition("=")
-    return "," in raw and not raw.strip().startswith(("[", "{"))
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else _text(value)
 
 
-def parse_grid(grid: list[str]) -> dict[str, list[Any]]:
-    """``["train.learning_rate=1e-5,3e-5", ...]`` -> {"train.learning_rate": [1e-5, 3e-5], ...}."""
-    axes: dict[str, list[Any]] = {}
-    for item in grid:
-        if "=" not in item:
-            raise UsageError(f"--grid {item!r}: expected key=v1,v2, e.g. train.learning_rate=1e-5,3e-5")
-        key, _, raw = item.partition("=")
-        values = [parse_override(f"{key}={part}")[1] for part in raw.split(",") if part.strip()]
-        if not values:
-            raise UsageError(f"--grid {item!r}: no values after '='")
-        if key.strip() in axes:
-            raise UsageError(f"--grid: {key.strip()} is given twice")
-        axes[key.strip()] = values
-    return axes
+def trial_name(trial_id: str, values: dict[str, Any]) -> str:
+    """``03-learning_rate=3.2e-05,batch_size=8``: the trial's number (or id) and the last part of each swept key,
+    safe as a folder name; Ray's trial folder and the whisperft run folder share it."""
+    number = trial_id.rsplit("_", 1)[-1]  # grid and random: EXPERIMENT_00003; Optuna: a random hex id
+    parts = [f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items()]
+    prefix = f"{int(number):02d}" if number.isdigit() else trial_id
+    return f"{prefix}-" + ",".join(parts).replace("/", "_").replace(" ", "")
 
 
-def folder_name(values: dict[str, Any]) -> str:
-    """``learning_rate=1e-05,batch_size=8``: the last part of each key, safe as a folder name."""
-    parts = [f"{k.rsplit('.', 1)[-1]}={_text(v)}" for k, v in values.items()]
-    return ",".join(parts).replace("/", "_").replace(" ", "")
+def _dirname(trial: Any) -> str:  # Ray's trial_dirname_creator
+    return trial_name(trial.trial_id, trial.config)
 
 
-def plan_points(config: Path, axes: dict[str, list[Any]], out: Path, overrides: list[str]) -> list[Point]:
-    """Every point of the grid, each checked as a whole config before anything runs (exit 2 on a bad key)."""
-    points = []
-    for combo in itertools.product(*axes.values()):
-        values = dict(zip(axes, combo, strict=True))
-        point = Point(values, out / folder_name(values))
-        load_config(config, [*overrides, *point.overrides])
-        points.append(point)
-    return points
+def quiet_worker(debug: bool) -> None:
+    """whisperft's log lines on the worker's stderr (Ray forwards them to the driver, prefixed with the
+    trial's pid); transformers' and accelerate's chatter off unless ``debug``, as in the CLI."""
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        logger.propagate = False
+    if not debug:
+        warnings.filterwarnings("ignore")
+        logging.getLogger("accelerate").setLevel(logging.ERROR)
+        quiet_transformers()
 
 
-def run_point(config: Path, point: Point, overrides: list[str], debug: bool = False) -> int:
-    """``whisperft train CONFIG ... train.output_dir=POINT`` in its own process; its exit code."""
-    cmd = [sys.executable, "-m", "whisperft.cli", *(["--debug"] if debug else []), "train", str(config),
-           *overrides, *point.overrides, "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(cmd)
+def run_trial(
+    values: dict[str, Any], config: str, overrides: list[str], out: str, cwd: str, debug: bool = False
+) -> None:
+    """One trial, in a Ray worker: ``whisperft train CONFIG OVERRIDES KEY=VALUE...`` in ``out/<trial>``.
+
+    Validation WER goes to Ray Tune at each evaluation (ASHA may stop the trial there); the last one only
+    after ``final/`` is written, so that a finished run is never cut short. A trial Ray starts again
+    (after an interrupted sweep) resumes from the run folder's checkpoint."""
+    from ray import tune  # deferred: Ray is an extra, loaded only by the sweep
+
+    os.chdir(cwd)  # Ray starts each trial in its own folder; the config's relative paths are the user's
+    quiet_worker(debug)
+    folder = Path(out) / Path(tune.get_context().get_trial_dir()).name
+    cfg = load_config(Path(config), [*overrides, *(f"{k}={_text(v)}" for k, v in values.items()),
+                                     f"train.output_dir={folder}"])  # fmt: skip
+    last: dict[str, Any] = {}
+
+    def report(step: int, metrics: dict[str, Any]) -> None:
+        if metrics["wer"] is None:  # references without words: nothing to rank by
+            return
+        last.update(wer=metrics["wer"], cer=metrics["cer"], step=step)
+        if step < cfg.train.max_steps:
+            tune.report(dict(last))
+
+    result = train(cfg, progress=False, on_eval=report)
+    if last:
+        tune.report({**last, "step": result.steps, "best_wer": result.best_wer})
+
+
+def plan_search(space: dict[str, Param], search: str, seed: int) -> tuple[dict[str, Any], Any]:
+    """Ray Tune's param_space for ``space``, and the search algorithm (None: Ray's grid and random)."""
+    from ray import tune
+
+    domains: dict[str, Any] = {}
+    for key, p in space.items():
+        if p.kind == "choice":
+            domains[key] = tune.grid_search(list(p.values)) if search == "grid" else tune.choice(list(p.values))
+        else:
+            low, high = p.values
+            domains[key] = {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[p.kind](
+                low, high
+            )
+    if search == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return domains, OptunaSearch(seed=seed)
+    if search == "random":
+        from ray.tune.search import BasicVariantGenerator
+
+        return domains, BasicVariantGenerator(random_state=seed)
+    return domains, None
+
+
+@contextmanager
+def stop_signals() -> Iterator[list[bool]]:
+    """Ctrl-C or SIGTERM (a scheduler's or container's stop) ends the sweep gracefully: Ray Tune saves its
+    experiment state and stops the trials. Tune listens for SIGUSR1 (ray/tune/tune.py,
+    _setup_signal_catching); its own SIGINT handler is turned off so that both signals take this path and
+    the caller learns of the stop. A second signal aborts at once. Yields a one-item list, True once stopped."""
+    stopped = [False]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stopped[0]:
+            raise KeyboardInterrupt
+        stopped[0] = True
+        logger.warning("stopping the sweep; Ray Tune saves its state (Ctrl-C again to abort now)")
+        signal.raise_signal(signal.SIGUSR1)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
-        return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached the run too: let it finish its step and save a checkpoint
-        proc.wait()
-        raise
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = env
 
 
-def result_row(point: Point, status: str) -> dict[str, Any]:
-    metrics: dict[str, Any] = {}
-    final = point.folder / "final"
+@dataclass
+class Spec:
+    """What a sweep folder searches; saved as sweep.json and compared when the same folder is run again."""
+
+    config: str
+    overrides: list[str]
+    params: list[str]
+    search: str
+    trials: int
+
+
+def check_spec(out: Path, spec: Spec) -> None:
+    path = out / SWEEP_SPEC
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        if before != asdict(spec):
+            changed = [k for k in before if before[k] != asdict(spec).get(k)]
+            raise UsageError(
+                f"{out} holds another sweep ({', '.join(changed)} differ); give the same arguments to resume it, "
+                "or choose another --out"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, asdict(spec))
+
+
+def sweep(
+    config: Path,
+    params: list[str],
+    out: Path,
+    overrides: list[str] | None = None,
+    search: str = "grid",
+    trials: int | None = None,
+    concurrent: int | None = None,
+    address: str | None = None,
+    asha: bool = True,
+    resources: dict[str, float] | None = None,
+    debug: bool = False,
+) -> list[dict[str, Any]]:
+    """Run (or continue) the sweep on Ray Tune, then write sweep.csv and sweep.png. Returns the rows.
+
+    ``trials``: how many times the grid runs (default 1), or how many points random and optuna sample
+    (default 8). ``concurrent``: at most this many trials at once (default: as many as the resources
+    hold). ``resources``: per trial (default one GPU when Ray sees any, else one CPU).
+    Raises UsageError (exit 2) for a bad parameter or key before Ray starts, and WhisperftError when the
+    sweep was interrupted (its table is written first). A failed trial is a row with status "failed: ..."."""
+    overrides = overrides or []
+    space = parse_space(params, search)
+    base = check_space(config, space, overrides)
+    trials = trials or (1 if search == "grid" else 8)
+    if trials < 1 or (concurrent is not None and concurrent < 1):
+        raise UsageError("--trials and --concurrent take a number of 1 or more")
+    missing = [m for m in ("ray", *(["optuna"] if search == "optuna" else [])) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise WhisperftError(f"whisperft sweep needs {', '.join(missing)}: pip install 'whisperft[sweep]'")
+    out = out.resolve()
+    check_spec(out, Spec(str(config.resolve()), overrides, params, search, trials))
+    import ray  # deferred: Ray is an extra, and slow to import
+    from ray import tune
+
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(include_dashboard=False)
+    try:
+        per_trial = resources or ({"gpu": 1, "cpu": 1} if ray.cluster_resources().get("GPU") else {"cpu": 1})
+        trainable = tune.with_resources(
+            partial(
+                run_trial, config=str(config.resolve()), overrides=overrides, out=str(out), cwd=os.getcwd(), debug=debug
+            ),
+            per_trial,
+        )
+        ray_dir = out / RAY_DIR
+        if tune.Tuner.can_restore(str(ray_dir)):
+            logger.info("continuing the sweep in %s", out)
+            tuner = tune.Tuner.restore(str(ray_dir), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = new_tuner(trainable, space, search, base, trials, concurrent, asha, out)
+        with stop_signals() as stopped:
+            tuner.fit()
+    finally:
+        ray.shutdown()
+    # the trials as Ray saved them: after a stop, those it will resume are still RUNNING or PENDING there
+    analysis = tune.ExperimentAnalysis(str(ray_dir))
+    rows = sorted((result_row(t, analysis.trial_dataframes.get(t.trial_id), out, list(space)) for t in analysis.trials),
+                  key=lambda r: r["trial"])  # fmt: skip
+    if rows:
+        write_csv(rows, out / SWEEP_CSV)
+        plot_sweep(rows, space, out / SWEEP_PLOT)
+    if stopped[0]:
+        raise WhisperftError(
+            "sweep interrupted; Ray saved its state: run the same command again to resume "
+            f"(the table so far: {out / SWEEP_CSV})"
+        )
+    return rows
+
+
+def new_tuner(
+    trainable: Any,
+    space: dict[str, Param],
+    search: str,
+    base: Config,
+    trials: int,
+    concurrent: int | None,
+    asha: bool,
+    out: Path,
+) -> Any:
+    """A Ray Tune ``Tuner`` for a new sweep: minimum validation WER, ASHA over the run's steps (its rungs
+    at eval_steps x 2^k), one fresh worker process per trial, results under ``out/ray``."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    domains, search_alg = plan_search(space, search, base.train.seed)
+    # max_t past the last step: ASHA stops a trial at max_t, and the last step's report comes after final/
+    scheduler = ASHAScheduler(time_attr="step", max_t=base.train.max_steps + 1, grace_period=base.train.eval_steps,
+                              reduction_factor=ASHA_REDUCTION_FACTOR) if asha else None  # fmt: skip
+    return tune.Tuner(
+        trainable,
+        param_space=domains,
+        tune_config=tune.TuneConfig(
+            metric="wer",
+            mode="min",
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=trials,
+            max_concurrent_trials=concurrent,
+            reuse_actors=False,
+            trial_dirname_creator=_dirname,
+        ),
+        run_config=tune.RunConfig(storage_path=str(out), name=RAY_DIR, verbose=1),
+    )
+
+
+def result_row(trial: Any, history: Any, out: Path, keys: list[str]) -> dict[str, Any]:
+    """One trial's line of sweep.csv: from its run folder when it finished, else from the validation WER
+    it reported to Ray (``history``: its progress.csv as a DataFrame, or None before any report)."""
+    name = Path(trial.path).name
+    run = out / name
+    final = run / "final"
     if is_complete(final):
         metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-    wer = metrics.get("best_wer")
+        status, best, best_step = "done", metrics.get("best_wer"), metrics.get("best_step", "")
+        steps, seconds = metrics.get("steps", ""), round(metrics["train_seconds"])
+    else:
+        trained = [] if history is None or "wer" not in history else history[history["step"] > 0]
+        best = float(trained["wer"].min()) if len(trained) else None
+        best_step = int(trained["step"][trained["wer"].idxmin()]) if len(trained) else ""
+        steps, seconds = (trial.last_result or {}).get("step", ""), ""
+        if trial.status == "ERROR":
+            error = str(trial.get_error() or "error").strip().splitlines()
+            status = "failed: " + (error[-1] if error else "")[:200]
+        elif trial.status == "TERMINATED":
+            status = f"stopped by ASHA at step {steps}"
+        else:
+            status = "interrupted"
     return {
-        **point.values,
-        "dev_wer": round(100 * wer, 2) if wer is not None else "",
-        "best_step": metrics.get("best_step", ""),
-        "steps": metrics.get("steps", ""),
-        "train_seconds": round(metrics["train_seconds"]) if "train_seconds" in metrics else "",
+        "trial": name,
+        **{k: trial.config.get(k, "") for k in keys},
+        "dev_wer": round(100 * best, 2) if best is not None else "",
+        "best_step": best_step,
+        "steps": steps,
+        "train_seconds": seconds,
         "status": status,
-        "run": str(point.folder),
+        "run": str(run),
     }
 
 
@@ -122,58 +430,40 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def plot_sweep(rows: list[dict[str, Any]], keys: list[str], path: Path) -> None:
-    """One panel per swept key: dev WER against its values, one line per setting of the other keys."""
+def plot_sweep(rows: list[dict[str, Any]], space: dict[str, Param], path: Path) -> None:
+    """One panel per swept key: each trial's best dev WER against its value (log scale for loguniform);
+    filled for finished trials, hollow for those ASHA stopped."""
     import matplotlib  # deferred: slow to import
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
+    keys = list(space)
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        others = [k for k in keys if k != key]
-        groups: dict[str, list[tuple[Any, float]]] = {}
-        for r in rows:
-            if r["dev_wer"] != "":
-                label = ", ".join(f"{k.rsplit('.', 1)[-1]}={r[k]}" for k in others) or "dev WER"
-                groups.setdefault(label, []).append((r[key], float(r["dev_wer"])))
-        for label, pts in groups.items():  # in the grid's order
-            ax.plot([str(x) for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+        p = space[key]
+        categorical = p.kind == "choice"
+        for done, label in ((True, "finished"), (False, "stopped early")):
+            pts = [(r[key], float(r["dev_wer"])) for r in rows
+                   if r["dev_wer"] != "" and (r["status"] == "done") == done]  # fmt: skip
+            if categorical:
+                order = [_text(v) for v in p.values]
+                xs = [order.index(_text(x)) if _text(x) in order else len(order) for x, _ in pts]
+            else:
+                xs = [float(x) for x, _ in pts]
+            ax.scatter(xs, [y for _, y in pts], label=label, marker="o",
+                       facecolors=None if done else "none", edgecolors="C0" if done else "C1")  # fmt: skip
+        if categorical:
+            ax.set_xticks(range(len(p.values)), [_short(v) for v in p.values])
+        elif p.kind == "loguniform":
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # only the decades: minor labels overlap
         ax.set_xlabel(key)
-        ax.set_ylabel("dev WER (%)")
-        if groups:
-            ax.legend(fontsize=7)
+        ax.set_ylabel("best dev WER (%)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
-
-
-def sweep(
-    config: Path,
-    grid: list[str],
-    out: Path,
-    overrides: list[str] | None = None,
-    debug: bool = False,
-    runner: Callable[[Path, Point, list[str], bool], int] = run_point,
-) -> list[dict[str, Any]]:
-    """Run every point (skipping finished ones), then write sweep.csv and sweep.png. Returns the rows."""
-    overrides = overrides or []
-    axes = parse_grid(grid)
-    points = plan_points(config, axes, out, overrides)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for n, point in enumerate(points, start=1):
-        if is_complete(point.folder / "final"):
-            logger.info("sweep %d/%d %s: done before, skipped", n, len(points), point.folder.name)
-            status = "done"
-        else:
-            resuming = (point.folder / "checkpoints").is_dir()
-            logger.info("sweep %d/%d %s%s", n, len(points), point.folder.name, " (resuming)" if resuming else "")
-            code = runner(config, point, overrides, debug)
-            status = "done" if code == 0 else f"failed (exit {code})"
-        rows.append(result_row(point, status))
-        write_csv(rows, out / SWEEP_CSV)  # after every point, so an interrupted sweep keeps its table
-    plot_sweep(rows, list(axes), out / SWEEP_PLOT)
-    return rows
