@@ -57,6 +57,10 @@ def test_four_trials_two_at_a_time_asha_stops_some_and_a_sigterm_resumes(
     assert (folder / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert list((folder / "ray").glob("*/progress.csv"))  # Ray's own results, for its tools
 
+    # the same folder with other settings is refused before Ray starts: Ray would resume the old ones
+    r = subprocess.run([*args, "--no-asha"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "holds another sweep (asha differ)" in r.stderr
+
 
 def test_a_bad_search_space_is_exit_2_before_ray_starts(tmp_path: Path, tiny_store: Path, tiny_model: Path) -> None:
     cfg = train_config(tmp_path / "s.yaml", tiny_model, tiny_store, tmp_path / "run", eval_steps=2)
@@ -66,6 +70,8 @@ def test_a_bad_search_space_is_exit_2_before_ray_starts(tmp_path: Path, tiny_sto
         (["train.learning_rate=loguniform(1e-6,1e-4)"], "a grid takes values"),
         (["train.batch_size=uniform(2,8)", "--search", "optuna"], "train.batch_size"),
         (["train.learning_rate=1e-3,3e-3", "--search", "bayes"], "--search 'bayes'"),
+        (["train.max_steps=10,20"], "ASHA compares trials at the same steps: sweep train.max_steps with --no-asha"),
+        (["train.learning_rate=1e-3,3e-3", "--address", "ray://head:10001"], "Ray Client runs Tune on the cluster"),
     ]:
         r = invoke("sweep", str(cfg), *args)
         assert r.exit_code == 2, (args, r.output)

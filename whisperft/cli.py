@@ -332,7 +332,7 @@ def sweep(
         int | None, typer.Option(help="At most this many trials at once (default: one per GPU, else per CPU).")
     ] = None,
     address: Annotated[
-        str | None, typer.Option(help="Join this Ray cluster (ray://host:10001, or auto) instead of a local Ray.")
+        str | None, typer.Option(help="Join the Ray cluster of this node (auto, or HOST:6379), not a local Ray.")
     ] = None,
     asha: Annotated[bool, typer.Option(help="Stop trials early on validation WER (ASHA).")] = True,
     out: Annotated[Path | None, typer.Option(help="The sweep's folder. Default: train.output_dir + '-sweep'.")] = None,

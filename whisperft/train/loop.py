@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, gather_object, set_seed
+from accelerate.utils import DistributedType, broadcast_object_list, gather_object, set_seed
 
 from whisperft.config import Config, parse_duration
 from whisperft.data.remote import local_store
@@ -71,6 +71,9 @@ def train(
     the references have no words) and the rest of what ``validate`` measures."""
     t_start = time.perf_counter()
     out = Path(cfg.train.output_dir)
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        # DeepSpeed clips inside its own step; Accelerate would otherwise fill in 1.0 for it
+        os.environ.setdefault("ACCELERATE_GRADIENT_CLIPPING", str(cfg.train.max_grad_norm))
     accelerator = Accelerator(
         mixed_precision=_mixed_precision(cfg.train.mixed_precision),
         gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
@@ -223,17 +226,29 @@ def train_step(
     same step. Returns (loss, finite, stopping, out_of_time).
     """
     acc = run.accelerator
+    deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
+    if deepspeed:  # DeepSpeed holds the weights in bf16/fp16 and applies no autocast: the features must match
+        dtype = next(run.model.parameters()).dtype
+        batch = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
     with acc.accumulate(run.model):
         loss = run.model(**batch).loss
         own = [float(torch.isfinite(loss.detach())), float(stop_requested), float(out_of_time)]
         flags = acc.gather(torch.tensor(own, device=loss.device).reshape(1, 3)).reshape(-1, 3)
         finite, stopping, out_of_time = bool(flags[:, 0].all()), bool(flags[:, 1].any()), bool(flags[:, 2].any())
+        if deepspeed and not finite:  # its engine steps inside backward: a step cannot be skipped
+            raise WhisperftError(
+                "non-finite loss under DeepSpeed, which cannot skip a step; lower train.learning_rate or check the "
+                f"data (the last checkpoint is in {run.out / 'checkpoints'})"
+            )
         if finite:
             acc.backward(loss)
             meter.add(float(loss.detach()))
         if acc.sync_gradients and finite and run.cfg.train.max_grad_norm > 0:
             norm = acc.clip_grad_norm_(run.model.parameters(), run.cfg.train.max_grad_norm)
             finite = norm is None or bool(torch.isfinite(torch.as_tensor(norm)))
+            if deepspeed and not finite:
+                raise WhisperftError("non-finite gradient under DeepSpeed, which has already stepped; lower "
+                                     "train.learning_rate or use bf16")  # fmt: skip
         if finite:
             run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)
@@ -352,7 +367,11 @@ def finish(
     After a time-budget stop too: final/ then holds the best so far, and the same command continues."""
     out, final = run.out, run.out / "final"
     metrics: dict[str, Any] = {}
-    from_best = state.best_step is not None and (out / "best").is_dir()
+    # the main process decides (it wrote best/), and tells the others: saving the last weights is collective
+    from_best = [state.best_step is not None and (out / "best").is_dir()]
+    if run.accelerator.num_processes > 1:
+        broadcast_object_list(from_best)
+    from_best = from_best[0]
     if not from_best:
         save_weights(run, final)
     if run.main:

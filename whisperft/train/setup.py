@@ -130,6 +130,10 @@ def build(cfg: Config, accelerator: Any) -> Setup:
     )
     optimizer, scheduler = make_optimizer(cfg, model)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    if accelerator.is_fsdp2:
+        # generate() calls the encoder directly, past the root unit's gather of its own weights (convolutions,
+        # positions, norms): register it as a forward, as transformers' Trainer does
+        torch.distributed.fsdp.register_fsdp_forward_method(accelerator.unwrap_model(model), "generate")
     accelerator.register_for_checkpointing(scheduler)
     out = Path(cfg.train.output_dir)
     evals = {s.name: s.eval for s in sources if s.eval is not None}

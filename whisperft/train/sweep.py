@@ -18,6 +18,7 @@ saves Ray's experiment state in ``OUT/ray/`` and the same command continues it. 
 from __future__ import annotations
 
 import csv
+import gc
 import importlib.util
 import io
 import json
@@ -33,7 +34,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from accelerate.state import AcceleratorState, GradientState
 
 from whisperft.config import Config, load_config, parse_override
 from whisperft.errors import UsageError, WhisperftError
@@ -174,6 +177,17 @@ def quiet_worker(debug: bool) -> None:
         quiet_transformers()
 
 
+def fresh_process_state() -> None:
+    """Forget what an earlier trial left in this worker (Ray reuses a finished trial's process for the next,
+    which saves the imports: bench_sweep): Accelerate's process-wide state, a singleton that refuses another
+    trial's mixed precision (reset as Accelerate's own test scripts do), and cached GPU memory."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def run_trial(
     values: dict[str, Any], config: str, overrides: list[str], out: str, cwd: str, debug: bool = False
 ) -> None:
@@ -186,6 +200,7 @@ def run_trial(
 
     os.chdir(cwd)  # Ray starts each trial in its own folder; the config's relative paths are the user's
     quiet_worker(debug)
+    fresh_process_state()
     folder = Path(out) / Path(tune.get_context().get_trial_dir()).name
     cfg = load_config(Path(config), [*overrides, *(f"{k}={_text(v)}" for k, v in values.items()),
                                      f"train.output_dir={folder}"])  # fmt: skip
@@ -203,8 +218,11 @@ def run_trial(
         tune.report({**last, "step": result.steps, "best_wer": result.best_wer})
 
 
-def plan_search(space: dict[str, Param], search: str, seed: int) -> tuple[dict[str, Any], Any]:
-    """Ray Tune's param_space for ``space``, and the search algorithm (None: Ray's grid and random)."""
+def plan_search(
+    space: dict[str, Param], search: str, seed: int, concurrent: int | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Ray Tune's param_space for ``space``, and the search algorithm (None: Ray's grid). Random search
+    takes ``concurrent`` itself: Tune applies max_concurrent_trials to a Searcher only (ray/tune/tune.py)."""
     from ray import tune
 
     domains: dict[str, Any] = {}
@@ -223,7 +241,7 @@ def plan_search(space: dict[str, Param], search: str, seed: int) -> tuple[dict[s
     if search == "random":
         from ray.tune.search import BasicVariantGenerator
 
-        return domains, BasicVariantGenerator(random_state=seed)
+        return domains, BasicVariantGenerator(random_state=seed, max_concurrent=concurrent or 0)
     return domains, None
 
 
@@ -236,8 +254,8 @@ def stop_signals() -> Iterator[list[bool]]:
     stopped = [False]
 
     def on_signal(signum: int, frame: Any) -> None:
-        if stopped[0]:
-            raise KeyboardInterrupt
+        if stopped[0] or not callable(signal.getsignal(signal.SIGUSR1)):
+            raise KeyboardInterrupt  # a second signal, or one before Tune listens (its default action would kill)
         stopped[0] = True
         logger.warning("stopping the sweep; Ray Tune saves its state (Ctrl-C again to abort now)")
         signal.raise_signal(signal.SIGUSR1)
@@ -265,6 +283,8 @@ class Spec:
     params: list[str]
     search: str
     trials: int
+    asha: bool
+    concurrent: int | None  # Ray keeps the first run's limit when it resumes
 
 
 def check_spec(out: Path, spec: Spec) -> None:
@@ -305,13 +325,21 @@ def sweep(
     space = parse_space(params, search)
     base = check_space(config, space, overrides)
     trials = trials or (1 if search == "grid" else 8)
+    steps = [k for k in ("train.max_steps", "train.eval_steps") if k in space]
+    if asha and steps:
+        raise UsageError(f"ASHA compares trials at the same steps: sweep {', '.join(steps)} with --no-asha")
     if trials < 1 or (concurrent is not None and concurrent < 1):
         raise UsageError("--trials and --concurrent take a number of 1 or more")
     missing = [m for m in ("ray", *(["optuna"] if search == "optuna" else [])) if importlib.util.find_spec(m) is None]
     if missing:
         raise WhisperftError(f"whisperft sweep needs {', '.join(missing)}: pip install 'whisperft[sweep]'")
+    if address and address.startswith("ray://"):
+        raise UsageError(
+            f"--address {address}: Ray Client runs Tune on the cluster, away from this folder; run the sweep on a "
+            "node of the cluster with --address auto, its folder on the cluster's shared filesystem"
+        )
     out = out.resolve()
-    check_spec(out, Spec(str(config.resolve()), overrides, params, search, trials))
+    check_spec(out, Spec(str(config.resolve()), overrides, params, search, trials, asha, concurrent))
     import ray  # deferred: Ray is an extra, and slow to import
     from ray import tune
 
@@ -363,13 +391,14 @@ def new_tuner(
     out: Path,
 ) -> Any:
     """A Ray Tune ``Tuner`` for a new sweep: minimum validation WER, ASHA over the run's steps (its rungs
-    at eval_steps x 2^k), one fresh worker process per trial, results under ``out/ray``."""
+    at eval_steps x 2^k), workers reused across trials (``fresh_process_state``), results under ``out/ray``."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    domains, search_alg = plan_search(space, search, base.train.seed)
+    domains, search_alg = plan_search(space, search, base.train.seed, concurrent)
     # max_t past the last step: ASHA stops a trial at max_t, and the last step's report comes after final/
-    scheduler = ASHAScheduler(time_attr="step", max_t=base.train.max_steps + 1, grace_period=base.train.eval_steps,
+    grace = min(base.train.eval_steps, base.train.max_steps)  # a run that evaluates only at its end has one rung
+    scheduler = ASHAScheduler(time_attr="step", max_t=base.train.max_steps + 1, grace_period=grace,
                               reduction_factor=ASHA_REDUCTION_FACTOR) if asha else None  # fmt: skip
     return tune.Tuner(
         trainable,
@@ -380,8 +409,8 @@ def new_tuner(
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=trials,
-            max_concurrent_trials=concurrent,
-            reuse_actors=False,
+            max_concurrent_trials=None if search == "random" else concurrent,  # random: its generator limits
+            reuse_actors=True,  # a finished trial's worker takes the next: no new process, no new imports
             trial_dirname_creator=_dirname,
         ),
         run_config=tune.RunConfig(storage_path=str(out), name=RAY_DIR, verbose=1),
@@ -390,13 +419,15 @@ def new_tuner(
 
 def result_row(trial: Any, history: Any, out: Path, keys: list[str]) -> dict[str, Any]:
     """One trial's line of sweep.csv: from its run folder when it finished, else from the validation WER
-    it reported to Ray (``history``: its progress.csv as a DataFrame, or None before any report)."""
-    name = Path(trial.path).name
+    it reported to Ray (``history``: its progress.csv as a DataFrame, or None before any report).
+    Status: done, stopped by ASHA at step N, failed: ERROR, interrupted (started), pending (not started)."""
+    name = trial.storage.trial_dir_name or _dirname(trial)  # a trial never started has no folder yet
     run = out / name
     final = run / "final"
     if is_complete(final):
         metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-        status, best, best_step = "done", metrics.get("best_wer"), metrics.get("best_step", "")
+        status = "done (train.time_budget ran out)" if metrics.get("stopped_by_time_budget") else "done"
+        best, best_step = metrics.get("best_wer"), metrics.get("best_step", "")
         steps, seconds = metrics.get("steps", ""), round(metrics["train_seconds"])
     else:
         trained = [] if history is None or "wer" not in history else history[history["step"] > 0]
@@ -408,8 +439,8 @@ def result_row(trial: Any, history: Any, out: Path, keys: list[str]) -> dict[str
             status = "failed: " + (error[-1] if error else "")[:200]
         elif trial.status == "TERMINATED":
             status = f"stopped by ASHA at step {steps}"
-        else:
-            status = "interrupted"
+        else:  # RUNNING or PENDING in the saved state: the next run of the command trains it
+            status = "interrupted" if run.is_dir() else "pending"
     return {
         "trial": name,
         **{k: trial.config.get(k, "") for k in keys},
@@ -446,7 +477,7 @@ def plot_sweep(rows: list[dict[str, Any]], space: dict[str, Param], path: Path) 
         categorical = p.kind == "choice"
         for done, label in ((True, "finished"), (False, "stopped early")):
             pts = [(r[key], float(r["dev_wer"])) for r in rows
-                   if r["dev_wer"] != "" and (r["status"] == "done") == done]  # fmt: skip
+                   if r["dev_wer"] != "" and r["status"].startswith("done") == done]  # fmt: skip
             if categorical:
                 order = [_text(v) for v in p.values]
                 xs = [order.index(_text(x)) if _text(x) in order else len(order) for x, _ in pts]
