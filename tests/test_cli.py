@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from tests.conftest import invoke, run_cli
 from tests.conftest import learning_config as _config
-from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -252,9 +252,9 @@ def test_an_empty_evaluation_split_is_an_error_not_a_wer(
     assert r.returncode == 1 and "kept no row of test (1 read): most were missing_file" in r.stderr, r.stderr
     assert (out / "_COMPLETE").is_file()  # the store and its report are written all the same
 
-    r = run_cli("eval", "--model", str(tiny_model), "--data", str(out), "--split", "test")
-    assert r.returncode == 2 and "no utterances in test" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and not (Path.cwd() / "predictions.jsonl").exists()
+    r = invoke("eval", "--model", str(tiny_model), "--data", str(out), "--split", "test")
+    assert r.exit_code == 2 and "no utterances in test" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (Path.cwd() / "predictions.jsonl").exists()
 
     cfg = _config(tmp_path / "t.yaml", model=tiny_model, store=out, output_dir=str(tmp_path / "run"), max_steps=2,
                   eval_steps=2, save_steps=2, batch_size=2)  # fmt: skip

@@ -58,8 +58,8 @@ def test_four_trials_two_at_a_time_asha_stops_some_and_a_sigterm_resumes(
     assert list((folder / "ray").glob("*/progress.csv"))  # Ray's own results, for its tools
 
     # the same folder with other settings is refused before Ray starts: Ray would resume the old ones
-    r = subprocess.run([*args, "--no-asha"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "holds another sweep (asha differ)" in r.stderr
+    r = invoke(*args[len(cli_command()) :], "--no-asha")
+    assert r.exit_code == 2 and "holds another sweep (asha differ)" in r.output
 
 
 def test_a_bad_search_space_is_exit_2_before_ray_starts(tmp_path: Path, tiny_store: Path, tiny_model: Path) -> None:
