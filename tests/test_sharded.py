@@ -105,6 +105,8 @@ def test_plan_prints_the_sharded_rows_for_n_gpus(tmp_path: Path) -> None:
     for name in ("replicated (DDP)", "DeepSpeed ZeRO-2", "DeepSpeed ZeRO-3", "FSDP full shard"):
         assert name in r.output
     assert "configs/accelerate/fsdp.yaml" in r.output
+    r = invoke("plan", str(cfg), "--gpu-memory", "24")  # 24 bytes: a forgotten unit
+    assert r.exit_code == 2 and "--gpu-memory: expected a size like 16GB" in r.output
 
 
 def test_eval_rows_are_shared_equally_when_the_model_is_sharded() -> None:

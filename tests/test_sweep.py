@@ -52,14 +52,18 @@ def test_four_trials_two_at_a_time_asha_stops_some_and_a_sigterm_resumes(
     for row in done:
         assert (Path(row["run"]) / "final" / "model.safetensors").is_file() and row["steps"] == "4"
         assert float(row["dev_wer"]) >= 0
-    for row in stopped:  # stopped at the first rung: trained to step 2, not to the end
+    for row in stopped:  # stopped at the first rung: trained to step 2, not to the end, its best model kept
         assert not (Path(row["run"]) / "final").exists() and row["dev_wer"] != ""
+        assert (Path(row["run"]) / "best" / "model.safetensors").is_file()
     assert (folder / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert list((folder / "ray").glob("*/progress.csv"))  # Ray's own results, for its tools
 
     # the same folder with other settings is refused before Ray starts: Ray would resume the old ones
     r = invoke(*args[len(cli_command()) :], "--no-asha")
     assert r.exit_code == 2 and "holds another sweep (asha differ)" in r.output
+    cfg.write_text(cfg.read_text().replace("max_steps: 4", "max_steps: 6"))  # an edited config, same arguments
+    r = invoke(*args[len(cli_command()) :])
+    assert r.exit_code == 2 and "holds another sweep (config_sha256 differ)" in r.output
 
 
 def test_a_bad_search_space_is_exit_2_before_ray_starts(tmp_path: Path, tiny_store: Path, tiny_model: Path) -> None:
@@ -70,6 +74,7 @@ def test_a_bad_search_space_is_exit_2_before_ray_starts(tmp_path: Path, tiny_sto
         (["train.learning_rate=loguniform(1e-6,1e-4)"], "a grid takes values"),
         (["train.batch_size=uniform(2,8)", "--search", "optuna"], "train.batch_size"),
         (["train.learning_rate=1e-3,3e-3", "--search", "bayes"], "--search 'bayes'"),
+        (["train.learning_rate=1e-3,3e-3", "--trials", "0"], "--trials and --concurrent take a number of 1 or more"),
         (["train.max_steps=10,20"], "ASHA compares trials at the same steps: sweep train.max_steps with --no-asha"),
         (["train.learning_rate=1e-3,3e-3", "--address", "ray://head:10001"], "Ray Client runs Tune on the cluster"),
     ]:

@@ -249,7 +249,7 @@ def _gpu_budget(text: str | None, parse_size: Any) -> tuple[int, str]:
 
     if text is not None:
         size = parse_size(text)
-        if size is None:
+        if size is None or size < 1024**3:  # "24" alone is 24 bytes: a forgotten unit
             raise UsageError(f"--gpu-memory: expected a size like 16GB or 80G, got {text!r}")
         return size, "--gpu-memory"
     if torch.cuda.is_available():
@@ -295,7 +295,7 @@ def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
 
     gb = 1024**3
     batch = cfg.train.batch_size
-    table = Table(title=f"This config per GPU over {gpus} GPUs (GB) at batch {batch} per GPU")
+    table = Table(title=f"This config per GPU over {gpus} GPU{'s' * (gpus > 1)} (GB) at batch {batch} per GPU")
     for col in ("sharding", "weights", "grads + optimizer", f"batch {batch}", "largest batch", "accelerate config"):
         table.add_column(col, justify="left" if col in ("sharding", "accelerate config") else "right")
     for r in rows:

@@ -92,7 +92,9 @@ def train(
         state = resume(run)
         start_trackers(accelerator, cfg, out)
         if state.step == 0 and run.eval_splits and cfg.eval.before_training:
-            record_eval(run, state, validate(run))
+            metrics = validate(run)
+            record_eval(run, state, metrics)
+            report_eval(run, state, metrics)
         bar = TrainProgress(cfg.train.max_steps, state.step, enabled=progress and run.main)
         budget = Budget(parse_duration(cfg.train.time_budget or "") or None, t_start, _checkpoint_bytes(run.model))
         with StopSignals(announce=run.main) as stop, bar:
@@ -286,14 +288,16 @@ def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> boo
     wer = metrics["wer"]  # None when the references have no words: no improvement to record
     if run.main:
         bar.note(f"step {state.step}: eval WER " + ("n/a" if wer is None else f"{wer:.3f}"))
-    if wer is not None and (state.best_wer is None or wer < state.best_wer):
+    improved = wer is not None and (state.best_wer is None or wer < state.best_wer)
+    if improved:
         state.best_wer, state.best_step = wer, state.step
         state.evals_without_improvement = 0
         save_weights(run, run.out / "best")
-        return False
-    state.evals_without_improvement += 1
+    else:
+        state.evals_without_improvement += 1
+    report_eval(run, state, metrics)  # after best/ is saved: a sweep's scheduler may end the process here
     patience = run.cfg.train.early_stopping_patience
-    return bool(patience) and state.evals_without_improvement >= patience
+    return not improved and bool(patience) and state.evals_without_improvement >= patience
 
 
 def record_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
@@ -304,8 +308,12 @@ def record_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
     run.accelerator.log({f"eval/{k}": rec[f"eval_{k}"] for k in keys}, step=state.step)
     if run.main:
         append_log(run.out, rec)
-        if run.on_eval is not None:
-            run.on_eval(state.step, metrics)
+
+
+def report_eval(run: Setup, state: TrainState, metrics: dict[str, Any]) -> None:
+    """Tell ``train``'s ``on_eval`` (a sweep's report to its scheduler) on the main process."""
+    if run.main and run.on_eval is not None:
+        run.on_eval(state.step, metrics)
 
 
 def validate(run: Setup) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import hashlib
 import importlib.util
 import io
 import json
@@ -149,17 +150,17 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else _text(value)
 
 
-def trial_name(trial_id: str, values: dict[str, Any]) -> str:
-    """``03-learning_rate=3.2e-05,batch_size=8``: the trial's number (or id) and the last part of each swept key,
+def trial_name(number: int, values: dict[str, Any]) -> str:
+    """``03-learning_rate=3.2e-05,batch_size=8``: the trial's number and the last part of each swept key,
     safe as a folder name; Ray's trial folder and the whisperft run folder share it."""
-    number = trial_id.rsplit("_", 1)[-1]  # grid and random: EXPERIMENT_00003; Optuna: a random hex id
     parts = [f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items()]
-    prefix = f"{int(number):02d}" if number.isdigit() else trial_id
-    return f"{prefix}-" + ",".join(parts).replace("/", "_").replace(" ", "")
+    return f"{number:02d}-" + ",".join(parts).replace("/", "_").replace(" ", "")
 
 
 def _dirname(trial: Any) -> str:  # Ray's trial_dirname_creator
-    return trial_name(trial.trial_id, trial.config)
+    # experiment_tag starts with the trial's number in creation order (ray/tune/search/basic_variant.py,
+    # search_generator.py); trial ids are random for searchers such as Optuna
+    return trial_name(int(trial.experiment_tag.split("_", 1)[0]), trial.config)
 
 
 def quiet_worker(debug: bool) -> None:
@@ -279,6 +280,7 @@ class Spec:
     """What a sweep folder searches; saved as sweep.json and compared when the same folder is run again."""
 
     config: str
+    config_sha256: str  # its contents: an edited config would mix two experiments in one table
     overrides: list[str]
     params: list[str]
     search: str
@@ -297,8 +299,11 @@ def check_spec(out: Path, spec: Spec) -> None:
                 f"{out} holds another sweep ({', '.join(changed)} differ); give the same arguments to resume it, "
                 "or choose another --out"
             )
+
+
+def save_spec(out: Path, spec: Spec) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, asdict(spec))
+    atomic_write_json(out / SWEEP_SPEC, asdict(spec))
 
 
 def sweep(
@@ -324,7 +329,7 @@ def sweep(
     overrides = overrides or []
     space = parse_space(params, search)
     base = check_space(config, space, overrides)
-    trials = trials or (1 if search == "grid" else 8)
+    trials = (1 if search == "grid" else 8) if trials is None else trials
     steps = [k for k in ("train.max_steps", "train.eval_steps") if k in space]
     if asha and steps:
         raise UsageError(f"ASHA compares trials at the same steps: sweep {', '.join(steps)} with --no-asha")
@@ -339,7 +344,9 @@ def sweep(
             "node of the cluster with --address auto, its folder on the cluster's shared filesystem"
         )
     out = out.resolve()
-    check_spec(out, Spec(str(config.resolve()), overrides, params, search, trials, asha, concurrent))
+    spec = Spec(str(config.resolve()), hashlib.sha256(config.read_bytes()).hexdigest(), overrides, params, search,
+                trials, asha, concurrent)  # fmt: skip
+    check_spec(out, spec)
     import ray  # deferred: Ray is an extra, and slow to import
     from ray import tune
 
@@ -348,6 +355,7 @@ def sweep(
     else:
         ray.init(include_dashboard=False)
     try:
+        save_spec(out, spec)
         per_trial = resources or ({"gpu": 1, "cpu": 1} if ray.cluster_resources().get("GPU") else {"cpu": 1})
         trainable = tune.with_resources(
             partial(
@@ -468,7 +476,7 @@ def plot_sweep(rows: list[dict[str, Any]], space: dict[str, Param], path: Path) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import MaxNLocator
 
     keys = list(space)
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
@@ -489,7 +497,9 @@ def plot_sweep(rows: list[dict[str, Any]], space: dict[str, Param], path: Path) 
             ax.set_xticks(range(len(p.values)), [_short(v) for v in p.values])
         elif p.kind == "loguniform":
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # only the decades: minor labels overlap
+            ax.tick_params(axis="x", which="both", labelrotation=30, labelsize=7)  # minor labels within a decade
+        elif p.kind == "randint":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(key)
         ax.set_ylabel("best dev WER (%)")
         ax.legend(fontsize=7)
