@@ -239,7 +239,7 @@ def plan(
         tokens, why = label_tokens(cfg, mc, store_split(cfg))
         rows = plan_rows(cfg, mc, tokens, budget)
         _print_plan(cfg, mc, rows, tokens, why, budget, where)
-        _print_shards(cfg, shard_rows(cfg, mc, tokens, budget, gpus), gpus, budget)
+        _print_shards(cfg, shard_rows(cfg, mc, rows[0], budget, gpus), gpus, budget)
 
     _run(go)
 

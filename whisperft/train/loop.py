@@ -36,7 +36,7 @@ from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_check
 from whisperft.train.curves import plot_curves, start_trackers, trackers
 from whisperft.train.interrupt import StopSignals
 from whisperft.train.progress import Budget, LossMeter, TrainProgress, append_log, restart_log
-from whisperft.train.setup import Setup, build
+from whisperft.train.setup import SHARDED, Setup, build
 
 logger = logging.getLogger("whisperft")
 
@@ -126,7 +126,7 @@ def check_sharding(accelerator: Accelerator, cfg: Config) -> None:
                 f"is {accelerator.distributed_type.value} on {accelerator.device}; launch without the "
                 f"--config_file (or with torchrun) to train unsharded here"
             )
-    if cfg.train.method == "lora" and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+    if cfg.train.method == "lora" and accelerator.distributed_type in SHARDED:
         raise UsageError("train.method: lora trains too few weights to need FSDP or DeepSpeed; launch it multi-GPU")
 
 

@@ -82,17 +82,26 @@ def _meta_model(config: WhisperConfig) -> Any:
         return WhisperForConditionalGeneration(config)
 
 
-_COUNTS: dict[str, tuple[int, int]] = {}  # config JSON -> counts: plan estimates a dozen rows of one model
+_COUNTS: dict[str, tuple[int, int, int, int]] = {}  # config JSON -> counts: plan estimates many rows of one model
 
 
-def parameter_count(config: WhisperConfig) -> tuple[int, int]:
-    """(all parameters, the encoder's): tied weights count once. Built on the meta device once per architecture."""
+def _counts(config: WhisperConfig) -> tuple[int, int, int, int]:
+    """(all parameters, the encoder's, the root's, the largest layer's), from the meta-device model built once
+    per architecture; tied weights count once."""
     key = config.to_json_string()
     if key not in _COUNTS:
         model = _meta_model(config)
+        total = sum(p.numel() for p in model.parameters())
         encoder = sum(p.numel() for p in model.model.encoder.parameters())
-        _COUNTS[key] = sum(p.numel() for p in model.parameters()), encoder
+        layers = [sum(p.numel() for p in layer.parameters())
+                  for layer in (*model.model.encoder.layers, *model.model.decoder.layers)]  # fmt: skip
+        _COUNTS[key] = total, encoder, total - sum(layers), max(layers)
     return _COUNTS[key]
+
+
+def parameter_count(config: WhisperConfig) -> tuple[int, int]:
+    """(all parameters, the encoder's): tied weights count once."""
+    return _counts(config)[:2]
 
 
 def _linears(config: WhisperConfig, decoder_only: bool) -> list[tuple[str, int, int]]:
@@ -198,11 +207,7 @@ ADAM_STATE_BYTES = {"adamw": 8, "adamw_8bit": 2}  # two moments per trainable pa
 def unit_counts(config: WhisperConfig) -> tuple[int, int]:
     """(the root's parameters, the largest layer's): FSDP and ZeRO-3 gather one layer at a time, while the
     root (convolutions, positions, token embedding tied to the output projection, final norms) stays whole."""
-    model = _meta_model(config)
-    layers = [*model.model.encoder.layers, *model.model.decoder.layers]
-    sizes = [sum(p.numel() for p in layer.parameters()) for layer in layers]
-    total, _ = parameter_count(config)
-    return total - sum(sizes), max(sizes)
+    return _counts(config)[2:]
 
 
 def sharded(config: WhisperConfig, plan: Plan, est: Estimate, strategy: str, gpus: int) -> Estimate:
@@ -230,12 +235,12 @@ def sharded(config: WhisperConfig, plan: Plan, est: Estimate, strategy: str, gpu
     moments = ADAM_STATE_BYTES[plan.optimizer] * trainable
     root, layer = unit_counts(config)
     gathered = half * (root + 2 * layer)
+    zero_optimizer = ((4 * trainable if mixed else 0) + moments) // gpus  # fp32 master weights and moments
     if strategy == "zero2":
-        return Estimate(half * total, half * trainable // gpus, ((4 * trainable if mixed else 0) + moments) // gpus,
-                        est.activations_per_example)  # fmt: skip
+        return Estimate(half * total, half * trainable // gpus, zero_optimizer, est.activations_per_example)
     if strategy == "zero3":
-        return Estimate(half * total // gpus + gathered, half * trainable // gpus + gathered,
-                        ((4 * trainable if mixed else 0) + moments) // gpus, est.activations_per_example)  # fmt: skip
+        return Estimate(half * total // gpus + gathered, half * trainable // gpus + gathered, zero_optimizer,
+                        est.activations_per_example)  # fmt: skip
     if strategy == "fsdp":
         return Estimate(4 * total // gpus + gathered,
                         4 * trainable // gpus + gathered, moments // gpus, est.activations_per_example)  # fmt: skip
@@ -332,10 +337,10 @@ class ShardRow:
     largest_batch: int
 
 
-def shard_rows(cfg: Any, config: WhisperConfig, tokens: int, budget: int, gpus: int) -> list[ShardRow]:
-    """The config's plan replicated and under each sharding, per GPU for ``gpus`` GPUs (CUDA overheads in)."""
-    plan = plan_from_config(cfg)
-    est = estimate(config, plan, tokens)
+def shard_rows(cfg: Any, config: WhisperConfig, own: PlanRow, budget: int, gpus: int) -> list[ShardRow]:
+    """The config's plan (``own``, plan_rows' first row) replicated and under each sharding, per GPU for
+    ``gpus`` GPUs (CUDA overheads in)."""
+    plan, est = own.plan, own.estimate
     batch = cfg.train.batch_size if isinstance(cfg.train.batch_size, int) else 1
     rows = []
     for strategy in SHARDINGS:

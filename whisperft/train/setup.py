@@ -55,6 +55,9 @@ logger = logging.getLogger("whisperft")
 AUTO_EFFECTIVE_BATCH = 16  # the recipe's batch, when batch_size is auto and effective_batch_size is not set
 
 
+SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)  # Accelerate's kinds that spread the weights
+
+
 @dataclass
 class Setup:
     """What fit() works with, built once; model, optimizer and loader are already prepared by Accelerate."""
@@ -80,7 +83,7 @@ class Setup:
     def sharded(self) -> bool:
         """FSDP or DeepSpeed (``accelerate launch --config_file configs/accelerate/...``): the weights may be
         spread over the processes, so saving gathers them and every process takes part in each forward pass."""
-        return self.accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+        return self.accelerator.distributed_type in SHARDED
 
 
 @dataclass

@@ -69,7 +69,7 @@ class Param:
     def samples(self) -> tuple[Any, ...]:
         """The values a trial can take at the edges: every choice, or a range's two ends."""
         if self.kind == "randint":
-            return (int(self.values[0]), int(self.values[1]) - 1)
+            return (self.values[0], self.values[1] - 1)
         return self.values
 
 
@@ -316,14 +316,13 @@ def sweep(
     concurrent: int | None = None,
     address: str | None = None,
     asha: bool = True,
-    resources: dict[str, float] | None = None,
     debug: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or continue) the sweep on Ray Tune, then write sweep.csv and sweep.png. Returns the rows.
 
     ``trials``: how many times the grid runs (default 1), or how many points random and optuna sample
     (default 8). ``concurrent``: at most this many trials at once (default: as many as the resources
-    hold). ``resources``: per trial (default one GPU when Ray sees any, else one CPU).
+    hold); each trial asks for one GPU when Ray sees any, else one CPU.
     Raises UsageError (exit 2) for a bad parameter or key before Ray starts, and WhisperftError when the
     sweep was interrupted (its table is written first). A failed trial is a row with status "failed: ..."."""
     overrides = overrides or []
@@ -356,7 +355,7 @@ def sweep(
         ray.init(include_dashboard=False)
     try:
         save_spec(out, spec)
-        per_trial = resources or ({"gpu": 1, "cpu": 1} if ray.cluster_resources().get("GPU") else {"cpu": 1})
+        per_trial = {"gpu": 1, "cpu": 1} if ray.cluster_resources().get("GPU") else {"cpu": 1}
         trainable = tune.with_resources(
             partial(
                 run_trial, config=str(config.resolve()), overrides=overrides, out=str(out), cwd=os.getcwd(), debug=debug
