@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# optimum-onnx, the ONNX export's deployment client, in its own venv: it needs transformers < 4.58
+OPTIMUM := .venv-optimum
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -25,7 +27,14 @@ $(STAMP): $(BIN)/python pyproject.toml requirements/lock.txt requirements/bundle
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP) sysdeps
+$(OPTIMUM)/.installed: requirements/optimum.txt
+	$(PYTHON) -m venv $(OPTIMUM)
+	$(OPTIMUM)/bin/pip install -q --upgrade pip
+	$(OPTIMUM)/bin/pip install -q torch==2.13.0
+	$(OPTIMUM)/bin/pip install -q -r requirements/optimum.txt
+	touch $@
+
+install: $(STAMP) $(OPTIMUM)/.installed sysdeps
 
 sysdeps:
 	@missing=""; \
@@ -58,4 +67,4 @@ bench: install
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) runs/demo .pytest_cache
+	rm -rf $(VENV) $(OPTIMUM) runs/demo .pytest_cache

@@ -75,7 +75,8 @@ def main(repeats: int = 1) -> None:
 
     t_ref, out_ref = timed([py, "-c", FW_SEQUENTIAL, str(ct2_dir), wav], repeats)
     wer_ref, size_ref = wer(out_ref), size_mb(ct2_dir / "model.bin")
-    for target, (quantizations, script, opened) in TARGETS.items():
+    chosen = sys.argv[1:] or list(TARGETS)  # e.g. python -m benchmarks.bench_export onnx
+    for target, (quantizations, script, opened) in ((t, TARGETS[t]) for t in chosen):
         for quantization in quantizations:
             out = DATA / f"base-{target}-{quantization}"
             t0 = time.perf_counter()

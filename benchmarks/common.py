@@ -17,41 +17,12 @@ from typing import Any
 
 import torch
 
+from whisperft.synth import long_recording
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "runs" / "bench"
 SV = [s.strip() for s in (ROOT / "demo" / "sentences_sv.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
-EN = [
-    "The weather is lovely today, so we are going for a walk in the park.",
-    "Please send me the quarterly report by Friday afternoon.",
-    "My brother lives in a small house near the river.",
-    "We are going to the cinema tonight with some friends.",
-    "Can you tell me where the nearest train station is?",
-    "She bought three apples, a loaf of bread and some cheese.",
-    "The meeting has been moved to next Tuesday at ten o'clock.",
-    "Our team won the final match after extra time.",
-    "The library opens at nine in the morning on weekdays.",
-    "He has been working as a nurse for almost twenty years.",
-    "It started to rain just as we left the house.",
-    "The children built a sandcastle on the beach.",
-    "I would like to book a table for four people, please.",
-    "The price of coffee has gone up again this year.",
-    "They spent their summer holiday on a small island.",
-    "The museum is free for students on Wednesdays.",
-    "Remember to turn off the lights when you leave.",
-    "The new bridge took three years to build.",
-    "She plays the violin in the city orchestra.",
-    "We need to buy milk, eggs and butter for the cake.",
-    "The train was delayed because of a signal failure.",
-    "He learned to ride a bicycle when he was five.",
-    "The doctor told me to rest for a week.",
-    "Thousands of people gathered in the square to celebrate.",
-    "The hotel room had a beautiful view of the mountains.",
-    "Could you speak a little more slowly, please?",
-    "The river froze completely during the cold winter.",
-    "My grandmother bakes bread every Sunday morning.",
-    "The company is hiring two hundred new employees.",
-    "We watched the sunset from the top of the hill.",
-]
+EN = [s.strip() for s in (ROOT / "demo" / "sentences_en.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
 
 
 PEAK = (
@@ -178,19 +149,6 @@ def long_english(minutes: float = 10.0) -> tuple[Path, str]:
     if out.is_file() and ref.is_file():
         return out, ref.read_text()
     DATA.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(3)
-    sentences, seconds = [], 0.0
-    parts = []
-    tmp = DATA / "long-parts"
-    tmp.mkdir(exist_ok=True)
-    while seconds < minutes * 60:
-        text = rng.choice(EN)
-        part = tmp / f"{len(parts):04d}.wav"
-        speed = rng.randint(140, 175)
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(part), text], check=True)
-        seconds += float(subprocess.run(["soxi", "-D", str(part)], capture_output=True, text=True).stdout)
-        sentences.append(text)
-        parts.append(str(part))
-    subprocess.run(["sox", *parts, str(out), "rate", "16000", "channels", "1"], check=True)
-    ref.write_text(" ".join(sentences))
-    return out, " ".join(sentences)
+    text = long_recording(EN, out, minutes * 60)
+    ref.write_text(text)
+    return out, text

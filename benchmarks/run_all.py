@@ -18,6 +18,7 @@ SCRIPTS = [
     "bench_pack",
     "bench_longform",
     "bench_fw",
+    "bench_beams",
     "bench_ct2_eval",
     "bench_augment",
     "bench_levers",
@@ -26,6 +27,7 @@ SCRIPTS = [
     "bench_new_language",
     "bench_audiobook",
     "bench_export",
+    "bench_detection",
 ]
 
 

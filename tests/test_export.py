@@ -210,3 +210,81 @@ def test_a_missing_client_is_named_before_any_work(
     r = invoke("export", str(tiny_model), str(tmp_path / "o"), "--to", "ggml")
     assert r.exit_code == 1 and "needs pywhispercpp: pip install 'whisperft[ggml]'" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def _onnx_prompt(runner: object) -> tuple[list[int], object]:
+    """The English transcribe prompt of an ``OnnxWhisper``, and its feature extractor."""
+    tokens = ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+    processor = runner.processor  # type: ignore[attr-defined]
+    return processor.tokenizer.convert_tokens_to_ids(tokens), processor.feature_extractor
+
+
+def test_onnx_past_protobufs_limit_keeps_the_encoder_in_external_data(
+    tiny_model: Path, wavs: list[tuple[Path, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models past protobuf's 2 GiB (medium in float32, large-v3, turbo) keep the encoder's weights in
+    encoder_model.onnx_data, ONNX's external data format; with the limit lowered, the tiny model's export
+    takes that path and onnxruntime decodes it token for token as the export that fits."""
+    from whisperft.export import onnx as onnx_export
+
+    inline, external = tmp_path / "inline", tmp_path / "external"
+    onnx_export.export_onnx(str(tiny_model), inline)
+    monkeypatch.setattr(onnx_export, "PROTOBUF_LIMIT", 1024)
+    onnx_export.export_onnx(str(tiny_model), external)
+    assert not (inline / onnx_export.ENCODER_DATA).exists()
+    data = external / onnx_export.ENCODER_DATA
+    assert data.stat().st_size > 10 * (external / onnx_export.ENCODER).stat().st_size
+    runners = [onnx_export.OnnxWhisper(f) for f in (inline, external)]
+    prompt, extractor = _onnx_prompt(runners[0])
+    audio = [decode_audio(w) for w, _ in wavs[:2]]
+    features = extractor(audio, sampling_rate=16000, return_tensors="np")["input_features"]
+    ids = [r.generate(features, prompt, max_new_tokens=8) for r in runners]
+    assert ids[0] == ids[1] and [len(row) for row in ids[0]] == [8, 8]
+
+
+def test_the_onnx_runner_stops_a_loop_and_samples_it_again(
+    tiny_model: Path, wavs: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    """A random model loops: greedy, the runner stops it at the repetition rule (not at the 224-token cap),
+    and it samples it again at a fallback temperature (issue #33: ONNX int8 looped to the cap)."""
+    from whisperft.export.onnx import MAX_NEW_TOKENS, OnnxWhisper, export_onnx
+    from whisperft.text import runaway_stop
+
+    runner = OnnxWhisper(export_onnx(str(tiny_model), tmp_path / "onnx").out)
+    prompt, extractor = _onnx_prompt(runner)
+    feats = extractor([decode_audio(wavs[0][0])], sampling_rate=16000, return_tensors="np")["input_features"]
+    greedy = runner.generate(feats, prompt)[0]
+    stopped = runner.generate(feats, prompt, stop_repeats=True)[0]
+    assert len(greedy) == MAX_NEW_TOKENS and runaway_stop(greedy, None)[1] == "repeat"
+    assert len(stopped) < 64 and stopped == greedy[: len(stopped)]
+    sampled = runner.generate(feats, prompt, temperature=1.0, stop_repeats=True, seed=1)[0]
+    assert sampled != stopped and runaway_stop(sampled, None)[1] is None
+
+
+def test_onnx_export_runs_in_optimum_with_its_own_transformers(
+    english: list[Path], base_hf_wer: float, tmp_path: Path
+) -> None:
+    """The client the layout is for: optimum-onnx (which needs transformers < 4.58, so it lives in the
+    venv ``make install`` builds for it) loads the export with ORTModelForSpeechSeq2Seq, and transformers'
+    pipeline transcribes with it within 2 WER points of the HF model."""
+    import json
+    import subprocess
+
+    import numpy as np
+
+    root = Path(__file__).resolve().parent.parent
+    python = root / ".venv-optimum" / "bin" / "python"
+    assert python.is_file(), "make install builds .venv-optimum, the optimum client's venv"
+    _export("bundled:base", tmp_path / "onnx", "onnx", english[:1])
+    clips = []
+    for k, wav in enumerate(english):
+        clips.append(tmp_path / f"{k}.npy")
+        np.save(clips[-1], decode_audio(wav))
+    script = root / "tests" / "clients" / "optimum_asr.py"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    run = subprocess.run([str(python), str(script), str(tmp_path / "onnx"), "en", *map(str, clips)],
+                         capture_output=True, text=True, timeout=600, env={**env, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["model"] == "ORTModelForWhisper" and out["versions"]["transformers"].startswith("4.57"), out
+    assert _wer(ENGLISH[: len(english)], out["texts"], "en") <= base_hf_wer + 0.02, out["texts"]

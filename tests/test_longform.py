@@ -103,7 +103,8 @@ def test_alignment_keeps_what_matches_and_says_why_it_drops_the_rest() -> None:
 
     # no pause between a kept sentence and a dropped one: the clip would hold unheard speech
     tight = [(0.0, 3.2), (4.0, 6.8), (7.5, 10.3), (11.0, 16.4), (17.0, 21.5)]
-    found = align(units, words, tight, 23.0, AlignOptions(max_cer=0.5))
+    read = [*words[:22], *_timed("the captain stood at the wheel", 11.0), *words[28:]]
+    found = align(units, read, tight, 23.0, AlignOptions(max_cer=0.15))
     assert {s.unit.text: s.reason for s in found.skipped}["The captain stood at the wheel."] == UNHEARD
     # two kept sentences with no pause between them make one clip; a kept one that no pause parts from
     # one not kept makes none
@@ -155,10 +156,15 @@ def test_a_read_chapter_becomes_clean_clips(english_chapter: dict, base_ct2: Pat
     assert got["leaks"] == {"introduction": 0, "extra": 0, "music": 0, "heading": 0, "unread": 0}, got
     assert got["label_cer_max"] <= 0.02, got
     assert got["boundary_ms_median"] <= 150 and got["boundary_ms_max"] <= 300, got
-    assert got["recovered"] >= 0.6, got  # measured: 0.80 (one sentence misheard, one dropped by the transcriber)
+    assert got["recovered"] >= 0.4, got  # measured: 0.50; the rest is sentences base mishears a word of
     report = json.loads((store / "prepare_report.json").read_text())
     skipped = report["train"]["skipped"]
-    assert skipped.get(NOT_READ, 0) >= 9  # the heading (2 units) and the unread paragraph (7 sentences)
+    # Issue #33: faster-whisper's batched timestamp mode dropped read sentences, which came out not_read.
+    # Every sentence read as written is now a clip, or a mismatch where base heard a word otherwise.
+    assert skipped.get(NOT_READ, 0) == 9, report  # the heading (2 units) and the unread paragraph (7 sentences)
+    assert skipped.get(UNHEARD, 0) == 0, report
+    misheard = [e["detail"] for e in report["train"]["examples"].get(MISMATCH, [])]
+    assert all(d.startswith("read otherwise: ") for d in misheard), misheard
     assert skipped.get("not_in_text", 0) >= 2  # the introduction and the reader's own paragraph
     kept = sum(r["kept"] for r in report.values())
     assert kept == len(clips)
@@ -196,6 +202,55 @@ def test_the_aligner_runs_on_faster_whisper_converted_once(tiny_model: Path, bas
     assert (Path(first) / "model.bin").stat().st_mtime_ns == stamp
     bundled = ct2_folder("bundled:tiny.en")
     assert bundled is not None and json.loads((Path(bundled) / "config.json").read_text())["alignment_heads"]
+
+
+def _aligned(text: str, heard: list[str], language: str | None = "en") -> tuple[list[str], dict[str, str]]:
+    """``text``'s sentences, each heard as the matching item of ``heard`` with a pause after it: the clips'
+    labels, and the reason (and detail) of each sentence skipped."""
+    units = split_units(text)
+    words, speech, at = [], [], 0.5
+    for said in heard:
+        timed = _timed(said, at)
+        words += timed
+        speech.append((at, timed[-1][1]))
+        at = timed[-1][1] + 1.0
+    found = align(units, words, speech, at, AlignOptions(max_cer=0.15, language=language))
+    return [c.text for c in found.clips], {s.unit.text: f"{s.reason}: {s.detail}" for s in found.skipped}
+
+
+def test_a_word_read_as_another_is_a_mismatch_whatever_the_cer() -> None:
+    """stable-ts#464: "red" read "blue" in a long sentence has a local CER of 0.10, under --max-cer 0.15; the
+    clip would be labelled with a word that was not said. Words left out or added are the same fault; a
+    spelling, or words split otherwise, is not."""
+    text = ("Grandfather kept his small red tractor in the barn behind the house. The colour of the old barn "
+            "was grey. We ate an ice cream by the sea. The children played in the garden until dark.")  # fmt: skip
+    clips, skipped = _aligned(text, [
+        "grandfather kept his small blue tractor in the barn behind the house",  # CER 0.07
+        "the color of the old barn was grey",  # spelling
+        "we ate an icecream by the sea",  # words joined
+        "the children played in the gardens until it was dark",  # an added word ("it was") and an inflection
+    ])  # fmt: skip
+    assert clips == ["The colour of the old barn was grey.", "We ate an ice cream by the sea."]
+    tractor = skipped["Grandfather kept his small red tractor in the barn behind the house."]
+    assert tractor.startswith(f"{MISMATCH}: read otherwise: 'red' heard as 'blue'"), tractor
+    assert skipped["The children played in the garden until dark."].startswith(MISMATCH)
+
+
+def test_numbers_compare_in_words_and_keep_the_books_wording() -> None:
+    """whisperX#1104: "3" in the text and "three" in the transcript, "twenty five" and "25", are one word (in
+    the recording's language); the label is the book's. A different number is a different word."""
+    text = ("She bought 3 apples at the market. There were twenty five people in the room. "
+            "The first train to the city leaves at 7 every morning. Det kostar 12 kronor.")  # fmt: skip
+    heard = ["she bought three apples at the market", "there were 25 people in the room",
+             "the first train to the city leaves at eight every morning", "det kostar tolv kronor"]  # fmt: skip
+    clips, skipped = _aligned(text, heard)
+    assert clips == ["She bought 3 apples at the market.", "There were twenty five people in the room."]
+    train = skipped["The first train to the city leaves at 7 every morning."]
+    assert train.startswith(f"{MISMATCH}: read otherwise: 'seven' heard as 'eight'"), train
+    clips, _ = _aligned(text, heard, "sv")  # in Swedish, "12" is "tolv"
+    assert "Det kostar 12 kronor." in clips
+    clips, _ = _aligned(text, heard, None)  # no language: digits stay digits, and only match digits
+    assert clips == []
 
 
 def test_alignment_edge_cases() -> None:

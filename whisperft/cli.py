@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND
+from whisperft.text import CT2_BEAMS, MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, PYTORCH_BEAMS
 
 app = typer.Typer(
     name="whisperft",
@@ -27,6 +27,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 logger = logging.getLogger("whisperft")
+BEAMS_HELP = (
+    f"Beam width; 1 is greedy. Default: {CT2_BEAMS} on a CTranslate2 folder, {PYTORCH_BEAMS} on PyTorch, "
+    "the same in transcribe and eval (BENCHMARKS.md, beam_size_*)."
+)
 _state: dict[str, Any] = {"debug": False}
 
 
@@ -379,7 +383,7 @@ def eval_cmd(
     split: Annotated[str | None, typer.Option(help="Split (default: test, else validation).")] = None,
     lang: Annotated[str | None, typer.Option(help="Language (default: the store's).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    num_beams: Annotated[int, typer.Option(min=1)] = 1,
+    num_beams: Annotated[int | None, typer.Option(min=1, help=BEAMS_HELP)] = None,
     max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N utterances.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Cap on tokens generated per utterance.")] = None,
     out: Annotated[
@@ -431,7 +435,7 @@ def transcribe(
     format: Annotated[str, typer.Option("--format", help="txt, srt, vtt or json.")] = "txt",
     output_dir: Annotated[Path | None, typer.Option(help="Write <name>.<format> files here.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    num_beams: Annotated[int, typer.Option(min=1)] = 1,
+    num_beams: Annotated[int | None, typer.Option(min=1, help=BEAMS_HELP)] = None,
     task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
     timestamps: Annotated[
         bool | None,

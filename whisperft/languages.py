@@ -13,7 +13,7 @@ and English names (``Esperanto``), goes through ``langcodes`` and its ``language
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,14 +252,19 @@ def prompt_language(token: str) -> str:
 
 
 def decode_language(
-    requested: str | None, own: ModelLanguage | None, multilingual: bool = True
+    requested: str | None,
+    own: ModelLanguage | None,
+    multilingual: bool = True,
+    known: Collection[str] | None = None,
+    model: str = "this model",
 ) -> tuple[str, str] | None:
     """(language to report, token code to prompt with) for decoding with a model; None: detect it.
 
     ``requested``: None for the model's own language (detect when it has none), ``auto`` to detect,
-    or a language. A language Whisper lacks decodes only on a model fine-tuned for it.
-    Raises UsageError for an English-only model asked for another language, or for a language this
-    model has no token for.
+    or a language. A language Whisper lacks decodes only on a model fine-tuned for it. ``known``: the
+    codes of the language tokens the model has (``token_languages``; None: not checked), ``model`` its
+    name for messages. Raises UsageError for an English-only model asked for another language, or for
+    a language this model has no token for ("yue" on a model older than large-v3), naming its languages.
     """
     if requested == "auto" or (requested is None and own is None):
         return None
@@ -272,10 +277,32 @@ def decode_language(
         return own.language.code, own.token
     if not lang.whisper:
         raise UsageError(
-            f"Whisper has no token for {lang.name} ({lang.code}) and this model was not fine-tuned for it; "
+            f"Whisper has no token for {lang.name} ({lang.code}) and {model} was not fine-tuned for it; "
             "fine-tune it first (README: 'A language Whisper does not know')"
         )
+    if known is not None and lang.code not in known:
+        listed = ", ".join(sorted(known))
+        raise UsageError(f"{model} has no token for {lang.name} ({lang.code}); its {len(known)} languages: {listed}")
     return lang.code, lang.code
+
+
+def detection_warning(requested: str | None, own: ModelLanguage | None, model: str = "this model") -> str | None:
+    """The warning for ``--lang auto`` on a model fine-tuned for one language, else None. Its decoder learns
+    to follow the audio with that language's token, and its detection drifts there: after 12 steps of
+    Swedish, bundled base heard 9 of 20 English clips as Swedish (issue #33; BENCHMARKS.md,
+    language_detection_after_finetuning, measures it against steps)."""
+    if requested != "auto" or own is None:
+        return None
+    return (
+        f"{model} was fine-tuned for {own.language.name} only, and its --lang auto tends to detect "
+        f"{own.language.name}; pass --lang for recordings in other languages"
+    )
+
+
+def token_languages(has_token: Callable[[str], bool]) -> frozenset[str]:
+    """The codes of the languages in the table whose token (``<|sv|>``) ``has_token`` finds in a model's
+    vocabulary: 99 for Whisper v1-v2 and ``*.en``'s none, 100 for large-v3 (with ``yue``)."""
+    return frozenset(code for code in LANGUAGES if has_token(f"<|{code}|>"))
 
 
 def reported_language(detected: str, own: ModelLanguage | None) -> str:

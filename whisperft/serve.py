@@ -94,7 +94,7 @@ def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str | None, out_dir:
     """(timestamped transcript, SRT file, timing line) for one model."""
     start = time.perf_counter()
     try:
-        code, text, segments = model.engine.transcribe([audio], lang, "transcribe", 1, 8, True)[0]
+        code, text, segments = model.engine.transcribe([audio], lang, "transcribe", None, 8, True)[0]
     except WhisperftError as exc:
         raise page_error(str(exc)) from None
     except Exception as exc:  # a model failing must not crash the page
@@ -140,7 +140,7 @@ def language_for(model: Loaded, code: str) -> str | None:
     """``code`` when ``model`` can decode it; else None, its own language (or detection): a stock model
     compared with a fine-tune for a language Whisper lacks has no token for that language."""
     try:
-        decode_language(code, model.engine.own, model.engine.multilingual)
+        decode_language(code, model.engine.own, model.engine.multilingual, model.engine.languages)
     except UsageError:
         return None
     return code

@@ -111,3 +111,23 @@ def render_recording(items: list[tuple[str, str | float, float]], out: Path, voi
         sf.write(joined, np.concatenate(pieces), SAMPLE_RATE)
         convert(joined, Path(out), rate=44100)
     return truth
+
+
+def long_recording(sentences: list[str], out: Path, seconds: float, voice: str = "en-us", seed: int = 3) -> str:
+    """One long recording read without pauses (a talk, an audiobook read fast): sentences drawn at random
+    from ``sentences``, each at a random espeak-ng speed of 140-175 words per minute, until ``seconds``
+    of speech; written as a 16 kHz mono wav to ``out``. Returns its transcript, the sentences joined."""
+    rng = random.Random(seed)
+    said: list[str] = []
+    total = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = []
+        while total < seconds:
+            text = rng.choice(sentences)
+            part = speak(text, Path(tmp) / f"{len(parts):04d}.wav", voice, speed=rng.randint(140, 175))
+            total += sf.info(part).duration
+            said.append(text)
+            parts.append(str(part))
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["sox", *parts, str(out), "rate", "16000", "channels", "1"], check=True, capture_output=True)
+    return " ".join(said)

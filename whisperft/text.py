@@ -8,12 +8,16 @@ and so destroys words in Devanagari, Tamil, Thai and other scripts.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from num2words import CONVERTER_CLASSES, num2words
 
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\ufeff]")
 # Transcribers' notes, not words that were spoken: a square- or curly-bracketed insertion anywhere, "[beep]",
@@ -46,6 +50,20 @@ TOKEN_SLACK = 16
 TIMESTAMP_TOKENS_PER_SECOND = 2.0  # with timestamps, <|t0|> <|t1|> per segment, segments of 1 s at the shortest
 # ``runaway_stop``: a decode whose end repeats one n-gram of 1-32 tokens at least 4 times, over at least
 # 32 tokens, is looping (like Whisper's gzip compression ratio > 2.4 test, but decidable token by token).
+# The beam width each engine decodes with when none is asked for (transcribe, eval, serve and prepare's
+# aligner alike, so that the WER eval measures is the WER transcribe gives). Measured by make bench
+# (benchmarks/bench_beams.py; BENCHMARKS.md, beam_size_ct2 and beam_size_pytorch), greedy against beam 5
+# on short clips, a long recording with and without timestamps, and real voices, bundled base on 2 CPU
+# cores: on faster-whisper beam 5 costs 0.9-1.3x greedy's time and cuts the long recording's subtitle
+# WER from 4.2% to 2.7% (faster-whisper's own default is 5); on PyTorch it costs 2.4-7x greedy's time
+# for at most 0.9 points, and no gain on short clips, so PyTorch stays greedy.
+CT2_BEAMS = 5
+PYTORCH_BEAMS = 1
+# openai-whisper's temperature fallback (``transcribe.py``), which every engine follows: a decode whose gzip
+# compression ratio passes COMPRESSION_RATIO_THRESHOLD (text that repeats itself) is sampled again at each of
+# FALLBACK_TEMPERATURES in turn.
+COMPRESSION_RATIO_THRESHOLD = 2.4
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
 REPEAT_MAX_NGRAM = 32
 REPEAT_MIN_COPIES = 4
 REPEAT_MIN_TOKENS = 32
@@ -104,6 +122,41 @@ def normalize_text(text: str) -> str:
     return " ".join("".join(out).split())
 
 
+# A number as written: digits, with an English thousands separator ("1,000") or a decimal part ("3.5",
+# "3,5"), and an English ordinal suffix ("21st"). Digits inside a word ("MP3", "4K") are left alone.
+_NUMBER = re.compile(r"(?<![^\W\d_])(\d{1,3}(?:,\d{3})+|\d+)(?:([.,])(\d+))?(st|nd|rd|th)?(?![^\W\d_])")
+
+
+def spell_numbers(text: str, language: str | None) -> str:
+    """``text`` with its numbers written in words in ``language`` (an ISO 639-1 code), by num2words:
+    "3" -> "three", "25" -> "twenty-five", "3,5" -> "tre komma fem" (sv), "21st" -> "twenty-first" (en).
+
+    So that a book's "3" and a transcript's "three" (or "twenty five" and "25") compare as one word.
+    In English a comma followed by three digits groups thousands, elsewhere a comma or point begins the
+    decimals. Text in a language num2words lacks (``None``, ``zh``, ``ky``...) comes back unchanged.
+    """
+    if not language or not _NUMBER.search(text) or not _spells(language):
+        return text
+
+    def words(m: re.Match) -> str:
+        whole, sep, decimals, suffix = m.groups()
+        if sep == "," and language == "en" and len(decimals) == 3:  # "7,500": thousands, not decimals
+            whole, sep, decimals = whole + decimals, None, None
+        whole = whole.replace(",", "")
+        if suffix:
+            return f" {num2words(int(whole), lang=language, to='ordinal')} " if language == "en" else m.group(0)
+        spoken = num2words(float(f"{whole}.{decimals}") if decimals else int(whole), lang=language)
+        return f" {spoken} "
+
+    return _NUMBER.sub(words, text)
+
+
+@functools.cache
+def _spells(language: str) -> bool:
+    """Whether num2words writes numbers in ``language``."""
+    return language in CONVERTER_CLASSES
+
+
 def speech_chars(text: str) -> int:
     """Letters and digits in ``text`` (Unicode categories L* and N*), counted after NFC composition.
 
@@ -119,6 +172,13 @@ def token_limit(duration_s: float, timestamps: bool = False) -> int:
     second with timestamps. Engines cap it again at the decoder's own limit (444 for Whisper)."""
     rate = MAX_TOKENS_PER_SECOND + (TIMESTAMP_TOKENS_PER_SECOND if timestamps else 0.0)
     return math.ceil(rate * max(0.0, float(duration_s))) + TOKEN_SLACK
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of ``text`` (UTF-8) over the bytes zlib compresses them to, as openai-whisper measures how much
+    a decode repeats itself (over ``COMPRESSION_RATIO_THRESHOLD``: a loop). 0.0 for empty text."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
 def repeat_need(period: int) -> int:

@@ -12,7 +12,11 @@ introduction, an added paragraph) and music.
    are never paired off, as Levenshtein's cheaper substitutions would pair them.
 2. Each unit's span runs from its first to its last anchor, widened over misheard words beside them,
    and its local CER is the Levenshtein distance of its characters (spaces aside) to the span's, over
-   its length. A unit is kept when its CER is at most ``max_cer``.
+   its length. A unit is kept when its CER is at most ``max_cer`` and its words are the span's (word
+   Levenshtein alignment): a word read as another ("red" read "blue"), left out or added is a
+   ``mismatch`` whatever the sentence's length, since its label would say what was not said. Only a
+   spelling or an inflection passes (``_same_word``). Numbers are compared in words, in the recording's
+   language (``text.spell_numbers``: the book's "3" is the transcript's "three"); labels keep the book's.
 3. A clip's edges are pauses: gaps between the speech regions of a voice activity detector (Silero VAD)
    that lie between the unit's last word and the next word of the transcript (from the middle of one to
    the middle of the other, since word times from cross-attention are off by a tenth of a second or
@@ -33,14 +37,14 @@ from dataclasses import dataclass, field
 from rapidfuzz.distance import Indel, Levenshtein
 
 from whisperft.data.longform import Unit
-from whisperft.text import normalize_text
+from whisperft.text import normalize_text, spell_numbers
 
 Word = tuple[float, float, str]  # (start, end, word) of the transcript
 Region = tuple[float, float]  # (start, end) of speech, as the VAD found it
 
 # Reasons a unit of the text becomes no clip, as prepare_report.json counts them.
 NOT_READ = "not_read"  # fewer than half its words found in the transcript: unread, or a heading
-MISMATCH = "mismatch"  # found, but read otherwise than written (its CER is over max_cer)
+MISMATCH = "mismatch"  # found, but read otherwise than written: a word differs, or its CER is over max_cer
 NO_PAUSE = "no_pause"  # no pause parts it from speech that is not kept
 TOO_LONG = "too_long"  # a clip of sentences that no pause parts is longer than max_duration
 UNHEARD = "untranscribed_speech"  # its clip would hold speech the transcriber left out
@@ -50,6 +54,7 @@ NO_SPEECH = "no_speech"  # the VAD hears no speech where its words are (and, in 
 EDGE_SLACK = 0.8
 MIN_FOUND = 0.5  # of a unit's words found in the transcript, below which it counts as not read
 MAX_STRAY = 3  # transcript words an anchor may stray from its unit's others (``_densest``)
+MIN_VARIANT_CHARS = 5  # a word this long may differ by one letter's edit and be the same word (``_same_word``)
 MIN_EXTRA_S = 1.0  # unmatched transcript shorter than this is a misheard word, not speech outside the text
 # Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, CJK ideographs): each
 # character is a word of the alignment.
@@ -62,11 +67,12 @@ _SPACELESS = re.compile(
 class AlignOptions:
     """``max_cer``: the local CER (0-1) a unit may have and be kept. ``max_duration``: the longest clip
     in seconds (the model's window). ``pad``: seconds of the pause kept at each end of a clip, at most
-    half the pause."""
+    half the pause. ``language``: the recording's (ISO 639-1), in which numbers are compared."""
 
     max_cer: float = 0.15
     max_duration: float = 30.0
     pad: float = 0.15
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class _Match:
     first: int = -1
     last: int = -1
     errors: int = 0
+    differs: tuple[str, str] | None = None  # the first words of the unit not read as written, and as heard
 
     @property
     def cer(self) -> float:
@@ -137,8 +144,8 @@ def align(units: Sequence[Unit], words: Sequence[Word], speech: Sequence[Region]
     """Align ``words`` (the transcript, in order) to ``units`` (the text) and cut clips at the pauses
     between the ``speech`` regions of a recording of ``duration`` seconds. Words that are only
     punctuation (faster-whisper keeps a spaced " —" as a word) take no part."""
-    words = [w for w in words if _tokens(w[2])]
-    matches = _match(units, words)
+    words = [w for w in words if _tokens(w[2], options.language)]
+    matches = _match(units, words, options.language)
     out = Alignment(extra=_extra(words, matches))
     heard = _Heard(words, speech, pauses(speech, duration), duration)
     i = 0
@@ -162,10 +169,12 @@ def _unit_problem(m: _Match, max_cer: float) -> tuple[str, str] | None:
         return NOT_READ, f"{m.equal} of its {m.tokens} words found in the transcript"
     if m.cer > max_cer:
         return MISMATCH, f"read otherwise: CER {m.cer:.2f} > {max_cer:g} (--max-cer)"
+    if m.differs is not None:
+        return MISMATCH, f"read otherwise: {m.differs[0]!r} heard as {m.differs[1]!r} (CER {m.cer:.2f})"
     return None
 
 
-def _match(units: Sequence[Unit], words: Sequence[Word]) -> list[_Match]:
+def _match(units: Sequence[Unit], words: Sequence[Word], language: str | None = None) -> list[_Match]:
     """Per unit its ``_Match``, in two steps.
 
     1. Anchors: the longest common subsequence of the text's and the transcript's normalized words
@@ -176,10 +185,10 @@ def _match(units: Sequence[Unit], words: Sequence[Word]) -> list[_Match]:
        (misheard first or last words) as far as that does not raise the edit distance of its characters
        (a word as near as far, "wheel" read "wheelhouse", is taken: a clip cannot end inside speech).
     """
-    unit_tokens = [_tokens(u.text) for u in units]
+    unit_tokens = [_tokens(u.text, language) for u in units]
     text_units = [k for k, toks in enumerate(unit_tokens) for _ in toks]
     text_tokens = [t for toks in unit_tokens for t in toks]
-    said = [_tokens(w[2]) for w in words]
+    said = [_tokens(w[2], language) for w in words]
     said_words = [k for k, toks in enumerate(said) for _ in toks]
     said_tokens = [t for toks in said for t in toks]
     matches = [_Match(len(toks), len("".join(toks))) for toks in unit_tokens]
@@ -212,15 +221,39 @@ def _match(units: Sequence[Unit], words: Sequence[Word]) -> list[_Match]:
         best = min((Levenshtein.distance(reference, "".join(t for toks in said[a : b + 1] for t in toks)), a - b, a, b)
                     for a in firsts for b in lasts)  # fmt: skip
         m.errors, _, m.first, m.last = best
+        m.differs = _differs(unit_tokens[k], [t for toks in said[m.first : m.last + 1] for t in toks])
         floor = m.last + 1
     return matches
 
 
-def _tokens(text: str) -> list[str]:
-    """The words of ``text`` as aligned: ``normalize_text`` without accents (a script written without
-    them, "numero", matches "número" read aloud; both sides lose them), characters of spaceless scripts
-    apart."""
-    decomposed = unicodedata.normalize("NFKD", normalize_text(text))
+def _differs(text: list[str], heard: list[str]) -> tuple[str, str] | None:
+    """The first words of ``text`` that ``heard`` has otherwise (Levenshtein alignment of the words), as
+    (written, heard) with "" for a word left out or added; None when every difference is ``_same_word``."""
+    ops = Levenshtein.opcodes(text, heard)
+    for unequal, run in itertools.groupby(ops, key=lambda op: op.tag != "equal"):
+        if not unequal:
+            continue
+        edits = list(run)  # neighbouring edits are one difference: "ice cream" heard "icecream"
+        written = " ".join(text[edits[0].src_start : edits[-1].src_end])
+        said = " ".join(heard[edits[0].dest_start : edits[-1].dest_end])
+        if not _same_word(written, said):
+            return written, said
+    return None
+
+
+def _same_word(written: str, said: str) -> bool:
+    """Whether ``said`` is ``written`` spelled otherwise: the same letters split or joined ("ice cream",
+    "icecream"), or one letter's edit in a word of ``MIN_VARIANT_CHARS`` or more ("realise", "realize";
+    "apple", "apples"). "red" and "bed" are different words, and so are "red" and "blue"."""
+    a, b = written.replace(" ", ""), said.replace(" ", "")
+    return a == b or (min(len(a), len(b)) >= MIN_VARIANT_CHARS and Levenshtein.distance(a, b) <= 1)
+
+
+def _tokens(text: str, language: str | None = None) -> list[str]:
+    """The words of ``text`` as aligned: numbers in words (``spell_numbers`` in ``language``), then
+    ``normalize_text`` without accents (a script written without them, "numero", matches "número" read
+    aloud; both sides lose them), characters of spaceless scripts apart."""
+    decomposed = unicodedata.normalize("NFKD", normalize_text(spell_numbers(text, language)))
     folded = unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
     return _SPACELESS.sub(r" \1 ", folded).split()
 

@@ -25,14 +25,14 @@ from whisperft.errors import ConfigError, UsageError
 from whisperft.evaluate.report import REPORT, render_report
 from whisperft.features import N_FRAMES
 from whisperft.io import atomic_write_json, atomic_write_text, is_ct2_folder
-from whisperft.languages import ModelLanguage, decode_language, get_language
+from whisperft.languages import ModelLanguage, decode_language, get_language, token_languages
 from whisperft.metrics import Utterance, score
 from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.decode import decode_rows, generate_decoded
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import context_frames, is_multilingual, own_language
 from whisperft.prepare import prepare
-from whisperft.text import Decoded, stop_counts
+from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS, Decoded, stop_counts
 
 logger = logging.getLogger("whisperft")
 
@@ -69,7 +69,7 @@ def run_eval(
     split: str | None = None,
     lang: str | None = None,
     batch_size: int = 16,
-    num_beams: int = 1,
+    num_beams: int | None = None,
     max_samples: int | None = None,
     out: Path | None = None,
     trust_pickle: bool = False,
@@ -82,12 +82,15 @@ def run_eval(
     """Evaluate ``model_spec`` (a model spec, run, or CTranslate2 folder) on ``data`` and write
     metrics.json and predictions.jsonl beside ``out``.
 
-    ``max_new_tokens``: a cap on tokens per utterance; None takes the run's ``eval.max_new_tokens`` when the
-    model is a run's (its config.yaml). ``bound``: bound each utterance by its duration and stop repeats
-    (``text.token_limit``, ``text.runaway_stop``); False decodes as before issue #18. ``on_start`` is called
-    with the number of utterances before decoding, ``progress`` with each batch's size after it.
+    ``num_beams``: None for the engine's default, the beam width ``transcribe`` decodes it with (so the WER
+    measured is the WER transcribed). ``max_new_tokens``: a cap on tokens per utterance; None takes the
+    run's ``eval.max_new_tokens`` when the model is a run's (its config.yaml). ``bound``: bound each
+    utterance by its duration and stop repeats (``text.token_limit``, ``text.runaway_stop``); False
+    decodes as before issue #18. ``on_start`` is called with the number of utterances before decoding,
+    ``progress`` with each batch's size after it.
     """
     model = _load(model_spec, trust_pickle)
+    num_beams = num_beams or model.default_beams
     if max_new_tokens is None:
         max_new_tokens = model.max_new_tokens
     with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
@@ -97,7 +100,7 @@ def run_eval(
         if language is None:
             raise UsageError("no language known for this data; pass --lang")
         language = get_language(language).code
-        decode_language(language, model.own, model.multilingual)
+        decode_language(language, model.own, model.multilingual, model.languages, model_spec)
         split, sp = _pick_split(store, split, data)
         n = len(sp) if max_samples is None else min(max_samples, len(sp))
         if on_start:
@@ -146,6 +149,8 @@ class _Model:
     n_frames: int  # mel frames per encoder window
     source: str | None  # the model prepare uses for a raw source; None for a CTranslate2 folder
     max_new_tokens: int | None = None  # the run's eval.max_new_tokens, when the model is a run's
+    languages: frozenset[str] | None = None  # codes of the language tokens it has (``token_languages``)
+    default_beams: int = PYTORCH_BEAMS  # what transcribe decodes this engine with (``text.CT2_BEAMS``...)
 
 
 def _load(model_spec: str, trust_pickle: bool) -> _Model:
@@ -157,7 +162,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
         def generate_ct2(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
             return ct2.generate_decoded(feats.numpy(), language, limits, beams, repeats)
 
-        return _Model(generate_ct2, ct2.multilingual, ct2.own, N_FRAMES, None)
+        return _Model(generate_ct2, ct2.multilingual, ct2.own, N_FRAMES, None, languages=ct2.languages,
+                      default_beams=CT2_BEAMS)  # fmt: skip
     path = resolve_model(model_spec)
     cuda = torch.cuda.is_available()
     model = load_model(path, trust_pickle=trust_pickle, dtype=torch.float16 if cuda else None).eval()
@@ -169,7 +175,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
         return generate_decoded(model, tokenizer, feats, language, limits, num_beams=beams, stop_repeats=repeats)
 
     multilingual, frames = is_multilingual(model.config), context_frames(model.config)
-    return _Model(generate_pt, multilingual, own_language(model), frames, path, _run_max_new_tokens(Path(path)))
+    known = token_languages(tokenizer.get_vocab().__contains__)
+    return _Model(generate_pt, multilingual, own_language(model), frames, path, _run_max_new_tokens(Path(path)), known)
 
 
 def _run_max_new_tokens(folder: Path) -> int | None:

@@ -9,6 +9,11 @@ the model's config, generation config, tokenizer and feature extractor. optimum'
 call the model's own layers; ``--quantization int8`` is onnxruntime's ``quantize_dynamic`` (8-bit weights,
 per output channel).
 
+The decoders' weights are ONNX external data, stored once for both (``decoder_model.onnx_data``). An
+encoder whose weights pass protobuf's 2 GiB (medium in float32, large-v3, turbo) keeps them in
+``encoder_model.onnx_data`` beside it, as onnx-community's exports do; onnxruntime, optimum and
+transformers.js read them from there.
+
 A model trained with a short ``audio_context_s`` keeps its window: its encoder takes
 ``2 * max_source_positions`` frames, and its preprocessor_config.json says so (``chunk_length``).
 """
@@ -25,16 +30,19 @@ import numpy as np
 import torch
 from transformers import AutoConfig
 
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import WhisperftError
 from whisperft.export import check_request
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, parity_code
 from whisperft.io import staged_dir
+from whisperft.models.decode import RepetitionStop
 from whisperft.models.registry import load_model, load_processor
 from whisperft.models.whisper import context_frames, decoder_prefix, feature_extractor_for
+from whisperft.text import COMPRESSION_RATIO_THRESHOLD, FALLBACK_TEMPERATURES, compression_ratio
 
 ENCODER, DECODER, DECODER_WITH_PAST = "encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"
 SHARED_DATA = "decoder_model.onnx_data"  # the weights both decoders hold, stored once (``share_weights``)
+ENCODER_DATA = "encoder_model.onnx_data"  # the encoder's weights, when they pass PROTOBUF_LIMIT
 OPSET = 17
 PROTOBUF_LIMIT = 2**31  # bytes: the largest ONNX graph file that holds its own weights
 MAX_NEW_TOKENS = 224  # where OnnxWhisper stops a decode that never ends, as openai-whisper does (448 // 2)
@@ -123,15 +131,14 @@ def export_onnx(
     """
     quantization, lang, out = check_request("onnx", quantization), parity_code(language), Path(out)
     model = load_model(model_path, attn_implementation="eager").eval()
-    _check_size(model, model_path)
     processor = load_processor(model_path)
     processor.feature_extractor = feature_extractor_for(model.config)
     with staged_dir(out) as tmp:
         with tempfile.TemporaryDirectory(prefix="whisperft-onnx-") as work:
-            graphs = _trace(model, Path(work) if quantization == "int8" else tmp)
-            if quantization == "int8":
-                graphs = _quantize(graphs, tmp)
-        share_weights([g for g in graphs if g.name != ENCODER], tmp / SHARED_DATA)
+            graphs = _trace(model, Path(work))
+            graphs = _quantize(graphs, Path(work)) if quantization == "int8" else graphs
+            store_encoder(graphs[0], tmp / ENCODER)
+            share_weights(graphs[1:], tmp / SHARED_DATA)
         model.config.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         processor.save_pretrained(tmp)
@@ -140,21 +147,25 @@ def export_onnx(
         if verify_audio:
             runner = OnnxWhisper(tmp)
             parity = check_client(
-                model_path, verify_audio, lang, quantization, "onnxruntime", runner.transcribe, MAX_NEW_TOKENS
-            )
+                model_path, verify_audio, lang, quantization, "onnxruntime",
+                lambda clips, token: runner.transcribe(clips, token, fallback=False), MAX_NEW_TOKENS,
+            )  # fmt: skip
     return ExportResult.checked(out, quantization, parity)
 
 
-def _check_size(model: Any, model_path: str) -> None:
-    """Raise UsageError when a graph's float32 weights pass protobuf's 2 GiB limit (large, large-v3), which
-    the exporter would spill into one external file per tensor; medium and smaller fit."""
-    for part in (model.model.encoder, model.model.decoder):
-        size = sum(p.numel() * 4 for p in part.parameters())
-        if size >= PROTOBUF_LIMIT:
-            raise UsageError(
-                f"{model_path}: its {type(part).__name__} holds {size / 2**30:.1f} GiB of float32 weights, past "
-                "ONNX's 2 GiB per graph; export large models with --to ct2 or --to ggml"
-            )
+def store_encoder(graph: Path, target: Path) -> None:
+    """Write the encoder ``graph`` (its weights inside it, or in files beside it, as the exporter left
+    them) to ``target``: one file while its weights are under ``PROTOBUF_LIMIT``, else the graph and its
+    weights in one external data file, ``ENCODER_DATA``, beside it (ONNX's external data format)."""
+    import onnx  # deferred: an optional extra
+
+    proto = onnx.load(str(graph))  # with its external data, if the exporter wrote any
+    size = sum(len(t.raw_data) for t in proto.graph.initializer)
+    if size < PROTOBUF_LIMIT:
+        onnx.save_model(proto, str(target))
+        return
+    onnx.save_model(proto, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=ENCODER_DATA, size_threshold=1024)  # fmt: skip
 
 
 @torch.inference_mode()
@@ -223,13 +234,18 @@ def _quantize(graphs: list[Path], folder: Path) -> list[Path]:
     """onnxruntime's dynamic quantization: MatMul weights to int8, activations quantized at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic  # deferred: an optional extra
 
+    out = folder / "int8"
+    out.mkdir(exist_ok=True)
     for path in graphs:
-        quantize_dynamic(str(path), str(folder / path.name), weight_type=QuantType.QInt8, per_channel=True)
-    return [folder / path.name for path in graphs]
+        # external data format: reads and writes a graph of any size
+        quantize_dynamic(str(path), str(out / path.name), weight_type=QuantType.QInt8, per_channel=True,
+                         use_external_data_format=True)  # fmt: skip
+    return [out / path.name for path in graphs]
 
 
 def share_weights(graphs: list[Path], data: Path, min_bytes: int = 1024) -> None:
-    """Store the weights that ``graphs`` hold alike once, in the external data file ``data`` beside them.
+    """Write ``graphs`` (by name) into ``data``'s folder, the weights they hold alike stored once, in the
+    external data file ``data`` beside them.
 
     Both decoders carry every decoder weight (the two graphs differ only in their cache inputs); ONNX
     external data lets each tensor point at (offset, length) in a shared file, so the folder holds them
@@ -257,12 +273,14 @@ def share_weights(graphs: list[Path], data: Path, min_bytes: int = 1024) -> None
                 set_external_data(tensor, data.name, offset, length)
                 tensor.ClearField("raw_data")
     for model, path in zip(models, graphs, strict=True):
-        onnx.save_model(model, str(path))
+        onnx.save_model(model, str(data.parent / path.name))
 
 
 class OnnxWhisper:
     """An exported folder run by plain onnxruntime: greedy decoding with the key/value cache, the
-    generation config's suppressed tokens, and the folder's tokenizer and feature extractor.
+    generation config's suppressed tokens, and the folder's tokenizer and feature extractor; as in the
+    other engines, a row that loops stops at once (``RepetitionStop``) and is sampled again at each
+    fallback temperature in turn (``text.FALLBACK_TEMPERATURES``) until it no longer repeats itself.
 
     whisperft's tests and ``make bench`` run the exported graphs through it; optimum's
     ``ORTModelForSpeechSeq2Seq`` runs the same graphs in its own loop.
@@ -290,23 +308,35 @@ class OnnxWhisper:
         self.past_names = [i.name for i in self.decoder_with_past.get_inputs()[1:]]
 
     def generate(
-        self, features: np.ndarray, prompt: list[int], max_new_tokens: int = MAX_NEW_TOKENS
+        self,
+        features: np.ndarray,
+        prompt: list[int],
+        max_new_tokens: int = MAX_NEW_TOKENS,
+        temperature: float = 0.0,
+        stop_repeats: bool = False,
+        seed: int = 0,
     ) -> list[list[int]]:
-        """Token ids after ``prompt`` for each row of (B, n_mels, frames) float32 features, greedy."""
+        """Token ids after ``prompt`` for each row of (B, n_mels, frames) float32 features: greedy, or
+        sampled at ``temperature`` (numpy's generator seeded with ``seed``). ``stop_repeats``: a row ends
+        (without <|endoftext|>) as soon as it loops by ``text.runaway_stop``'s rule."""
         hidden = self.encoder.run(None, {"input_features": features.astype(np.float32)})[0]
         ids = np.array([prompt] * len(features), dtype=np.int64)
         logits, *states = self.decoder.run(None, {"input_ids": ids, "encoder_hidden_states": hidden})
         cross = [s for i, s in enumerate(states) if i % 4 >= 2]
         out: list[list[int]] = [[] for _ in features]
         done = np.zeros(len(features), dtype=bool)
+        rng, stop, history = np.random.default_rng(seed), RepetitionStop(), []
         for step in range(max_new_tokens):
-            last = logits[:, -1, :].copy()
+            last = logits[:, -1, :].astype(np.float64)
             last[:, self.suppress + (self.begin_suppress if step == 0 else [])] = -np.inf
-            token = last.argmax(axis=-1)
+            token = last.argmax(axis=-1) if temperature <= 0 else _sample(last / temperature, rng)
             for row, t in enumerate(token):
                 if not done[row]:
                     out[row].append(int(t))
             done |= token == self.eot
+            if stop_repeats:
+                history.append(token)
+                done |= stop(torch.from_numpy(np.stack(history, axis=1))).numpy()
             if done.all():
                 break
             selfs = [s for i, s in enumerate(states) if i % 4 < 2] if step == 0 else states
@@ -323,11 +353,40 @@ class OnnxWhisper:
             logits, *states = self.decoder_with_past.run(None, feed)
         return out
 
-    def transcribe(self, clips: list[np.ndarray], token: str) -> list[str]:
-        """Texts of 16 kHz float32 clips (each within the model's window), prompted with language ``token``."""
+    def transcribe(self, clips: list[np.ndarray], token: str, fallback: bool = True) -> list[str]:
+        """Texts of 16 kHz float32 clips (each within the model's window), prompted with language ``token``.
+
+        ``fallback``: a row that loops (stopped by the repetition rule, cut at ``MAX_NEW_TOKENS``, or with a
+        compression ratio over ``COMPRESSION_RATIO_THRESHOLD``) is sampled again at each fallback
+        temperature until it does not; the last try stands. False: greedy only (what the parity check
+        compares with the HF model's greedy decoding)."""
         fe = self.processor.feature_extractor
         feats = fe([np.asarray(c, dtype=np.float32) for c in clips], sampling_rate=16000, return_tensors="np")
+        features = feats["input_features"]
         tok = self.processor.tokenizer
         prompt = [int(self.config.decoder_start_token_id), *decoder_prefix(tok, self.config, token, "transcribe")]
-        ids = self.generate(feats["input_features"], prompt)
-        return [tok.decode([t for t in row if t < self.eot]).strip() for row in ids]
+        ids = self.generate(features, prompt, stop_repeats=fallback)
+        texts = [tok.decode([t for t in row if t < self.eot]).strip() for row in ids]
+        if not fallback:
+            return texts
+        looping = [k for k, row in enumerate(ids) if self._loops(row, texts[k])]
+        for temperature in FALLBACK_TEMPERATURES:
+            if not looping:
+                break
+            again = self.generate(features[looping], prompt, temperature=temperature, stop_repeats=True)
+            for k, row in zip(looping, again, strict=True):
+                texts[k] = tok.decode([t for t in row if t < self.eot]).strip()
+            looping = [k for k, row in zip(looping, again, strict=True) if self._loops(row, texts[k])]
+        return texts
+
+    def _loops(self, row: list[int], text: str) -> bool:
+        """Whether a decoded row repeats itself: it did not end with <|endoftext|> (the repetition stop or
+        the token cap ended it), or its text compresses past ``COMPRESSION_RATIO_THRESHOLD``."""
+        return not row or row[-1] != self.eot or compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
+
+
+def _sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row of (B, vocab) logits, drawn from their softmax (-inf: never)."""
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return np.array([rng.choice(len(w), p=w) for w in weights])

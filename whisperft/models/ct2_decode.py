@@ -17,7 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.languages import ModelLanguage, decode_language
+from whisperft.languages import ModelLanguage, decode_language, token_languages
 from whisperft.text import Decoded, runaway_stop
 
 MAX_LENGTH = 448  # Whisper's decoder positions; ctranslate2 4.8 stops a decode at half of it (224 tokens)
@@ -68,6 +68,7 @@ class CT2Decoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.eot = self._id("<|endoftext|>")
         self.own = folder_language(folder)
+        self.languages = token_languages(lambda token: self.tokenizer.token_to_id(token) is not None)
 
     @property
     def multilingual(self) -> bool:

@@ -142,7 +142,7 @@ class LongformSource:
         engine = self._load()
         try:
             speech = speech_regions(audio)
-            _, _, segments = engine.transcribe([audio], self.language.code, "transcribe", 1, 8, True, words=True)[0]
+            _, _, segments = engine.transcribe([audio], self.language.code, "transcribe", None, 8, True, words=True)[0]
             found = align(units, [w for seg in segments for w in seg.words], speech, duration, self.options)
         except (RuntimeError, ValueError, MemoryError) as exc:  # one recording's failure ends nothing else
             summary.problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

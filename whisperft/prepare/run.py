@@ -171,7 +171,8 @@ def prepare(
     recordings = find_recordings(source)
     longform = None
     if recordings:
-        longform = LongformSource(recordings, lang, align_model, AlignOptions(max_cer, max_duration))
+        options = AlignOptions(max_cer, max_duration, language=lang.code)
+        longform = LongformSource(recordings, lang, align_model, options)
         src = longform.source(str(source))
     else:
         src = open_source(source, lang)

@@ -16,10 +16,10 @@ import torch
 
 from whisperft.audio import SAMPLE_RATE
 from whisperft.features import FRAMES_PER_SECOND, HOP_LENGTH, log_mel_batch, pad_features
-from whisperft.languages import decode_language, prompt_language, reported_language
+from whisperft.languages import decode_language, prompt_language, reported_language, token_languages
 from whisperft.models.decode import RepetitionStop, decoder_limit
 from whisperft.models.whisper import context_frames, detect_languages, is_multilingual, own_language
-from whisperft.text import token_limit
+from whisperft.text import COMPRESSION_RATIO_THRESHOLD, FALLBACK_TEMPERATURES, PYTORCH_BEAMS, token_limit
 from whisperft.transcribe.chunking import speech_chunks
 from whisperft.transcribe.subtitles import Segment
 from whisperft.transcribe.vad import has_speech
@@ -27,6 +27,8 @@ from whisperft.transcribe.vad import has_speech
 
 class Transcriber:
     """A loaded model with its processor, ready to transcribe batches of audio."""
+
+    default_beams = PYTORCH_BEAMS
 
     def __init__(self, model: Any, processor: Any, device: str | None = None) -> None:
         self.model = model.eval()
@@ -37,6 +39,8 @@ class Transcriber:
         self.n_mels = int(model.config.num_mel_bins)
         self.window = context_frames(model.config)  # mel frames per encoder window
         self.own = own_language(model)  # the language it was fine-tuned for, if any
+        self.name = str(getattr(model, "name_or_path", "") or "this model")
+        self.languages = token_languages(self.tokenizer.get_vocab().__contains__)
 
     @property
     def multilingual(self) -> bool:
@@ -76,8 +80,8 @@ class Transcriber:
             "num_beams": num_beams,
             "no_speech_threshold": 0.6,
             "logprob_threshold": -1.0,
-            "compression_ratio_threshold": 2.4,
-            "temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+            "compression_ratio_threshold": COMPRESSION_RATIO_THRESHOLD,
+            "temperature": (0.0, *FALLBACK_TEMPERATURES),
         }
         if seconds is not None:
             kwargs["max_new_tokens"] = min(token_limit(seconds, timestamps), decoder_limit(self.model))
@@ -152,7 +156,7 @@ class Transcriber:
         audios: list[np.ndarray],
         language: str | None = None,
         task: str = "transcribe",
-        num_beams: int = 1,
+        num_beams: int | None = None,
         batch_size: int = 8,
         timestamps: bool = True,
         words: bool = False,
@@ -162,14 +166,15 @@ class Transcriber:
         ``language``: None for the model's own (detected when it has none), ``auto`` to detect it per
         recording, or a language. Each recording is cut at pauses into chunks that fit the encoder
         window, and the chunks of all recordings are decoded together in batches; timestamps are
-        shifted back. ``words``: segments carry word timestamps (the model needs ``alignment_heads``
-        in its generation config, which OpenAI's checkpoints and their fine-tunes have).
+        shifted back. ``num_beams``: None for ``default_beams``. ``words``: segments carry word
+        timestamps (the model needs ``alignment_heads`` in its generation config, which OpenAI's
+        checkpoints and their fine-tunes have).
         """
         window_s = self.window / FRAMES_PER_SECOND
         chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
         chunks = [[(a, b) for a, b in cs if has_speech(x[a:b])] for x, cs in zip(audios, chunks, strict=True)]
         jobs = [(i, a, b) for i, cs in enumerate(chunks) for a, b in cs]
-        chosen = decode_language(language, self.own, self.multilingual)
+        chosen = decode_language(language, self.own, self.multilingual, self.languages, self.name)
         langs: list[str | None] = [None] * len(audios)  # token codes to prompt with
         reported: list[str | None] = [None] * len(audios)
         if chosen is None:
@@ -191,7 +196,7 @@ class Transcriber:
             seconds = max(b - a for _, a, b in part) / SAMPLE_RATE  # jobs are sorted: the batch's are alike
             frames = [(b - a) // HOP_LENGTH for _, a, b in part] if words else None
             prompts = [langs[i] or "en" for i, _, _ in part]
-            decoded = self._decode(feats, prompts, task, num_beams, timestamps, seconds, frames)
+            decoded = self._decode(feats, prompts, task, num_beams or self.default_beams, timestamps, seconds, frames)
             for (i, a, b), segs in zip(part, decoded, strict=True):
                 offset, end = a / SAMPLE_RATE, b / SAMPLE_RATE
                 for seg in segs:

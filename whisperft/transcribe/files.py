@@ -24,9 +24,12 @@ class Engine(Protocol):
     """What both engines offer: recordings in, (language, text, segments) out, one per recording."""
 
     own: ModelLanguage | None  # the language the model was fine-tuned for, if any
+    multilingual: bool
+    default_beams: int  # the beam width when num_beams is None (``text.CT2_BEAMS``, ``text.PYTORCH_BEAMS``)
+    languages: frozenset[str]  # codes of the language tokens the model has (``languages.token_languages``)
 
     def transcribe(
-        self, audios: list[np.ndarray], language: str | None, task: str, num_beams: int, batch_size: int,
+        self, audios: list[np.ndarray], language: str | None, task: str, num_beams: int | None, batch_size: int,
         timestamps: bool, words: bool = False,
     ) -> list[tuple[str | None, str, list[Segment]]]: ...  # fmt: skip
 
@@ -68,7 +71,7 @@ def transcribe_files(
     language: str | None,
     batch_size: int = 8,
     task: str = "transcribe",
-    num_beams: int = 1,
+    num_beams: int | None = None,
     timestamps: bool = True,
 ) -> tuple[list[Transcript], list[tuple[Path, str]]]:
     """Transcribe files together (their chunks share batches). Returns transcripts and per-file errors."""

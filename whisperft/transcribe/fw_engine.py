@@ -9,6 +9,9 @@ extractor, batched greedy or beam decoding. What whisperft adds around it:
   language, so a folder of short clips decodes as fast as one long recording;
 - ``--lang auto`` detects the language per file;
 - a chunk whose greedy decoding loops (the batched pipeline has no fallback) is decoded again;
+- with timestamps, the rest of a chunk after its last segment is decoded on from there: the batched
+  pipeline drops a chunk's unfinished last segment and whatever follows a segment the model ended the
+  chunk at (faster-whisper#1427, #1179), where its sequential mode would seek on;
 - the tokens a chunk may take are bounded by its duration (``text.token_limit``), so a model that
   loops stops early; chunks go to batches shortest first, so a batch's chunks are alike;
 - per-file errors, our output formats and exit codes (``files.transcribe_files``).
@@ -26,14 +29,19 @@ import numpy as np
 
 from whisperft.audio import SAMPLE_RATE
 from whisperft.errors import WhisperftError
-from whisperft.languages import decode_language, reported_language
+from whisperft.languages import decode_language, reported_language, token_languages
 from whisperft.models.ct2_decode import MAX_LENGTH, ct2_runtime, folder_language
-from whisperft.text import token_limit
+from whisperft.text import CT2_BEAMS, FALLBACK_TEMPERATURES, token_limit
 from whisperft.transcribe.subtitles import Segment
 
 NO_REPEAT_NGRAM = 10  # tokens: the redo of a looping chunk may not repeat a 10-token sequence
-FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # sampled in turn when greedy decoding repeats itself
 LANGUAGE_PAD = -1.5  # faster-whisper appends one frame of this before detecting the language
+# Seconds of a chunk after its last segment that are decoded again. Each VAD region carries 0.4 s of pad
+# at both ends (VadOptions.speech_pad_ms), so a tail of 0.8 s can be silence; a dropped sentence is longer.
+MIN_TAIL_S = 1.0
+MAX_SEEKS = 4  # times one chunk is decoded on from its last segment
+# faster-whisper's no-speech rule (TranscriptionOptions' defaults), applied to what a seek decodes
+NO_SPEECH_PROB, LOG_PROB_FLOOR = 0.6, -1.0
 
 
 def _bounded(options: Any, seconds: float, timestamps: bool) -> Any:
@@ -68,6 +76,8 @@ def _keeping_encoder_output(base: type) -> type:
 class FasterWhisperTranscriber:
     """A faster-whisper model (int8 on CPUs, float16 on GPUs as exported) that transcribes batches of files."""
 
+    default_beams = CT2_BEAMS  # faster-whisper's own default
+
     def __init__(self, folder: str | Path, compute_type: str = "default", device: str | None = None) -> None:
         _, device, threads = ct2_runtime(folder, device)
         try:
@@ -83,6 +93,9 @@ class FasterWhisperTranscriber:
         except (RuntimeError, ValueError) as exc:
             raise WhisperftError(f"cannot load the CTranslate2 model {folder}: {exc}") from None
         self.own = folder_language(folder)
+        self.name = str(folder)
+        vocabulary = self.model.hf_tokenizer
+        self.languages = token_languages(lambda token: vocabulary.token_to_id(token) is not None)
         self.pipeline = _keeping_encoder_output(faster_whisper.BatchedInferencePipeline)(self.model)
         self._fw = fw_transcribe
         self._vad = vad
@@ -129,7 +142,7 @@ class FasterWhisperTranscriber:
         audios: list[np.ndarray],
         language: str | None = None,
         task: str = "transcribe",
-        num_beams: int = 1,
+        num_beams: int | None = None,
         batch_size: int = 8,
         timestamps: bool = True,
         words: bool = False,
@@ -137,16 +150,16 @@ class FasterWhisperTranscriber:
         """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
 
         ``language``: None for the model's own (``whisperft export`` records a fine-tune's), ``auto``
-        to detect it per recording, or a language. ``words``: segments carry word timestamps
-        (faster-whisper's cross-attention DTW over the alignment heads)."""
-        chosen = decode_language(language, self.own, self.multilingual)
+        to detect it per recording, or a language. ``num_beams``: None for ``default_beams``. ``words``:
+        segments carry word timestamps (faster-whisper's cross-attention DTW over the alignment heads)."""
+        chosen = decode_language(language, self.own, self.multilingual, self.languages, self.name)
         plans = [self._plan(a) for a in audios]
         pairs = [self._language(p, chosen) if p.features else None for p in plans]
         langs = [pair[1] if pair else None for pair in pairs]
         segments: list[list[Segment]] = [[] for _ in audios]
         for lang in dict.fromkeys(code for code in langs if code):
             tokenizer = self._fw.Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=lang)
-            options = self._options(tokenizer, num_beams, timestamps, words)
+            options = self._options(tokenizer, num_beams or self.default_beams, timestamps, words)
             jobs = [(i, k) for i, p in enumerate(plans) if langs[i] == lang for k in range(len(p.features))]
             jobs.sort(key=lambda j: plans[j[0]].metadata[j[1]]["duration"])
             for start in range(0, len(jobs), batch_size):
@@ -157,6 +170,8 @@ class FasterWhisperTranscriber:
                 self.pipeline.last_speech_timestamp = 0.0  # batches are not in time order: no carry-over
                 out = self.pipeline.forward(feats, tokenizer, metadata, bounded)
                 self._redo_repeats(feats, metadata, out, tokenizer, bounded)
+                if timestamps:
+                    self._seek_tails([plans[i].features[k] for i, k in part], metadata, out, tokenizer, options)
                 for (i, _), segs in zip(part, out, strict=True):
                     segments[i].extend(self._restore(plans[i], segs))
         results = []
@@ -190,6 +205,34 @@ class FasterWhisperTranscriber:
                 text = tokenizer.decode(result.sequences_ids[0])
             start = metadata[j]["offset"]
             out[j] = [{"text": text, "start": start, "end": start + metadata[j]["duration"]}]
+
+    def _seek_tails(
+        self, features: list[np.ndarray], metadata: list[dict], out: list[list[dict]], tokenizer: Any, options: Any
+    ) -> None:
+        """Decode on from the end of each chunk's last segment while ``MIN_TAIL_S`` or more of the chunk is
+        left, as faster-whisper's sequential ``transcribe`` seeks on (at most ``MAX_SEEKS`` times, and
+        only while a pass moves on). ``features``: each chunk's (n_mels, frames), not padded. What a
+        pass decodes joins the chunk's segments unless faster-whisper's no-speech rule rejects it."""
+        fps = self.model.frames_per_second
+        live = list(range(len(out)))
+        for _ in range(MAX_SEEKS):
+            ends = {j: metadata[j]["offset"] + metadata[j]["duration"] for j in live}
+            seeks = {j: max([seg["end"] for seg in out[j]] + [metadata[j]["offset"]]) for j in live}
+            todo = [j for j in live if ends[j] - seeks[j] >= MIN_TAIL_S]
+            if not todo:
+                return
+            cut = [round((seeks[j] - metadata[j]["offset"]) * fps) for j in todo]
+            feats = np.stack([self._fw.pad_or_trim(features[j][:, c:]) for j, c in zip(todo, cut, strict=True)])
+            meta = [{"offset": seeks[j], "duration": ends[j] - seeks[j]} for j in todo]
+            bounded = _bounded(options, max(m["duration"] for m in meta), True)
+            self.pipeline.last_speech_timestamp = 0.0
+            live = []
+            for j, segs in zip(todo, self.pipeline.forward(feats, tokenizer, meta, bounded), strict=True):
+                heard = [seg for seg in segs if seg["text"].strip() and seg["end"] > seeks[j]]
+                silent = bool(segs) and segs[0]["no_speech_prob"] > NO_SPEECH_PROB
+                if heard and not (silent and segs[0]["avg_logprob"] < LOG_PROB_FLOOR):
+                    out[j].extend(heard)
+                    live.append(j)
 
     def _encoded_row(self, feats: np.ndarray, j: int) -> Any:
         """Row ``j`` of the batch's encoder output, kept from the batched pass (on a GPU: encoded again)."""

@@ -6,12 +6,15 @@ only on the PyTorch path, so a CTranslate2 model starts without them.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from whisperft.io import is_ct2_folder
-from whisperft.languages import decode_language
+from whisperft.languages import decode_language, detection_warning
 from whisperft.models import quiet_transformers
 from whisperft.transcribe.files import Engine
+
+logger = logging.getLogger("whisperft")
 
 
 def load_engine(
@@ -26,10 +29,14 @@ def load_engine(
         from whisperft.transcribe.fw_engine import FasterWhisperTranscriber  # deferred: imports ctranslate2
 
         engine = FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
-        decode_language(lang, engine.own, engine.multilingual)
-        return engine
-    if quiet:
-        quiet_transformers()
-    from whisperft.transcribe.run import load_transcriber  # deferred: imports torch
+        decode_language(lang, engine.own, engine.multilingual, engine.languages, spec)
+    else:
+        if quiet:
+            quiet_transformers()
+        from whisperft.transcribe.run import load_transcriber  # deferred: imports torch
 
-    return load_transcriber(spec, lang, trust_pickle)
+        engine = load_transcriber(spec, lang, trust_pickle)
+    warning = detection_warning(lang, engine.own, spec)
+    if warning:
+        logger.warning(warning)
+    return engine

@@ -6,7 +6,6 @@ import torch
 
 from whisperft.languages import decode_language
 from whisperft.models.registry import load_model, load_processor, resolve_model
-from whisperft.models.whisper import is_multilingual, own_language
 from whisperft.transcribe.engine import Transcriber
 
 
@@ -15,5 +14,6 @@ def load_transcriber(model: str, language: str | None, trust_pickle: bool = Fals
     (None: the model's own; ``auto``: detect)."""
     path = resolve_model(model)
     mdl = load_model(path, trust_pickle=trust_pickle)
-    decode_language(language, own_language(mdl), is_multilingual(mdl.config))
-    return Transcriber(mdl, load_processor(path), device="cuda" if torch.cuda.is_available() else None)
+    engine = Transcriber(mdl, load_processor(path), device="cuda" if torch.cuda.is_available() else None)
+    decode_language(language, engine.own, engine.multilingual, engine.languages, model)
+    return engine
