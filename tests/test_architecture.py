@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "whisperft"
 LAYERS = {
     "whisperft.errors": 1,
     "whisperft.io": 1,
+    "whisperft.extras": 1,
     "whisperft.hub": 1,
     "whisperft.audio": 2,
     "whisperft.features": 2,

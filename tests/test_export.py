@@ -208,7 +208,7 @@ def test_a_missing_client_is_named_before_any_work(
     absent = lambda name, *a: None if name == "pywhispercpp" else real(name, *a)  # noqa: E731
     monkeypatch.setattr(importlib.util, "find_spec", absent)
     r = invoke("export", str(tiny_model), str(tmp_path / "o"), "--to", "ggml")
-    assert r.exit_code == 1 and "needs pywhispercpp: pip install 'whisperft[ggml]'" in r.output
+    assert r.exit_code == 2 and "needs pywhispercpp: pip install 'whisperft[ggml]'" in r.output
     assert not (tmp_path / "o").exists()
 
 

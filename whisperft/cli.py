@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.extras import missing_extra
 from whisperft.text import CT2_BEAMS, MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, PYTORCH_BEAMS
 
 app = typer.Typer(
@@ -513,8 +514,7 @@ def serve(
         try:
             from whisperft import serve as web  # deferred: gradio takes seconds to import
         except ImportError as exc:
-            missing = f"whisperft serve needs the ui extra ({exc.name} is missing)"
-            raise UsageError(f"{missing}: pip install 'whisperft[ui]'") from None
+            raise missing_extra("whisperft serve", [exc.name or "gradio"]) from None
         if lang not in (None, "auto"):
             get_language(lang)
         quiet = not _state["debug"]

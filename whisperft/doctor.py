@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whisperft import __version__
+from whisperft.extras import EXTRAS, install_command
 from whisperft.hub import PROBE_TIMEOUT_S, endpoint, offline_mode, probe
 from whisperft.io import cache_dir
 from whisperft.models.bundled import BUNDLES
@@ -24,18 +25,6 @@ TOOLS = {  # tool -> (version flag, what needs it)
     "ffmpeg": ("-version", "decoding audio soundfile cannot read (m4a, opus, webm...)"),
     "espeak-ng": ("--version", "make demo, the test suite, export's parity clips"),
     "sox": ("--version", "the test suite and benchmarks"),
-}
-EXTRAS = {  # import name -> (distribution, extra, what it enables)
-    "ctranslate2": ("ctranslate2", "ct2", "export --to ct2, eval of CTranslate2 folders"),
-    "faster_whisper": ("faster-whisper", "ct2", "transcribe with CTranslate2 folders"),
-    "gradio": ("gradio", "ui", "whisperft serve (the web app)"),
-    "gguf": ("gguf", "ggml", "export --to ggml --quantization q8_0 / q5_0"),
-    "pywhispercpp": ("pywhispercpp", "ggml", "export --to ggml's check in whisper.cpp"),
-    "onnx": ("onnx", "onnx", "export --to onnx"),
-    "onnxruntime": ("onnxruntime", "onnx", "export --to onnx's check in onnxruntime"),
-    "whisper": ("openai-whisper", "openai", "export --to openai's check in openai-whisper"),
-    "ray": ("ray", "sweep", "whisperft sweep (Ray Tune)"),
-    "optuna": ("optuna", "sweep", "whisperft sweep --search optuna"),
 }
 LOW_DISK_GB = 20.0  # a Common Voice language's features and a few checkpoints
 
@@ -115,12 +104,12 @@ def package_checks() -> list[Check]:
         dists = sorted({d for d, _ in bundle.parts})
         missing = [d for d in dists if _version(d) is None]
         if missing:
-            out.append(Check(f"bundled:{name}", "missing", f"pip install 'whisperft[bundled]' ({', '.join(missing)})"))
+            out.append(Check(f"bundled:{name}", "missing", f"{install_command('bundled')} ({', '.join(missing)})"))
         else:
             out.append(Check(f"bundled:{name}", "ok", ", ".join(f"{d} {_version(d)}" for d in dists)))
     for module, (dist, extra, enables) in EXTRAS.items():
         version = _version(dist) if importlib.util.find_spec(module) else None
-        hint = f"pip install 'whisperft[{extra}]'" if extra else f"pip install {dist}"
+        hint = install_command(extra)
         status, detail = ("ok", f"{version}: {enables}") if version else ("missing", f"{hint} for {enables}")
         out.append(Check(dist, status, detail))
     return out

@@ -8,13 +8,13 @@ layout) and ``openai`` (openai-whisper); ``standard`` makes the stock-Whisper co
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import UsageError
 from whisperft.export.standard import ExportResult
+from whisperft.extras import require
 
 # target -> (module, function, default quantization, the quantizations it offers)
 TARGETS = {
@@ -25,12 +25,12 @@ TARGETS = {
 }
 
 
-# target -> the modules its export and parity check import, and the extra that installs them
+# target -> the modules its export and parity check import (``extras.EXTRAS`` names the extra of each)
 REQUIRES = {
-    "ct2": (("ctranslate2",), "ct2"),
-    "ggml": (("gguf", "pywhispercpp"), "ggml"),
-    "onnx": (("onnx", "onnxscript", "onnxruntime"), "onnx"),
-    "openai": (("whisper",), "openai"),
+    "ct2": ("ctranslate2",),
+    "ggml": ("gguf", "pywhispercpp"),
+    "onnx": ("onnx", "onnxscript", "onnxruntime"),
+    "openai": ("whisper",),
 }
 
 
@@ -43,15 +43,12 @@ def _target(target: str) -> tuple[str, str, str, tuple[str, ...]]:
 
 def check_request(target: str, quantization: str | None) -> str:
     """The quantization to use for ``target`` (its default when None). Raises UsageError for an unknown
-    target or quantization, WhisperftError when the target's extra is not installed (before any work)."""
+    target or quantization, ``extras.MissingExtra`` (exit 2) when its extra is not installed (before any work)."""
     _, _, default, offered = _target(target)
     quantization = quantization or default
     if quantization not in offered:
         raise UsageError(f"--quantization for {target} must be one of {', '.join(offered)}, got {quantization!r}")
-    modules, extra = REQUIRES[target]
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise WhisperftError(f"export --to {target} needs {', '.join(missing)}: pip install 'whisperft[{extra}]'")
+    require(f"export --to {target}", REQUIRES[target])
     return quantization
 
 
@@ -65,7 +62,7 @@ def export_model(
 ) -> ExportResult:
     """Export ``model_path`` to ``out`` for ``target`` (a key of ``TARGETS``), parity-checked on ``verify_audio``
     unless it is None. ``quantization`` None: the target's default. Raises UsageError for an unknown target
-    or quantization, WhisperftError when its extra is missing or the export or its parity check fails."""
+    or quantization, MissingExtra when its extra is missing, WhisperftError when the export or its check fails."""
     module, function, default, _ = _target(target)
     run = getattr(importlib.import_module(f"whisperft.export.{module}"), function)  # deferred: torch, clients
     return run(model_path, out, quantization or default, verify_audio, language)  # each module checks the rest

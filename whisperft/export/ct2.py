@@ -13,6 +13,7 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.export import TARGETS
 from whisperft.export.parity import check_parity
 from whisperft.export.standard import ExportResult, model_language, parity_code, stock_whisper
+from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.languages import MODEL_KEY
 from whisperft.models.registry import load_processor
@@ -32,7 +33,7 @@ def export_ct2(
     try:
         from ctranslate2.converters import TransformersConverter  # deferred: an optional extra, slow to import
     except ImportError:
-        raise WhisperftError("export needs the ctranslate2 package: pip install 'whisperft[ct2]'") from None
+        raise missing_extra("export --to ct2", ["ctranslate2"]) from None
     if quantization not in QUANTIZATIONS:
         raise UsageError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
     lang = parity_code(language)

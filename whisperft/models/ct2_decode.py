@@ -17,6 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.extras import missing_extra
 from whisperft.languages import ModelLanguage, decode_language, token_languages
 from whisperft.text import Decoded, runaway_stop
 
@@ -29,8 +30,8 @@ def ct2_runtime(folder: str | Path, device: str | None = None) -> tuple[Any, str
     try:
         import ctranslate2  # deferred: an optional extra, and slow to import
     except ImportError:
-        raise WhisperftError(
-            f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]', or convert it with whisperft import-ct2"
+        raise missing_extra(
+            f"{folder} (a CTranslate2 model)", ["ctranslate2"], "or convert it with whisperft import-ct2"
         ) from None
     if not (Path(folder) / "tokenizer.json").is_file():
         raise UsageError(f"{folder} has model.bin but no tokenizer.json; export it again with whisperft export")

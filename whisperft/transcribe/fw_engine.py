@@ -29,6 +29,7 @@ import numpy as np
 
 from whisperft.audio import SAMPLE_RATE
 from whisperft.errors import WhisperftError
+from whisperft.extras import missing_extra
 from whisperft.languages import decode_language, reported_language, token_languages
 from whisperft.models.ct2_decode import MAX_LENGTH, ct2_runtime, folder_language
 from whisperft.text import CT2_BEAMS, FALLBACK_TEMPERATURES, token_limit
@@ -85,7 +86,7 @@ class FasterWhisperTranscriber:
             from faster_whisper import transcribe as fw_transcribe  # deferred: as above
             from faster_whisper import vad  # deferred: as above
         except ImportError:
-            raise WhisperftError(f"{folder} is a CTranslate2 model: pip install 'whisperft[ct2]'") from None
+            raise missing_extra(f"{folder} (a CTranslate2 model)", ["faster_whisper"]) from None
         try:
             self.model = faster_whisper.WhisperModel(
                 str(folder), device=device, compute_type=compute_type, cpu_threads=threads
