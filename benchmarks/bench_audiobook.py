@@ -69,15 +69,16 @@ def aligner() -> Path:
 def engine_speed(book: Path) -> dict:
     """Seconds to transcribe the chapter with word timestamps: faster-whisper against PyTorch, bundled base."""
     from whisperft.models.bundled import ensure_bundled_ct2
+    from whisperft.transcribe.decoding import DecodeOptions
     from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
-    from whisperft.transcribe.run import load_transcriber
+    from whisperft.transcribe.load import load_engine
 
     audio = decode_audio(book / "chapter01.mp3")
     out = {"audio_s": round(len(audio) / SAMPLE_RATE, 1)}
-    for name, engine in (("ct2", FasterWhisperTranscriber(ensure_bundled_ct2("base"))),
-                         ("pytorch", load_transcriber("bundled:base", "sv", False))):  # fmt: skip
+    engines = {"ct2": FasterWhisperTranscriber(ensure_bundled_ct2("base")), "pytorch": load_engine("bundled:base")}
+    for name, engine in engines.items():
         t0 = time.perf_counter()
-        engine.transcribe([audio], "sv", "transcribe", 1, 8, True, words=True)
+        engine.transcribe([audio], DecodeOptions(engine.decoding("sv"), num_beams=1, words=True))
         out[f"{name}_s"] = round(time.perf_counter() - t0, 1)
     return out
 

@@ -52,11 +52,12 @@ def real_clips(n: int = 60) -> tuple[list, list[str]]:
 
 def measure(engine, audios: list, refs: list[str], lang: str, beams: int, timestamps: bool) -> tuple[float, float]:
     from whisperft.metrics import score
+    from whisperft.transcribe.decoding import DecodeOptions
 
     t0 = time.perf_counter()
-    out = engine.transcribe(audios, lang, "transcribe", beams, 8, timestamps)
+    out = engine.transcribe(audios, DecodeOptions(engine.decoding(lang), num_beams=beams, timestamps=timestamps))
     seconds = time.perf_counter() - t0
-    hyps = [text for _, text, _ in out]
+    hyps = [o.text for o in out]
     wer = score([str(i) for i in range(len(refs))], refs, hyps, lang)[0]["wer_normalized"]
     return round(100 * wer, 2), round(seconds, 1)
 
@@ -65,6 +66,7 @@ def main() -> None:
     setup()
     from whisperft.audio import decode_audio
     from whisperft.models.bundled import ensure_bundled_ct2
+    from whisperft.transcribe.decoding import DecodeOptions
     from whisperft.transcribe.load import load_engine
 
     clips, clip_refs = short_clips()
@@ -74,13 +76,15 @@ def main() -> None:
         "long": ([decode_audio(wav)], [ref], "en"),
         "real_es": (*real_clips(), "es"),
     }
-    engines = {"ct2": lambda: load_engine(str(ensure_bundled_ct2("base")), "en"),
-               "pytorch": lambda: load_engine("bundled:base", "en")}  # fmt: skip
+    engines = {
+        "ct2": lambda: load_engine(str(ensure_bundled_ct2("base"))),
+        "pytorch": lambda: load_engine("bundled:base"),
+    }
     for name, load in engines.items():
         if len(sys.argv) > 1 and name not in sys.argv[1:]:
             continue
         engine = load()
-        engine.transcribe(clips[:2], "en", "transcribe", 1, 8, False)  # warm-up
+        engine.transcribe(clips[:2], DecodeOptions(engine.decoding("en"), num_beams=1, timestamps=False))  # warm-up
         fields: dict[str, float] = {}
         for label, (audios, refs, lang) in sets.items():
             for stamps in (False, True):

@@ -45,21 +45,20 @@ def sets(cv: Path) -> dict[str, tuple[list, list[str], str]]:
 
 def measure(model: str, data: dict) -> dict[str, float]:
     from whisperft.metrics import score
+    from whisperft.transcribe.decoding import DecodeOptions
     from whisperft.transcribe.load import load_engine
 
-    engine = load_engine(model, "auto")
+    engine = load_engine(model)
     out: dict[str, float] = {}
     for name, (audios, refs, lang) in data.items():
         ids = [str(i) for i in range(len(refs))]
-        auto = engine.transcribe(audios, "auto", "transcribe", 1, 8, False)
-        out[f"{name}_as_sv"] = sum(found == "sv" for found, _, _ in auto) if name != "sv" else 0
-        out[f"{name}_detected_right"] = sum(found == lang for found, _, _ in auto)
-        out[f"{name}_wer_auto"] = round(100 * score(ids, refs, [t for _, t, _ in auto], lang)[0]["wer_normalized"], 1)
+        auto = engine.transcribe(audios, DecodeOptions(engine.decoding("auto"), num_beams=1, timestamps=False))
+        out[f"{name}_as_sv"] = sum(o.language == "sv" for o in auto) if name != "sv" else 0
+        out[f"{name}_detected_right"] = sum(o.language == lang for o in auto)
+        out[f"{name}_wer_auto"] = round(100 * score(ids, refs, [o.text for o in auto], lang)[0]["wer_normalized"], 1)
         if name == "en":
-            forced = engine.transcribe(audios, lang, "transcribe", 1, 8, False)
-            out["en_wer_forced"] = round(
-                100 * score(ids, refs, [t for _, t, _ in forced], lang)[0]["wer_normalized"], 1
-            )
+            forced = engine.transcribe(audios, DecodeOptions(engine.decoding(lang), num_beams=1, timestamps=False))
+            out["en_wer_forced"] = round(100 * score(ids, refs, [o.text for o in forced], lang)[0]["wer_normalized"], 1)
     return out
 
 

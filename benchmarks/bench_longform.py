@@ -18,6 +18,7 @@ def main(repeats: int = 3, minutes: float = 10.0) -> None:
     from whisperft.export.parity import parity_clips
     from whisperft.metrics import score
     from whisperft.models.registry import load_model, load_processor, resolve_model
+    from whisperft.transcribe.decoding import DecodeOptions
     from whisperft.transcribe.engine import Transcriber
     from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
 
@@ -41,10 +42,10 @@ def main(repeats: int = 3, minutes: float = 10.0) -> None:
     fast = FasterWhisperTranscriber(ct2_dir)
 
     def ours() -> str:
-        return transcriber.transcribe([audio], "en")[0][1]
+        return transcriber.transcribe([audio], DecodeOptions(transcriber.decoding("en")))[0].text
 
     def ours_ct2() -> str:
-        return fast.transcribe([audio], "en")[0][1]
+        return fast.transcribe([audio], DecodeOptions(fast.decoding("en")))[0].text
 
     def reference() -> str:
         out = pipe(audio.copy(), generate_kwargs={"language": "en", "task": "transcribe", "num_beams": 1})

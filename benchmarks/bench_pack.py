@@ -67,7 +67,8 @@ def seconds_per_step(store: str, model: str, pack: bool) -> float:
 
 def main() -> None:
     setup()
-    from whisperft.evaluate import run_eval
+    from whisperft.evaluate.request import EvalRequest
+    from whisperft.evaluate.run import run_eval
     from whisperft.models.registry import resolve_model
     from whisperft.prepare import prepare
 
@@ -89,7 +90,9 @@ def main() -> None:
         t0 = time.perf_counter()
         loop = run(str(store), model, out, pack, steps)
         wall = time.perf_counter() - t0
-        res = run_eval(str(out / "final"), str(store), split="validation", lang="sv", batch_size=8, progress=None)
+        res = run_eval(
+            EvalRequest(str(out / "final"), str(store), split="validation", lang="sv", batch_size=8, out=None)
+        )
         results[name] = (steps, loop, wall, res.wer)
     emit(
         "packing_throughput",

@@ -53,7 +53,8 @@ def swedish_clips() -> Path:
 def main() -> None:
     setup()
     from whisperft.data.store import FeatureStore
-    from whisperft.evaluate import run_eval
+    from whisperft.evaluate.request import EvalRequest
+    from whisperft.evaluate.run import run_eval
     from whisperft.prepare import prepare
 
     n = int(os.environ.get("BENCH_RUNAWAY_CLIPS", "45"))
@@ -62,7 +63,8 @@ def main() -> None:
         prepare(str(swedish_clips()), "sv", "bundled:base", store, num_proc=2)
 
     def evaluate(bound: bool) -> Any:
-        return run_eval("bundled:base", str(store), "train", "sv", batch_size=16, max_samples=n, bound=bound)
+        request = EvalRequest("bundled:base", str(store), "train", "sv", max_samples=n, out=None, bound=bound)
+        return run_eval(request)
 
     before = evaluate(bound=False)
     after = evaluate(bound=True)

@@ -443,7 +443,8 @@ def test_eval_bounds_a_looping_model(tiny_model: Path, store: Path) -> None:
     import torch
 
     from whisperft.data.store import FeatureStore
-    from whisperft.evaluate import run_eval
+    from whisperft.evaluate.request import EvalRequest
+    from whisperft.evaluate.run import run_eval
     from whisperft.features import pad_features
     from whisperft.models.decode import generate_decoded, generate_ids
     from whisperft.models.registry import load_model, load_processor
@@ -451,7 +452,8 @@ def test_eval_bounds_a_looping_model(tiny_model: Path, store: Path) -> None:
 
     starts: list[int] = []
     done: list[int] = []
-    result = run_eval(str(tiny_model), str(store), split="test", progress=done.append, on_start=starts.append)
+    request = EvalRequest(str(tiny_model), str(store), split="test", out=None)
+    result = run_eval(request, progress=done.append, on_start=starts.append)
     n = result.num_utterances
     assert starts == [n] and sum(done) == n
     assert result.extra["token_limit_hits"] + result.extra["repetition_stops"] == n

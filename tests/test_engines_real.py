@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from tests.conftest import ENGLISH, run_cli
 from tests.test_transcribe import cue_times
 from whisperft.audio import SAMPLE_RATE, decode_audio
+from whisperft.languages import DETECT
 from whisperft.metrics import score
 from whisperft.synth import speak
-from whisperft.transcribe.files import Engine, transcribe_files
+from whisperft.transcribe.decoding import DecodeOptions, Engine
+from whisperft.transcribe.files import transcribe_files
 from whisperft.transcribe.subtitles import Transcript
 
 pytestmark = pytest.mark.slow
@@ -32,9 +34,9 @@ NOISES = {  # what issue #18 heard as Japanese "thanks for watching" on the PyTo
 @pytest.fixture(scope="module")
 def engines(base_ct2: Path) -> dict[str, Engine]:
     from whisperft.transcribe.fw_engine import FasterWhisperTranscriber
-    from whisperft.transcribe.run import load_transcriber
+    from whisperft.transcribe.load import load_engine
 
-    return {"torch": load_transcriber("bundled:base", "auto"), "ct2": FasterWhisperTranscriber(base_ct2)}
+    return {"torch": load_engine("bundled:base"), "ct2": FasterWhisperTranscriber(base_ct2)}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +56,9 @@ def sentence(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("language", ["auto", "sv", "en"])
 def test_noise_gives_no_text(engines: dict[str, Engine], noise: dict[str, Path], engine: str, language: str) -> None:
     """Item 6: brown noise (10 s) and pink noise (5 s) give no text and no segments on either engine."""
-    outs = engines[engine].transcribe([decode_audio(noise[n]) for n in NOISES], language, "transcribe", 1, 8, True)
-    assert [(text, segs) for _, text, segs in outs] == [("", [])] * len(NOISES), outs
+    e = engines[engine]
+    outs = e.transcribe([decode_audio(noise[n]) for n in NOISES], DecodeOptions(e.decoding(language), num_beams=1))
+    assert [(o.text, o.segments) for o in outs] == [("", [])] * len(NOISES), outs
 
 
 @pytest.mark.parametrize("engine", ["torch", "ct2"])
@@ -67,8 +70,8 @@ def test_speech_still_comes_out(engines: dict[str, Engine], sentence: Path, engi
     hum = np.cumsum(rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32)
     hum = 0.05 * hum / np.abs(hum).max()  # 3 s of brown-ish noise, then the sentence
     clips = [audio, np.concatenate([hum, audio])]
-    outs = engines[engine].transcribe(clips, "auto", "transcribe", 1, 8, True)
-    for clip, (lang, text, segs) in zip(clips, outs, strict=True):
+    outs = engines[engine].transcribe(clips, DecodeOptions(DETECT, num_beams=1))
+    for clip, (lang, text, segs) in zip(clips, [(o.language, o.text, o.segments) for o in outs], strict=True):
         assert lang == "en" and score(["s"], [ENGLISH[0]], [text], "en")[0]["wer_normalized"] <= 0.2, text
         t = Transcript("c.wav", lang, round(len(clip) / SAMPLE_RATE, 3), text, segs)
         assert all(0 <= a <= b <= round(t.duration * 1000) for a, b in cue_times(t)), t
@@ -83,7 +86,7 @@ def test_cues_end_inside_the_audio(engines: dict[str, Engine], sentence: Path, t
     engine ends the cue of a 0.3 s or a 1.9 s clip at 2.0 s (the PyTorch one: the test above and the CLI's)."""
     clip = tmp_path / f"clip-{seconds:.3f}.wav"
     sf.write(clip, decode_audio(sentence)[: int(seconds * SAMPLE_RATE)], SAMPLE_RATE)
-    (t,), errors = transcribe_files(engines["ct2"], [clip], "en")
+    (t,), errors = transcribe_files(engines["ct2"], [clip], DecodeOptions(engines["ct2"].decoding("en")))
     assert not errors and t.segments
     assert all(0 <= s.start <= s.end <= t.duration for s in t.segments), t
     assert all(0 <= a <= b <= round(t.duration * 1000) for a, b in cue_times(t)), t

@@ -15,6 +15,7 @@ from tests.conftest import invoke, run_cli, write_tsv
 from whisperft.audio import decode_audio
 from whisperft.metrics import score
 from whisperft.synth import speak
+from whisperft.transcribe.decoding import DecodeOptions
 
 ENGLISH = [
     *SHARED_ENGLISH,
@@ -142,9 +143,10 @@ def test_files_share_batches_and_fail_one_by_one(tiny_en_ct2: Path, clips: list[
 
     engine = FasterWhisperTranscriber(tiny_en_ct2)
     audios = [decode_audio(c) for c in clips[:4]]
-    together = engine.transcribe(audios, "en", batch_size=4, timestamps=False)
-    alone = [engine.transcribe([a], "en", batch_size=4, timestamps=False)[0] for a in audios]
-    assert [t for _, t, _ in together] == [t for _, t, _ in alone]
+    options = DecodeOptions(engine.decoding("en"), batch_size=4, timestamps=False)
+    together = engine.transcribe(audios, options)
+    alone = [engine.transcribe([a], options)[0] for a in audios]
+    assert [o.text for o in together] == [o.text for o in alone]
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio")
     silent = tmp_path / "silent.wav"

@@ -9,7 +9,9 @@ import pytest
 from whisperft.config import config_from_dict
 from whisperft.errors import ConfigError, UsageError
 from whisperft.languages import (
+    DETECT,
     LANGUAGES,
+    Decoding,
     ModelLanguage,
     decode_language,
     get_language,
@@ -106,11 +108,11 @@ def test_decode_language_for_models() -> None:
     eo = get_language("eo")
     proxy, added = ModelLanguage(eo, "es"), ModelLanguage(eo, "eo")
     assert proxy.proxy and not proxy.added_token and added.added_token and not added.proxy
-    assert decode_language(None, proxy) == ("eo", "es")  # the model's own language, under its token
-    assert decode_language("epo", proxy) == ("eo", "es")
-    assert decode_language(None, added) == ("eo", "eo")
-    assert decode_language("auto", proxy) is None and decode_language(None, None) is None
-    assert decode_language("fr", proxy) == ("fr", "fr")
+    assert decode_language(None, proxy) == Decoding("eo", "es")  # the model's own language, under its token
+    assert decode_language("epo", proxy) == Decoding("eo", "es")
+    assert decode_language(None, added) == Decoding("eo", "eo")
+    assert decode_language("auto", proxy) == DETECT and decode_language(None, None).detect
+    assert decode_language("fr", proxy) == Decoding("fr", "fr")
     with pytest.raises(UsageError, match="no token for esperanto"):
         decode_language("eo", None)
     with pytest.raises(UsageError, match="English-only"):

@@ -118,12 +118,15 @@ def test_alignment_keeps_what_matches_and_says_why_it_drops_the_rest() -> None:
 
 @needs_espeak
 def test_pytorch_engine_times_words(tmp_path: Path) -> None:
-    from whisperft.transcribe.run import load_transcriber
+    from whisperft.transcribe.decoding import DecodeOptions
+    from whisperft.transcribe.load import load_engine
 
     wav = speak("This is a LibriVox recording. All LibriVox recordings are in the public domain.", tmp_path / "a.wav",
                 voice="en")  # fmt: skip
     audio = decode_audio(wav)
-    _, text, segments = load_transcriber("bundled:tiny.en", "en", False).transcribe([audio], "en", words=True)[0]
+    engine = load_engine("bundled:tiny.en")
+    out = engine.transcribe([audio], DecodeOptions(engine.decoding("en"), words=True))[0]
+    text, segments = out.text, out.segments
     words = [w for s in segments for w in s.words]
     assert " ".join(w[2] for w in words) == text
     assert all(0 <= a <= b <= len(audio) / 16000 + 0.05 for a, b, _ in words)

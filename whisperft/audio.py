@@ -22,6 +22,9 @@ from whisperft.errors import WhisperftError
 
 SAMPLE_RATE = 16_000
 FFMPEG_TIMEOUT_S = 600
+# The file names taken as audio wherever a folder is searched (transcribe, long recordings, noise files):
+# what soundfile reads (wav, flac, ogg/opus, mp3, aiff) and what ffmpeg adds (m4a, aac, webm, mp4, wma).
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"})
 # A downmix "cancels" when the average of the channels is more than 20 dB below the loudest channel.
 # Identical channels mix at 0 dB, independent ones at -3 dB (two) to -8 dB (six), and one speaking
 # channel among six (5.1 dialogue in the centre) at -15.6 dB; out-of-phase copies mix to silence.

@@ -17,8 +17,17 @@ from typing import Annotated, Any
 import typer
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.evaluate.request import METRICS, EvalRequest
 from whisperft.extras import missing_extra
-from whisperft.text import CT2_BEAMS, MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, PYTORCH_BEAMS
+from whisperft.text import (
+    CT2_BEAMS,
+    MAX_ALIGN_CER,
+    MAX_CHARS_PER_SECOND,
+    MAX_CLIP_SECONDS,
+    MIN_CHARS_PER_SECOND,
+    PYTORCH_BEAMS,
+)
+from whisperft.transcribe.request import TranscribeRequest
 
 app = typer.Typer(
     name="whisperft",
@@ -131,7 +140,7 @@ def prepare(
     ] = None,
     model: Annotated[str, typer.Option(help="Model whose tokenizer and feature size to use.")] = "small",
     out: Annotated[Path | None, typer.Option(help="Feature store folder (default data/<lang>).")] = None,
-    max_duration: Annotated[float, typer.Option(help="Skip clips longer than this (seconds).")] = 30.0,
+    max_duration: Annotated[float, typer.Option(help="Skip clips longer than this (seconds).")] = MAX_CLIP_SECONDS,
     num_proc: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     min_chars_per_second: Annotated[
         float, typer.Option(help="Skip clips with fewer letters/digits per second of audio (implausible_rate).")
@@ -156,7 +165,7 @@ def prepare(
             help="Long recordings: keep a sentence only where its text and the transcript differ by at "
             "most this CER (0-1)."
         ),
-    ] = 0.15,
+    ] = MAX_ALIGN_CER,
 ) -> None:
     """Decode, filter and featurize speech data into a compact feature store.
 
@@ -383,13 +392,13 @@ def eval_cmd(
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split (default: test, else validation).")] = None,
     lang: Annotated[str | None, typer.Option(help="Language (default: the store's).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    batch_size: Annotated[int, typer.Option(min=1)] = EvalRequest.batch_size,
     num_beams: Annotated[int | None, typer.Option(min=1, help=BEAMS_HELP)] = None,
     max_samples: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N utterances.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Cap on tokens generated per utterance.")] = None,
     out: Annotated[
         Path, typer.Option(help="metrics.json to write (or a folder to write it in); predictions.jsonl goes beside it.")
-    ] = Path("metrics.json"),
+    ] = Path(METRICS),
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
     report: Annotated[
         bool,
@@ -403,19 +412,30 @@ def eval_cmd(
     """Measure WER and CER of a model on a dataset."""
 
     def go() -> None:
-        from whisperft.evaluate import run_eval
+        from whisperft.evaluate.run import run_eval
 
-        spec = model or _newest_run()
+        request = EvalRequest(
+            model=model or _newest_run(),
+            data=data,
+            split=split,
+            lang=lang,
+            batch_size=batch_size,
+            num_beams=num_beams,
+            max_samples=max_samples,
+            max_new_tokens=max_new_tokens,
+            out=out,
+            trust_pickle=trust_pickle,
+            report=report,
+        )
         progress, tick = _counter(None, "eval")
-        metrics = out / "metrics.json" if out.is_dir() else out
 
         def total(n: int) -> None:  # the bar's total, known once the data is open
             progress.update(progress.task_ids[0], total=n)
 
         with progress:
-            result = run_eval(spec, data, split, lang, batch_size, num_beams, max_samples, metrics, trust_pickle,
-                              progress=tick, max_new_tokens=max_new_tokens, report=report, on_start=total)  # fmt: skip
+            result = run_eval(request, progress=tick, on_start=total)
         _print_eval(result)
+        metrics = request.metrics_path
         typer.echo(f"metrics: {metrics}" + (f"   report: {metrics.with_name('report.html')}" if report else ""))
 
     _run(go)
@@ -433,11 +453,11 @@ def transcribe(
         str | None,
         typer.Option(help="Language code, or auto to detect. Default: the model's own (a fine-tune's), else auto."),
     ] = None,
-    format: Annotated[str, typer.Option("--format", help="txt, srt, vtt or json.")] = "txt",
+    format: Annotated[str, typer.Option("--format", help="txt, srt, vtt or json.")] = TranscribeRequest.format,
     output_dir: Annotated[Path | None, typer.Option(help="Write <name>.<format> files here.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(min=1)] = TranscribeRequest.batch_size,
     num_beams: Annotated[int | None, typer.Option(min=1, help=BEAMS_HELP)] = None,
-    task: Annotated[str, typer.Option(help="transcribe or translate.")] = "transcribe",
+    task: Annotated[str, typer.Option(help="transcribe or translate.")] = TranscribeRequest.task,
     timestamps: Annotated[
         bool | None,
         typer.Option(
@@ -448,37 +468,36 @@ def transcribe(
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
     compute_type: Annotated[
         str, typer.Option(help="CTranslate2 models only: default (as exported), int8, int8_float32, float32...")
-    ] = "default",
+    ] = TranscribeRequest.compute_type,
 ) -> None:
     """Transcribe audio of any length to text or subtitles. A CTranslate2 model folder takes the fast path."""
 
     def go() -> int:
-        from whisperft.languages import get_language
-        from whisperft.transcribe.files import collect_audio, transcribe_files, write_transcripts
-        from whisperft.transcribe.load import load_engine
-        from whisperft.transcribe.subtitles import FORMATS
+        from whisperft.transcribe.run import transcribe as run_transcribe
 
-        if format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-        if task not in ("transcribe", "translate"):
-            raise UsageError(f"--task must be transcribe or translate, got {task!r}")
-        if lang not in (None, "auto"):
-            get_language(lang)
-        files = collect_audio(audio)
-        if not files:
-            raise UsageError(f"no audio files found in {', '.join(audio)}")
-        engine = load_engine(model or _newest_run(), lang, compute_type, trust_pickle, quiet=not _state["debug"])
-        stamps = format != "txt" if timestamps is None else timestamps
-        results, errors = transcribe_files(engine, files, lang, batch_size, task, num_beams, stamps)
-        for _f, msg in errors:
+        result = run_transcribe(
+            TranscribeRequest(
+                audio=tuple(audio),
+                model=model or _newest_run(),
+                lang=lang,
+                format=format,
+                output_dir=output_dir,
+                batch_size=batch_size,
+                num_beams=num_beams,
+                task=task,
+                timestamps=timestamps,
+                trust_pickle=trust_pickle,
+                compute_type=compute_type,
+                quiet=not _state["debug"],
+            )
+        )
+        for _f, msg in result.errors:
             typer.echo(f"error: {msg}", err=True)
-        if output_dir is None and format == "txt":
-            for t in results:
-                typer.echo((f"{t.file}: " if len(files) > 1 else "") + t.text)
-        else:
-            for source, target in write_transcripts(results, format, output_dir):
-                typer.echo(f"{source} -> {target}")
-        return 1 if errors else 0
+        for t in [] if result.written else result.transcripts:
+            typer.echo((f"{t.file}: " if result.files > 1 else "") + t.text)
+        for source, target in result.written:
+            typer.echo(f"{source} -> {target}")
+        return 1 if result.errors else 0
 
     code = _run(go, transformers=False)
     if code:
@@ -509,7 +528,7 @@ def serve(
 
     def go() -> None:
         from whisperft.languages import get_language
-        from whisperft.transcribe.load import load_engine
+        from whisperft.transcribe.load import decide_language, load_engine
 
         try:
             from whisperft import serve as web  # deferred: gradio takes seconds to import
@@ -519,7 +538,9 @@ def serve(
             get_language(lang)
         quiet = not _state["debug"]
         specs = [model or _newest_run(), *([compare] if compare else [])]
-        loaded = [web.Loaded(s, load_engine(s, lang, compute_type, trust_pickle, quiet=quiet)) for s in specs]
+        loaded = [web.Loaded(s, load_engine(s, compute_type, trust_pickle, quiet=quiet)) for s in specs]
+        for m in loaded:
+            decide_language(m.engine, lang)  # a language a model cannot decode is refused before the page opens
         if host not in ("127.0.0.1", "localhost", "::1"):
             typer.echo(f"warning: serving on {host}: anyone who can reach this machine can use the app", err=True)
         limits = web.Limits(max_upload_mb=max_upload_mb, max_seconds=max_seconds)

@@ -22,8 +22,12 @@ from whisperft.errors import ConfigError, UsageError
 from whisperft.io import atomic_write_text
 from whisperft.languages import Language, get_language
 from whisperft.models.registry import model_spec_problem
+from whisperft.text import EVAL_BATCH_SIZE, MAX_CLIP_SECONDS, PYTORCH_BEAMS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # shipped with the package; configs/ links here
+# LoRA's default layers: every attention projection and both MLP layers of encoder and decoder. Adapting the
+# MLP too: QLoRA (Dettmers et al., 2023) found LoRA on every linear layer needed to match full fine-tuning.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 
 
 @dataclass
@@ -64,7 +68,7 @@ class DataConfig:
     store: str = "data/sv"
     train_split: str = "train"
     eval_split: str | None = "validation"  # null: train without evaluation (final/ is then the last weights)
-    max_duration: float = 30.0
+    max_duration: float = MAX_CLIP_SECONDS
     max_eval_samples: int | None = None
     num_workers: int = 2
     pack: bool = False  # several clips per encoder window (see packing.py)
@@ -80,8 +84,8 @@ class DataConfig:
 
     def problems(self) -> list[str]:
         out = []
-        if not (0 < self.max_duration <= 30):
-            out.append(f"data.max_duration: must be in (0, 30] seconds, got {self.max_duration}")
+        if not (0 < self.max_duration <= MAX_CLIP_SECONDS):
+            out.append(f"data.max_duration: must be in (0, {MAX_CLIP_SECONDS:g}] seconds, got {self.max_duration}")
         if self.max_eval_samples is not None and self.max_eval_samples <= 0:
             out.append(f"data.max_eval_samples: must be positive, got {self.max_eval_samples}")
         if self.num_workers < 0:
@@ -136,7 +140,7 @@ class LoraSettings:
     r: int = 32
     alpha: float = 64.0  # the update is scaled by alpha / r
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
 
     def problems(self) -> list[str]:
         out = []
@@ -215,8 +219,8 @@ class TrainConfig:
 class EvalConfig:
     """Decoding settings for evaluation during and after training."""
 
-    batch_size: int = 16
-    num_beams: int = 1
+    batch_size: int = EVAL_BATCH_SIZE
+    num_beams: int = PYTORCH_BEAMS  # validation runs on PyTorch, whose default is greedy
     max_new_tokens: int | None = None  # None: as many as the decoder allows
     before_training: bool = True  # validate the starting model at step 0: the model card's "before" row
 

@@ -251,30 +251,48 @@ def prompt_language(token: str) -> str:
     return token if token in LANGUAGES else f"<|{token}|>"
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """The language a model decodes in, decided once when the model is loaded and then passed down, as
+    openai/whisper's ``DecodingOptions.language`` is: ``language``, the code to report, and ``token``, the
+    code of the language token to prompt with (a fine-tune's proxy, or a token training added). Both None:
+    detect the language of each recording (``DETECT``)."""
+
+    language: str | None = None
+    token: str | None = None
+
+    @property
+    def detect(self) -> bool:
+        """True when the language is detected per recording."""
+        return self.token is None
+
+
+DETECT = Decoding()
+
+
 def decode_language(
     requested: str | None,
     own: ModelLanguage | None,
     multilingual: bool = True,
     known: Collection[str] | None = None,
     model: str = "this model",
-) -> tuple[str, str] | None:
-    """(language to report, token code to prompt with) for decoding with a model; None: detect it.
-
-    ``requested``: None for the model's own language (detect when it has none), ``auto`` to detect,
-    or a language. A language Whisper lacks decodes only on a model fine-tuned for it. ``known``: the
-    codes of the language tokens the model has (``token_languages``; None: not checked), ``model`` its
-    name for messages. Raises UsageError for an English-only model asked for another language, or for
-    a language this model has no token for ("yue" on a model older than large-v3), naming its languages.
+) -> Decoding:
+    """The ``Decoding`` for a model asked to decode ``requested``: None for the model's own language
+    (detect when it has none), ``auto`` to detect, or a language. A language Whisper lacks decodes only on
+    a model fine-tuned for it. ``known``: the codes of the language tokens the model has
+    (``token_languages``; None: not checked), ``model`` its name for messages. Raises UsageError for an
+    English-only model asked for another language, or for a language this model has no token for ("yue"
+    on a model older than large-v3), naming its languages.
     """
     if requested == "auto" or (requested is None and own is None):
-        return None
+        return DETECT
     if requested is None:
         assert own is not None
-        return own.language.code, own.token
+        return Decoding(own.language.code, own.token)
     lang = require_language(multilingual, requested)
     assert lang is not None
     if own is not None and lang.code == own.language.code:
-        return own.language.code, own.token
+        return Decoding(own.language.code, own.token)
     if not lang.whisper:
         raise UsageError(
             f"Whisper has no token for {lang.name} ({lang.code}) and {model} was not fine-tuned for it; "
@@ -283,7 +301,7 @@ def decode_language(
     if known is not None and lang.code not in known:
         listed = ", ".join(sorted(known))
         raise UsageError(f"{model} has no token for {lang.name} ({lang.code}); its {len(known)} languages: {listed}")
-    return lang.code, lang.code
+    return Decoding(lang.code, lang.code)
 
 
 def detection_warning(requested: str | None, own: ModelLanguage | None, model: str = "this model") -> str | None:

@@ -29,8 +29,8 @@ import gradio as gr
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.recorder import SPLIT_FILES, add_recording, dataset_counts
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.languages import LANGUAGES, decode_language, get_language
-from whisperft.transcribe.files import Engine
+from whisperft.languages import LANGUAGES, Decoding, get_language
+from whisperft.transcribe.decoding import DecodeOptions, Engine
 from whisperft.transcribe.subtitles import Transcript, format_timestamp, render
 
 logger = logging.getLogger("whisperft")
@@ -90,11 +90,11 @@ def timestamped(t: Transcript) -> str:
     )
 
 
-def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str | None, out_dir: Path) -> tuple[str, Path, str]:
-    """(timestamped transcript, SRT file, timing line) for one model."""
+def transcribe_clip(model: Loaded, audio: np.ndarray, decoding: Decoding, out_dir: Path) -> tuple[str, Path, str]:
+    """(timestamped transcript, SRT file, timing line) for one model, decoding in ``decoding``'s language."""
     start = time.perf_counter()
     try:
-        code, text, segments = model.engine.transcribe([audio], lang, "transcribe", None, 8, True)[0]
+        out = model.engine.transcribe([audio], DecodeOptions(decoding))[0]
     except WhisperftError as exc:
         raise page_error(str(exc)) from None
     except Exception as exc:  # a model failing must not crash the page
@@ -103,12 +103,12 @@ def transcribe_clip(model: Loaded, audio: np.ndarray, lang: str | None, out_dir:
         logger.debug("traceback", exc_info=True)
         raise page_error(line) from None
     seconds = time.perf_counter() - start
-    t = Transcript("upload", code, round(len(audio) / SAMPLE_RATE, 3), text, segments)
+    t = Transcript("upload", out.language, round(len(audio) / SAMPLE_RATE, 3), out.text, out.segments)
     _prune(out_dir)
     srt = Path(tempfile.mkdtemp(dir=out_dir)) / "transcript.srt"
     srt.write_text(render(t, "srt"), encoding="utf-8")
     audio_s = len(audio) / SAMPLE_RATE
-    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {code or lang or 'none'}"
+    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {out.language or decoding.language or 'none'}"
     return timestamped(t) or "(no speech)", srt, timing
 
 
@@ -140,7 +140,7 @@ def language_for(model: Loaded, code: str) -> str | None:
     """``code`` when ``model`` can decode it; else None, its own language (or detection): a stock model
     compared with a fine-tune for a language Whisper lacks has no token for that language."""
     try:
-        decode_language(code, model.engine.own, model.engine.multilingual, model.engine.languages)
+        model.engine.decoding(code)
     except UsageError:
         return None
     return code
@@ -183,7 +183,7 @@ def _transcribe_tab(models: list[Loaded], lang: str | None, limits: Limits, work
         clip = read_clip(path, limits.max_seconds, limits.max_upload_mb)
         values: list[Any] = []
         for m in models:
-            text, srt, timing = transcribe_clip(m, clip, language_for(m, code), work)
+            text, srt, timing = transcribe_clip(m, clip, m.engine.decoding(language_for(m, code)), work)
             values += [text, timing, str(srt)]
         return values
 

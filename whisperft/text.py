@@ -50,6 +50,9 @@ TOKEN_SLACK = 16
 TIMESTAMP_TOKENS_PER_SECOND = 2.0  # with timestamps, <|t0|> <|t1|> per segment, segments of 1 s at the shortest
 # ``runaway_stop``: a decode whose end repeats one n-gram of 1-32 tokens at least 4 times, over at least
 # 32 tokens, is looping (like Whisper's gzip compression ratio > 2.4 test, but decidable token by token).
+REPEAT_MAX_NGRAM = 32
+REPEAT_MIN_COPIES = 4
+REPEAT_MIN_TOKENS = 32
 # The beam width each engine decodes with when none is asked for (transcribe, eval, serve and prepare's
 # aligner alike, so that the WER eval measures is the WER transcribe gives). Measured by make bench
 # (benchmarks/bench_beams.py; BENCHMARKS.md, beam_size_ct2 and beam_size_pytorch), greedy against beam 5
@@ -64,9 +67,19 @@ PYTORCH_BEAMS = 1
 # FALLBACK_TEMPERATURES in turn.
 COMPRESSION_RATIO_THRESHOLD = 2.4
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
-REPEAT_MAX_NGRAM = 32
-REPEAT_MIN_COPIES = 4
-REPEAT_MIN_TOKENS = 32
+# ... and its no-speech rule: a window whose <|nospeech|> probability passes NO_SPEECH_PROB while its average
+# token log-probability is under LOG_PROB_FLOOR is silence, and its text is dropped.
+NO_SPEECH_PROB = 0.6
+LOG_PROB_FLOOR = -1.0
+# Shared limits of every stage: a clip longer than Whisper's 30 s window is never a training example
+# (prepare's --max-duration, data.max_duration, the long-recording aligner), and eval and validation decode
+# EVAL_BATCH_SIZE utterances of at most one window together.
+MAX_CLIP_SECONDS = 30.0
+EVAL_BATCH_SIZE = 16
+# Long recordings: the local CER a sentence may have against the aligner's transcript and be kept (prepare's
+# --max-cer): room for the aligner's own errors on a sentence read as written; a word read as another is
+# refused by the word check (``data.align``), whatever this rate.
+MAX_ALIGN_CER = 0.15
 
 
 @dataclass(frozen=True)

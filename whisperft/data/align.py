@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from rapidfuzz.distance import Indel, Levenshtein
 
 from whisperft.data.longform import Unit
-from whisperft.text import normalize_text, spell_numbers
+from whisperft.text import MAX_ALIGN_CER, MAX_CLIP_SECONDS, normalize_text, spell_numbers
 
 Word = tuple[float, float, str]  # (start, end, word) of the transcript
 Region = tuple[float, float]  # (start, end) of speech, as the VAD found it
@@ -69,8 +69,8 @@ class AlignOptions:
     in seconds (the model's window). ``pad``: seconds of the pause kept at each end of a clip, at most
     half the pause. ``language``: the recording's (ISO 639-1), in which numbers are compared."""
 
-    max_cer: float = 0.15
-    max_duration: float = 30.0
+    max_cer: float = MAX_ALIGN_CER
+    max_duration: float = MAX_CLIP_SECONDS
     pad: float = 0.15
     language: str | None = None
 

@@ -25,13 +25,12 @@ from typing import Literal
 import numpy as np
 import soxr
 
-from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.store import Split
 from whisperft.features import log_mel
 
 NOISE_COLORS = ("white", "pink", "brown")
 NOISE_CACHE_SECONDS = 600.0  # decoded noise recordings kept per worker
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 
 # The telephone channel: a G.711 PCM line (ITU-T G.711) behind G.712's band filters.
 TELEPHONE_RATE = 8_000  # G.711: 8000 samples/s x 8 bits = the 64 kb/s of one telephone channel

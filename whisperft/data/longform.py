@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from whisperft.audio import AUDIO_SUFFIXES
 from whisperft.data.sources import SPLIT_ALIASES, _read_text_file, parse_table, read_table
 from whisperft.errors import UsageError
 from whisperft.text import normalize_text
 
-AUDIO_SUFFIXES = (".mp3", ".flac", ".wav", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mp4")
 TEXT_FILE_COLUMNS = ("text_file", "text_path", "transcript_file")
 
 # A sentence ends at . ! ? … or the full stops of other scripts (Devanagari danda ।, Arabic question mark ؟,

@@ -1,5 +1,2 @@
-"""The evaluate stage: WER/CER of a model on a prepared split (see ARCHITECTURE.md)."""
-
-from whisperft.evaluate.run import EvalResult, run_eval
-
-__all__ = ["EvalResult", "run_eval"]
+"""The evaluate stage: WER/CER of a model on a prepared split (see ARCHITECTURE.md). Its entry is
+``evaluate.run.run_eval``, which takes an ``evaluate.request.EvalRequest``."""

@@ -23,15 +23,16 @@ from whisperft.data.remote import is_url, local_store
 from whisperft.data.store import FeatureStore, Split
 from whisperft.errors import ConfigError, UsageError
 from whisperft.evaluate.report import REPORT, render_report
+from whisperft.evaluate.request import EvalRequest
 from whisperft.features import N_FRAMES
 from whisperft.io import atomic_write_json, atomic_write_text, is_ct2_folder
-from whisperft.languages import ModelLanguage, decode_language, get_language, token_languages
+from whisperft.languages import Decoding, ModelLanguage, decode_language, get_language, token_languages
 from whisperft.metrics import Utterance, score
 from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.decode import decode_rows, generate_decoded
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import context_frames, is_multilingual, own_language
-from whisperft.prepare import prepare
+from whisperft.prepare.run import prepare
 from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS, Decoded, stop_counts
 
 logger = logging.getLogger("whisperft")
@@ -64,54 +65,41 @@ class EvalResult:
 
 
 def run_eval(
-    model_spec: str,
-    data: str,
-    split: str | None = None,
-    lang: str | None = None,
-    batch_size: int = 16,
-    num_beams: int | None = None,
-    max_samples: int | None = None,
-    out: Path | None = None,
-    trust_pickle: bool = False,
+    request: EvalRequest,
     progress: Callable[[int], None] | None = None,
-    max_new_tokens: int | None = None,
-    report: bool = False,
-    bound: bool = True,
     on_start: Callable[[int], None] | None = None,
 ) -> EvalResult:
-    """Evaluate ``model_spec`` (a model spec, run, or CTranslate2 folder) on ``data`` and write
-    metrics.json and predictions.jsonl beside ``out``.
-
-    ``num_beams``: None for the engine's default, the beam width ``transcribe`` decodes it with (so the WER
-    measured is the WER transcribed). ``max_new_tokens``: a cap on tokens per utterance; None takes the
-    run's ``eval.max_new_tokens`` when the model is a run's (its config.yaml). ``bound``: bound each
-    utterance by its duration and stop repeats (``text.token_limit``, ``text.runaway_stop``); False
-    decodes as before issue #18. ``on_start`` is called with the number of utterances before decoding,
-    ``progress`` with each batch's size after it.
-    """
-    model = _load(model_spec, trust_pickle)
-    num_beams = num_beams or model.default_beams
-    if max_new_tokens is None:
-        max_new_tokens = model.max_new_tokens
+    """Evaluate ``request.model`` on ``request.data`` and write metrics.json and predictions.jsonl at
+    ``request.metrics_path``. ``on_start`` is called with the number of utterances before decoding,
+    ``progress`` with each batch's size after it. Raises ConfigError listing every problem of the request,
+    UsageError when no language is known or the model cannot decode it, or the split is empty."""
+    problems = request.problems()
+    if problems:
+        raise ConfigError(problems)
+    model = _load(request.model, request.trust_pickle)
+    num_beams = request.num_beams or model.default_beams
+    max_new_tokens = model.max_new_tokens if request.max_new_tokens is None else request.max_new_tokens
     with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
-        store = _open_store(data, lang, model.source, Path(tmp))
-        own = model.own.language.code if model.own else None
-        language = lang or store.language or own
-        if language is None:
+        store = _open_store(request.data, request.lang, model.source, Path(tmp))
+        decoding = model.decoding(request.lang or store.language, request.model)  # None: the model's own
+        if decoding.detect or decoding.language is None:
             raise UsageError("no language known for this data; pass --lang")
-        language = get_language(language).code
-        decode_language(language, model.own, model.multilingual, model.languages, model_spec)
-        split, sp = _pick_split(store, split, data)
-        n = len(sp) if max_samples is None else min(max_samples, len(sp))
+        language, token = decoding.language, decoding.token
+        split, sp = _pick_split(store, request.split, request.data)
+        n = len(sp) if request.max_samples is None else min(request.max_samples, len(sp))
         if on_start:
             on_start(n)
         t0 = time.perf_counter()
         hyps = decode_rows(
             sp,
-            lambda feats, limits, repeats: model.generate(feats, language, num_beams, limits, repeats),
-            batch_size=batch_size, indices=range(n), n_frames=model.n_frames, progress=progress,
-            max_new_tokens=max_new_tokens, bound=bound,
-        )  # fmt: skip
+            lambda feats, limits, repeats: model.generate(feats, token, num_beams, limits, repeats),
+            batch_size=request.batch_size,
+            indices=range(n),
+            n_frames=model.n_frames,
+            progress=progress,
+            max_new_tokens=max_new_tokens,
+            bound=request.bound,
+        )
         seconds = time.perf_counter() - t0
         durations = [float(sp.duration[i]) for i in range(n)]
         decoded = [hyps[i] for i in range(n)]
@@ -119,22 +107,23 @@ def run_eval(
         for u, d in zip(utts, decoded, strict=True):
             u.stop = d.stop
     counts = {k: v for k, v in metrics.items() if k not in RATES}
-    counts.update(stop_counts(decoded), max_new_tokens=max_new_tokens, token_bound=bound)
+    counts.update(stop_counts(decoded), max_new_tokens=max_new_tokens, token_bound=request.bound)
     result = EvalResult(
         **{k: metrics[k] for k in RATES},
         num_utterances=n,
         audio_seconds=round(sum(durations), 3),
-        model=model_spec,
+        model=request.model,
         language=language,
         headline="cer" if get_language(language).spaceless else "wer",
         seconds=round(seconds, 3),
-        extra={**counts, "split": split, "num_beams": num_beams, "data": str(data)},
+        extra={**counts, "split": split, "num_beams": num_beams, "data": str(request.data)},
     )
+    out = request.metrics_path
     if out is not None:
-        atomic_write_json(Path(out), result.to_dict())
-        write_predictions(Path(out).with_name(PREDICTIONS), utts)
-        if report:
-            atomic_write_text(Path(out).with_name(REPORT), render_report(result.to_dict(), utts))
+        atomic_write_json(out, result.to_dict())
+        write_predictions(out.with_name(PREDICTIONS), utts)
+        if request.report:
+            atomic_write_text(out.with_name(REPORT), render_report(result.to_dict(), utts))
     return result
 
 
@@ -142,7 +131,7 @@ def run_eval(
 class _Model:
     """What eval needs of either engine."""
 
-    # features, language, beams, per-row token limits, stop on repetition -> one Decoded per row
+    # features, language token to prompt with, beams, per-row token limits, stop on repetition -> one Decoded per row
     generate: Callable[[torch.Tensor, str, int, list[int | None], bool], list[Decoded]]
     multilingual: bool
     own: ModelLanguage | None  # the language the model was fine-tuned for, if any
@@ -152,6 +141,10 @@ class _Model:
     languages: frozenset[str] | None = None  # codes of the language tokens it has (``token_languages``)
     default_beams: int = PYTORCH_BEAMS  # what transcribe decodes this engine with (``text.CT2_BEAMS``...)
 
+    def decoding(self, requested: str | None, name: str) -> Decoding:
+        """The language this model decodes ``requested`` in (``languages.decode_language``)."""
+        return decode_language(requested, self.own, self.multilingual, self.languages, name)
+
 
 def _load(model_spec: str, trust_pickle: bool) -> _Model:
     """A CTranslate2 folder through ctranslate2 (int8 on CPUs); anything else through PyTorch (CUDA if present)."""
@@ -159,8 +152,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
     if is_ct2_folder(folder):
         ct2 = CT2Decoder(folder)
 
-        def generate_ct2(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
-            return ct2.generate_decoded(feats.numpy(), language, limits, beams, repeats)
+        def generate_ct2(feats: torch.Tensor, token: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
+            return ct2.generate_decoded(feats.numpy(), token, limits, beams, repeats)
 
         return _Model(generate_ct2, ct2.multilingual, ct2.own, N_FRAMES, None, languages=ct2.languages,
                       default_beams=CT2_BEAMS)  # fmt: skip
@@ -171,8 +164,8 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
         model.to("cuda")
     tokenizer = load_processor(path).tokenizer
 
-    def generate_pt(feats: torch.Tensor, language: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
-        return generate_decoded(model, tokenizer, feats, language, limits, num_beams=beams, stop_repeats=repeats)
+    def generate_pt(feats: torch.Tensor, token: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
+        return generate_decoded(model, tokenizer, feats, token, limits, num_beams=beams, stop_repeats=repeats)
 
     multilingual, frames = is_multilingual(model.config), context_frames(model.config)
     known = token_languages(tokenizer.get_vocab().__contains__)

@@ -72,9 +72,9 @@ def comparable_texts(hf: list[int], ct: list[int], tokenizer: Any) -> tuple[str,
 
 
 def prompt_token(model: Any, language: str) -> str:
-    """The language code a client prompts ``model`` with for ``language`` (a fine-tune's proxy, if it has one)."""
-    chosen = decode_language(language, own_language(model), is_multilingual(model.config))
-    return chosen[1] if chosen else "en"
+    """The language code a client prompts ``model`` with for ``language`` (a fine-tune's proxy, if it has one):
+    the language decided once for the parity check, and given to both decoders."""
+    return decode_language(language, own_language(model), is_multilingual(model.config)).token or "en"
 
 
 def check_parity(
@@ -85,8 +85,9 @@ def check_parity(
     model = load_model(model_path)
     cfg = model.config
     feats = pad_features(log_mel_batch(clips, int(cfg.num_mel_bins)))
-    hf = generate_ids(model, feats, language if is_multilingual(cfg) else None).tolist()
-    prompt = [cfg.decoder_start_token_id, *decoder_prefix(tokenizer, cfg, prompt_token(model, language), "transcribe")]
+    token = prompt_token(model, language)
+    hf = generate_ids(model, feats, token if is_multilingual(cfg) else None).tolist()
+    prompt = [cfg.decoder_start_token_id, *decoder_prefix(tokenizer, cfg, token, "transcribe")]
     ct = CT2Decoder(ct2_dir).generate_ids(feats.numpy(), prompt)
     pairs = [comparable_texts(a, b, tokenizer) for a, b in zip(hf, ct, strict=True)]
     return judge(pairs, language, quantization, "CTranslate2")
@@ -114,10 +115,11 @@ def check_client(
     tokenizer = load_processor(model_path).tokenizer
     clips = [np.asarray(c, dtype=np.float32)[: context_frames(cfg) * HOP_LENGTH] for c in clips]  # one window each
     feats = pad_features(log_mel_batch(clips, int(cfg.num_mel_bins)), context_frames(cfg))
-    ids = generate_ids(model, feats, language if is_multilingual(cfg) else None, max_new_tokens=max_new_tokens)
+    token = prompt_token(model, language)
+    ids = generate_ids(model, feats, token if is_multilingual(cfg) else None, max_new_tokens=max_new_tokens)
     eot = int(tokenizer.eos_token_id)
     hf = [tokenizer.decode([t for t in row if t < eot]).strip() for row in ids.tolist()]
-    theirs = transcribe(clips, prompt_token(model, language))
+    theirs = transcribe(clips, token)
     return judge(list(zip(hf, [t.strip() for t in theirs], strict=True)), language, quantization, client)
 
 

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.extras import missing_extra
-from whisperft.languages import ModelLanguage, decode_language, token_languages
+from whisperft.languages import ModelLanguage, token_languages
 from whisperft.text import Decoded, runaway_stop
 
 MAX_LENGTH = 448  # Whisper's decoder positions; ctranslate2 4.8 stops a decode at half of it (224 tokens)
@@ -85,15 +85,15 @@ class CT2Decoder:
             raise WhisperftError(f"the model's tokenizer.json has no {token} token; is it a Whisper model?")
         return int(found)
 
-    def prompt(self, language: str | None, task: str = "transcribe") -> list[int]:
+    def prompt(self, token: str | None, task: str = "transcribe") -> list[int]:
         """``<|startoftranscript|> <|lang|> <|task|> <|notimestamps|>``; English-only models take no language.
 
-        ``language``: None for the model's own (English when it has none); a fine-tune's language
-        prompts with the token it was trained under (``ModelLanguage``)."""
+        ``token``: the code of the language token, as decided for the model (``languages.Decoding``'s
+        ``token``); None for the model's own (``ModelLanguage.token``), English when it has none."""
         ids = [self._id("<|startoftranscript|>")]
         if self.multilingual:
-            chosen = decode_language(language, self.own) or ("en", "en")
-            ids += [self._id(f"<|{chosen[1]}|>"), self._id(f"<|{task}|>")]
+            code = token or (self.own.token if self.own else "en")
+            ids += [self._id(f"<|{code}|>"), self._id(f"<|{task}|>")]
         return [*ids, self._id("<|notimestamps|>")]
 
     def generate_ids(
@@ -108,7 +108,7 @@ class CT2Decoder:
     def generate_decoded(
         self,
         features: np.ndarray,
-        language: str | None,
+        token: str | None,
         limits: list[int | None],
         num_beams: int = 1,
         stop_repeats: bool = True,
@@ -118,7 +118,7 @@ class CT2Decoder:
         and, with ``stop_repeats``, cut where ``text.runaway_stop``'s repetition rule says. ctranslate2 takes
         one ``max_length`` per batch and no stopping hook, so the batch runs to its longest limit and each
         row is cut afterwards: the texts and stop reasons of the PyTorch engine, not its saved time."""
-        prompt = self.prompt(language, task)
+        prompt = self.prompt(token, task)
         cap = MAX_LENGTH - len(prompt)
         rows = [min(cap, x or cap) for x in limits]
         out = []
@@ -131,13 +131,13 @@ class CT2Decoder:
     def generate_texts(
         self,
         features: np.ndarray,
-        language: str | None,
+        token: str | None,
         num_beams: int = 1,
         max_new_tokens: int | None = None,
         task: str = "transcribe",
     ) -> list[str]:
         """Greedy or beam decoding of one batch into text (special tokens dropped)."""
-        ids = self.generate_ids(features, self.prompt(language, task), num_beams, max_new_tokens)
+        ids = self.generate_ids(features, self.prompt(token, task), num_beams, max_new_tokens)
         return [self.decode(seq) for seq in ids]
 
     def decode(self, ids: list[int]) -> str:

@@ -16,9 +16,9 @@ import torch
 
 from whisperft.data.store import Split
 from whisperft.features import FRAMES_PER_SECOND, N_FRAMES, pad_features
-from whisperft.languages import decode_language, prompt_language
-from whisperft.models.whisper import is_multilingual, own_language
-from whisperft.text import REPEAT_MAX_NGRAM, Decoded, repeat_need, runaway_stop, token_limit
+from whisperft.languages import prompt_language
+from whisperft.models.whisper import is_multilingual
+from whisperft.text import EVAL_BATCH_SIZE, REPEAT_MAX_NGRAM, Decoded, repeat_need, runaway_stop, token_limit
 
 logger = logging.getLogger("whisperft")
 
@@ -60,7 +60,7 @@ def decoder_limit(model: Any) -> int:
 def generate_ids(
     model: Any,
     input_features: torch.Tensor,
-    language: str | None,
+    token: str | None,
     task: str = "transcribe",
     num_beams: int = 1,
     max_new_tokens: int | None = None,
@@ -68,6 +68,9 @@ def generate_ids(
     synced: bool = False,
 ) -> torch.Tensor:
     """Greedy or beam decoding of (B, n_mels, frames) features into (B, length) token ids, prompt included.
+    ``token``: the code of the language token to prompt with, as decided for the model (``languages.Decoding``'s
+    ``token``: a fine-tune's proxy, or a token training added); None for the generation config's language
+    (a fine-tune's own), else detection. English-only models take none.
     ``stop_repeats``: end a greedy row at ``RepetitionStop`` (its ids then end without <|endoftext|>).
     ``synced``: every process keeps stepping until all are done (transformers' ``synced_gpus``), which a model
     sharded by FSDP or DeepSpeed ZeRO-3 needs: each forward pass gathers weights from all processes."""
@@ -76,9 +79,8 @@ def generate_ids(
         kwargs["synced_gpus"] = True
     if is_multilingual(model.config):
         kwargs["task"] = task
-        chosen = decode_language(language, own_language(model))
-        if chosen is not None:
-            kwargs["language"] = prompt_language(chosen[1])
+        if token is not None:
+            kwargs["language"] = prompt_language(token)
     limit = decoder_limit(model)
     kwargs["max_new_tokens"] = min(max_new_tokens or limit, limit)
     if stop_repeats and num_beams == 1:
@@ -94,7 +96,7 @@ def generate_decoded(
     model: Any,
     tokenizer: Any,
     input_features: torch.Tensor,
-    language: str | None,
+    token: str | None,
     limits: Sequence[int | None],
     *,
     task: str = "transcribe",
@@ -107,7 +109,7 @@ def generate_decoded(
     ``text.runaway_stop`` says, so rows batched with longer ones come out as if decoded alone."""
     cap = decoder_limit(model)
     rows = [min(cap, x or cap) for x in limits]
-    ids = generate_ids(model, input_features, language, task, num_beams, max(rows), stop_repeats, synced)
+    ids = generate_ids(model, input_features, token, task, num_beams, max(rows), stop_repeats, synced)
     eot = int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))  # every Whisper special token is >= it
     out = []
     for seq, limit in zip(ids.tolist(), rows, strict=True):
@@ -122,13 +124,13 @@ def generate_texts(
     model: Any,
     tokenizer: Any,
     input_features: torch.Tensor,
-    language: str | None,
+    token: str | None,
     task: str = "transcribe",
     num_beams: int = 1,
     max_new_tokens: int | None = None,
 ) -> list[str]:
-    """Greedy or beam decoding of one batch into text."""
-    ids = generate_ids(model, input_features, language, task, num_beams, max_new_tokens)
+    """Greedy or beam decoding of one batch into text; ``token`` as in ``generate_ids``."""
+    ids = generate_ids(model, input_features, token, task, num_beams, max_new_tokens)
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
@@ -136,9 +138,9 @@ def decode_split(
     model: Any,
     tokenizer: Any,
     split: Split,
-    language: str,
+    token: str | None,
     *,
-    batch_size: int = 16,
+    batch_size: int = EVAL_BATCH_SIZE,
     num_beams: int = 1,
     max_new_tokens: int | None = None,
     indices: Sequence[int] | None = None,
@@ -154,7 +156,7 @@ def decode_split(
     try:
         return decode_rows(
             split,
-            lambda feats, limits, repeats: generate_decoded(model, tokenizer, feats, language, limits,
+            lambda feats, limits, repeats: generate_decoded(model, tokenizer, feats, token, limits,
                                                             num_beams=num_beams, stop_repeats=repeats, synced=synced),
             batch_size=batch_size, indices=indices, n_frames=n_frames, progress=progress,
             max_new_tokens=max_new_tokens, bound=bound,
@@ -176,7 +178,7 @@ def decode_rows(
     split: Split,
     generate: Generate,
     *,
-    batch_size: int = 16,
+    batch_size: int = EVAL_BATCH_SIZE,
     indices: Sequence[int] | None = None,
     n_frames: int = N_FRAMES,
     progress: Callable[[int], None] | None = None,

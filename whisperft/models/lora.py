@@ -17,8 +17,6 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 
-# Whisper's attention projections and feed-forward layers, in the encoder and the decoder
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 ADAPTER_DIR = "adapter"
 
 

@@ -41,7 +41,7 @@ from whisperft.languages import Language
 from whisperft.models.bundled import ensure_bundled_ct2
 from whisperft.models.registry import resolve_model
 from whisperft.models.whisper import FULL_WINDOW_POSITIONS
-from whisperft.transcribe.files import Engine
+from whisperft.transcribe.decoding import DecodeOptions, Engine
 from whisperft.transcribe.load import load_engine
 from whisperft.transcribe.vad import speech_regions
 
@@ -99,6 +99,7 @@ class LongformSource:
         self.summary = AlignSummary(model, options.max_cer)
         self._spec = model
         self._engine: Engine | None = None
+        self._options = DecodeOptions(words=True)  # its language is decided when the engine loads
 
     def source(self, description: str) -> Source:
         splits = dict.fromkeys(r.split for r in self.recordings)
@@ -111,7 +112,8 @@ class LongformSource:
         """The aligning engine; UsageError (exit 2) for a model that cannot time words."""
         if self._engine is None:
             try:
-                engine = load_engine(ct2_folder(self._spec) or self._spec, self.language.code)
+                engine = load_engine(ct2_folder(self._spec) or self._spec)
+                self._options = DecodeOptions(engine.decoding(self.language.code), words=True)
             except UsageError as exc:
                 raise UsageError(f"--align-model {self._spec}: {exc}") from None
             config = getattr(getattr(engine, "model", None), "generation_config", None)  # PyTorch engines only
@@ -142,7 +144,7 @@ class LongformSource:
         engine = self._load()
         try:
             speech = speech_regions(audio)
-            _, _, segments = engine.transcribe([audio], self.language.code, "transcribe", None, 8, True, words=True)[0]
+            segments = engine.transcribe([audio], self._options)[0].segments
             found = align(units, [w for seg in segments for w in seg.words], speech, duration, self.options)
         except (RuntimeError, ValueError, MemoryError) as exc:  # one recording's failure ends nothing else
             summary.problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

@@ -30,6 +30,7 @@ from whisperft.models.whisper import decoder_prefix, is_multilingual
 from whisperft.prepare.filters import EVAL_SPLITS, RateBounds, SeenRows, split_order
 from whisperft.prepare.longform import SUMMARY, LongformSource
 from whisperft.prepare.workers import batches, init_worker, process, tokenize
+from whisperft.text import MAX_ALIGN_CER, MAX_CLIP_SECONDS
 
 logger = logging.getLogger("whisperft")
 
@@ -146,14 +147,14 @@ def prepare(
     language: str,
     model: str,
     out: str | Path,
-    max_duration: float = 30.0,
+    max_duration: float = MAX_CLIP_SECONDS,
     num_proc: int | None = None,
     validation_fraction: float = 0.1,
     progress: Callable[[int], None] | None = None,
     bounds: RateBounds | None = None,
     audio: str | None = None,
     align_model: str = "bundled:base",
-    max_cer: float = AlignOptions.max_cer,
+    max_cer: float = MAX_ALIGN_CER,
 ) -> PrepareResult:
     """Build a feature store at ``out`` from ``source``. Returns the store path and its report.
 
@@ -231,8 +232,8 @@ def _check_kept(report: dict[str, Any], listed: list[str], report_path: Path) ->
 
 
 def _check_settings(max_duration: float, bounds: RateBounds) -> None:
-    if not (0 < max_duration <= 30):
-        raise UsageError(f"--max-duration must be in (0, 30] seconds, got {max_duration}")
+    if not (0 < max_duration <= MAX_CLIP_SECONDS):
+        raise UsageError(f"--max-duration must be in (0, {MAX_CLIP_SECONDS:g}] seconds, got {max_duration}")
     lo, hi = bounds.min_chars_per_second, bounds.max_chars_per_second
     if not lo >= 0:
         raise UsageError(f"--min-chars-per-second must be >= 0, got {lo:g}")

@@ -35,6 +35,7 @@ from whisperft.train.card import render_card
 from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
 from whisperft.train.curves import plot_curves, start_trackers, trackers
 from whisperft.train.interrupt import StopSignals
+from whisperft.train.language_token import prompt_token
 from whisperft.train.progress import Budget, LossMeter, TrainProgress, append_log, restart_log
 from whisperft.train.setup import SHARDED, Setup, build
 
@@ -331,7 +332,7 @@ def validate(run: Setup) -> dict[str, Any]:
             acc.unwrap_model(run.model),
             run.processor.tokenizer,
             split,
-            cfg.language,
+            prompt_token(cfg),
             batch_size=cfg.eval.batch_size,
             num_beams=cfg.eval.num_beams,
             max_new_tokens=cfg.eval.max_new_tokens,

@@ -16,11 +16,19 @@ import torch
 
 from whisperft.audio import SAMPLE_RATE
 from whisperft.features import FRAMES_PER_SECOND, HOP_LENGTH, log_mel_batch, pad_features
-from whisperft.languages import decode_language, prompt_language, reported_language, token_languages
+from whisperft.languages import Decoding, decode_language, prompt_language, reported_language, token_languages
 from whisperft.models.decode import RepetitionStop, decoder_limit
 from whisperft.models.whisper import context_frames, detect_languages, is_multilingual, own_language
-from whisperft.text import COMPRESSION_RATIO_THRESHOLD, FALLBACK_TEMPERATURES, PYTORCH_BEAMS, token_limit
+from whisperft.text import (
+    COMPRESSION_RATIO_THRESHOLD,
+    FALLBACK_TEMPERATURES,
+    LOG_PROB_FLOOR,
+    NO_SPEECH_PROB,
+    PYTORCH_BEAMS,
+    token_limit,
+)
 from whisperft.transcribe.chunking import speech_chunks
+from whisperft.transcribe.decoding import DecodeOptions, Transcription
 from whisperft.transcribe.subtitles import Segment
 from whisperft.transcribe.vad import has_speech
 
@@ -30,7 +38,7 @@ class Transcriber:
 
     default_beams = PYTORCH_BEAMS
 
-    def __init__(self, model: Any, processor: Any, device: str | None = None) -> None:
+    def __init__(self, model: Any, processor: Any, device: str | None = None, name: str | None = None) -> None:
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -39,7 +47,7 @@ class Transcriber:
         self.n_mels = int(model.config.num_mel_bins)
         self.window = context_frames(model.config)  # mel frames per encoder window
         self.own = own_language(model)  # the language it was fine-tuned for, if any
-        self.name = str(getattr(model, "name_or_path", "") or "this model")
+        self.name = name or str(getattr(model, "name_or_path", "") or "this model")  # the spec, for messages
         self.languages = token_languages(self.tokenizer.get_vocab().__contains__)
 
     @property
@@ -78,8 +86,8 @@ class Transcriber:
             "return_timestamps": timestamps or frames is not None,
             "return_segments": True,
             "num_beams": num_beams,
-            "no_speech_threshold": 0.6,
-            "logprob_threshold": -1.0,
+            "no_speech_threshold": NO_SPEECH_PROB,
+            "logprob_threshold": LOG_PROB_FLOOR,
             "compression_ratio_threshold": COMPRESSION_RATIO_THRESHOLD,
             "temperature": (0.0, *FALLBACK_TEMPERATURES),
         }
@@ -151,33 +159,26 @@ class Transcriber:
                 words.append((round(float(times[g[0]]), 3), round(float(max(end, times[g[0]])), 3), text))
         return words
 
-    def transcribe(
-        self,
-        audios: list[np.ndarray],
-        language: str | None = None,
-        task: str = "transcribe",
-        num_beams: int | None = None,
-        batch_size: int = 8,
-        timestamps: bool = True,
-        words: bool = False,
-    ) -> list[tuple[str | None, str, list[Segment]]]:
-        """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
+    def decoding(self, requested: str | None) -> Decoding:
+        """The language this model decodes ``requested`` in (``languages.decode_language``)."""
+        return decode_language(requested, self.own, self.multilingual, self.languages, self.name)
 
-        ``language``: None for the model's own (detected when it has none), ``auto`` to detect it per
-        recording, or a language. Each recording is cut at pauses into chunks that fit the encoder
-        window, and the chunks of all recordings are decoded together in batches; timestamps are
-        shifted back. ``num_beams``: None for ``default_beams``. ``words``: segments carry word
-        timestamps (the model needs ``alignment_heads`` in its generation config, which OpenAI's
-        checkpoints and their fine-tunes have).
+    def transcribe(self, audios: list[np.ndarray], options: DecodeOptions) -> list[Transcription]:
+        """Transcribe 16 kHz recordings of any length, one ``Transcription`` each.
+
+        Each recording is cut at pauses into chunks that fit the encoder window, and the chunks of all
+        recordings are decoded together in batches of ``options.batch_size``; timestamps are shifted
+        back. With ``options.decoding.detect``, the language of each recording is detected on its first
+        chunk.
         """
         window_s = self.window / FRAMES_PER_SECOND
         chunks = [speech_chunks(a, max_seconds=window_s) for a in audios]
         chunks = [[(a, b) for a, b in cs if has_speech(x[a:b])] for x, cs in zip(audios, chunks, strict=True)]
         jobs = [(i, a, b) for i, cs in enumerate(chunks) for a, b in cs]
-        chosen = decode_language(language, self.own, self.multilingual, self.languages, self.name)
+        chosen, batch_size = options.decoding, options.batch_size
         langs: list[str | None] = [None] * len(audios)  # token codes to prompt with
         reported: list[str | None] = [None] * len(audios)
-        if chosen is None:
+        if chosen.detect:
             firsts = [next(((a, b) for j, a, b in jobs if j == i), None) for i in range(len(audios))]
             todo = [i for i, f in enumerate(firsts) if f is not None]
             for k in range(0, len(todo), batch_size):
@@ -186,17 +187,18 @@ class Transcriber:
                 for i, code in zip(part, self.detect_language(feats), strict=True):
                     langs[i], reported[i] = code, reported_language(code, self.own)
         else:
-            reported = [chosen[0]] * len(audios)
-            langs = [chosen[1]] * len(audios)
+            reported = [chosen.language] * len(audios)
+            langs = [chosen.token] * len(audios)
         segments: list[list[Segment]] = [[] for _ in audios]
         jobs.sort(key=lambda j: j[2] - j[1])
         for k in range(0, len(jobs), batch_size):
             part = jobs[k : k + batch_size]
             feats = self._features([audios[i][a:b] for i, a, b in part])
             seconds = max(b - a for _, a, b in part) / SAMPLE_RATE  # jobs are sorted: the batch's are alike
-            frames = [(b - a) // HOP_LENGTH for _, a, b in part] if words else None
+            frames = [(b - a) // HOP_LENGTH for _, a, b in part] if options.words else None
             prompts = [langs[i] or "en" for i, _, _ in part]
-            decoded = self._decode(feats, prompts, task, num_beams or self.default_beams, timestamps, seconds, frames)
+            beams = options.num_beams or self.default_beams
+            decoded = self._decode(feats, prompts, options.task, beams, options.timestamps, seconds, frames)
             for (i, a, b), segs in zip(part, decoded, strict=True):
                 offset, end = a / SAMPLE_RATE, b / SAMPLE_RATE
                 for seg in segs:
@@ -208,7 +210,7 @@ class Transcriber:
         results = []
         for i, segs in enumerate(segments):
             segs.sort(key=lambda s: s.start)
-            results.append((reported[i], " ".join(s.text for s in segs), segs))
+            results.append(Transcription(reported[i], " ".join(s.text for s in segs), segs))
         return results
 
 

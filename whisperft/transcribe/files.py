@@ -8,30 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioError, decode_audio
 from whisperft.io import atomic_write_text
-from whisperft.languages import ModelLanguage
-from whisperft.transcribe.subtitles import Segment, Transcript, render
-
-AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aiff"}
-
-
-class Engine(Protocol):
-    """What both engines offer: recordings in, (language, text, segments) out, one per recording."""
-
-    own: ModelLanguage | None  # the language the model was fine-tuned for, if any
-    multilingual: bool
-    default_beams: int  # the beam width when num_beams is None (``text.CT2_BEAMS``, ``text.PYTORCH_BEAMS``)
-    languages: frozenset[str]  # codes of the language tokens the model has (``languages.token_languages``)
-
-    def transcribe(
-        self, audios: list[np.ndarray], language: str | None, task: str, num_beams: int | None, batch_size: int,
-        timestamps: bool, words: bool = False,
-    ) -> list[tuple[str | None, str, list[Segment]]]: ...  # fmt: skip
+from whisperft.transcribe.decoding import DecodeOptions, Engine
+from whisperft.transcribe.subtitles import Transcript, render
 
 
 def collect_audio(inputs: list[str]) -> list[Path]:
@@ -66,21 +49,15 @@ def decoded_groups(
 
 
 def transcribe_files(
-    engine: Engine,
-    files: list[Path],
-    language: str | None,
-    batch_size: int = 8,
-    task: str = "transcribe",
-    num_beams: int | None = None,
-    timestamps: bool = True,
+    engine: Engine, files: list[Path], options: DecodeOptions
 ) -> tuple[list[Transcript], list[tuple[Path, str]]]:
     """Transcribe files together (their chunks share batches). Returns transcripts and per-file errors."""
     errors: list[tuple[Path, str]] = []
     done: dict[Path, Transcript] = {}
-    for group in decoded_groups(files, max(1, batch_size * 4), errors):
-        outs = engine.transcribe([a for _, a in group], language, task, num_beams, batch_size, timestamps)
-        for (f, audio), (lang, text, segs) in zip(group, outs, strict=True):
-            done[f] = Transcript(str(f), lang, round(len(audio) / SAMPLE_RATE, 3), text, segs)
+    for group in decoded_groups(files, max(1, options.batch_size * 4), errors):
+        outs = engine.transcribe([a for _, a in group], options)
+        for (f, audio), out in zip(group, outs, strict=True):
+            done[f] = Transcript(str(f), out.language, round(len(audio) / SAMPLE_RATE, 3), out.text, out.segments)
     return [done[f] for f in files if f in done], errors
 
 

@@ -30,9 +30,17 @@ import numpy as np
 from whisperft.audio import SAMPLE_RATE
 from whisperft.errors import WhisperftError
 from whisperft.extras import missing_extra
-from whisperft.languages import decode_language, reported_language, token_languages
+from whisperft.languages import Decoding, decode_language, reported_language, token_languages
 from whisperft.models.ct2_decode import MAX_LENGTH, ct2_runtime, folder_language
-from whisperft.text import CT2_BEAMS, FALLBACK_TEMPERATURES, token_limit
+from whisperft.text import (
+    COMPRESSION_RATIO_THRESHOLD,
+    CT2_BEAMS,
+    FALLBACK_TEMPERATURES,
+    LOG_PROB_FLOOR,
+    NO_SPEECH_PROB,
+    token_limit,
+)
+from whisperft.transcribe.decoding import DecodeOptions, Transcription
 from whisperft.transcribe.subtitles import Segment
 
 NO_REPEAT_NGRAM = 10  # tokens: the redo of a looping chunk may not repeat a 10-token sequence
@@ -41,8 +49,6 @@ LANGUAGE_PAD = -1.5  # faster-whisper appends one frame of this before detecting
 # at both ends (VadOptions.speech_pad_ms), so a tail of 0.8 s can be silence; a dropped sentence is longer.
 MIN_TAIL_S = 1.0
 MAX_SEEKS = 4  # times one chunk is decoded on from its last segment
-# faster-whisper's no-speech rule (TranscriptionOptions' defaults), applied to what a seek decodes
-NO_SPEECH_PROB, LOG_PROB_FLOOR = 0.6, -1.0
 
 
 def _bounded(options: Any, seconds: float, timestamps: bool) -> Any:
@@ -115,70 +121,81 @@ class FasterWhisperTranscriber:
         chunks, metadata = self._vad.collect_chunks(audio, speech, max_duration=window)
         return _Plan(speech, [self.model.feature_extractor(c)[..., :-1] for c in chunks], metadata)
 
-    def _language(self, plan: _Plan, chosen: tuple[str, str] | None) -> tuple[str, str]:
-        """(language to report, token code to prompt with) for one recording; detected when not chosen."""
-        if chosen is not None:
+    def decoding(self, requested: str | None) -> Decoding:
+        """The language this model decodes ``requested`` in (``languages.decode_language``)."""
+        return decode_language(requested, self.own, self.multilingual, self.languages, self.name)
+
+    def _language(self, plan: _Plan, chosen: Decoding) -> Decoding:
+        """The language one recording decodes in: ``chosen``, or detected when ``chosen.detect``."""
+        if not chosen.detect:
             return chosen
         if not self.multilingual:
-            return "en", "en"
+            return Decoding("en", "en")
         pad = np.full((self.model.model.n_mels, 1), LANGUAGE_PAD, dtype=np.float32)
         code, _, _ = self.model.detect_language(features=np.concatenate([*plan.features, pad], axis=1))
-        return reported_language(str(code), self.own), str(code)
+        return Decoding(reported_language(str(code), self.own), str(code))
 
     def _options(self, tokenizer: Any, num_beams: int, timestamps: bool, words: bool = False) -> Any:
         """``BatchedInferencePipeline.transcribe``'s defaults, with our beam size and timestamp mode."""
         return self._fw.TranscriptionOptions(
-            beam_size=num_beams, best_of=5, patience=1, length_penalty=1, repetition_penalty=1,
-            no_repeat_ngram_size=0, log_prob_threshold=-1.0, no_speech_threshold=0.6,
-            compression_ratio_threshold=2.4, condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
-            temperatures=[0.0], initial_prompt=None, prefix=None, suppress_blank=True,
-            suppress_tokens=self._fw.get_suppressed_tokens(tokenizer, [-1]), without_timestamps=not timestamps,
-            max_initial_timestamp=0.0, word_timestamps=words, prepend_punctuations="\"'“¿([{-",
-            append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False, max_new_tokens=None,
-            clip_timestamps=[], hallucination_silence_threshold=None, hotwords=None,
-        )  # fmt: skip
+            beam_size=num_beams,
+            best_of=5,
+            patience=1,
+            length_penalty=1,
+            repetition_penalty=1,
+            no_repeat_ngram_size=0,
+            log_prob_threshold=LOG_PROB_FLOOR,
+            no_speech_threshold=NO_SPEECH_PROB,
+            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
+            condition_on_previous_text=False,
+            prompt_reset_on_temperature=0.5,
+            temperatures=[0.0],
+            initial_prompt=None,
+            prefix=None,
+            suppress_blank=True,
+            suppress_tokens=self._fw.get_suppressed_tokens(tokenizer, [-1]),
+            without_timestamps=not timestamps,
+            max_initial_timestamp=0.0,
+            word_timestamps=words,
+            prepend_punctuations="\"'“¿([{-",
+            append_punctuations="\"'.。,，!！?？:：”)]}、",
+            multilingual=False,
+            max_new_tokens=None,
+            clip_timestamps=[],
+            hallucination_silence_threshold=None,
+            hotwords=None,
+        )
 
-    def transcribe(
-        self,
-        audios: list[np.ndarray],
-        language: str | None = None,
-        task: str = "transcribe",
-        num_beams: int | None = None,
-        batch_size: int = 8,
-        timestamps: bool = True,
-        words: bool = False,
-    ) -> list[tuple[str | None, str, list[Segment]]]:
-        """Transcribe 16 kHz recordings of any length. Returns (language, text, segments) per recording.
-
-        ``language``: None for the model's own (``whisperft export`` records a fine-tune's), ``auto``
-        to detect it per recording, or a language. ``num_beams``: None for ``default_beams``. ``words``:
-        segments carry word timestamps (faster-whisper's cross-attention DTW over the alignment heads)."""
-        chosen = decode_language(language, self.own, self.multilingual, self.languages, self.name)
+    def transcribe(self, audios: list[np.ndarray], options: DecodeOptions) -> list[Transcription]:
+        """Transcribe 16 kHz recordings of any length, one ``Transcription`` each. A fine-tune's language
+        is the one ``whisperft export`` recorded in the folder; word timestamps (``options.words``) come
+        from faster-whisper's cross-attention DTW over the alignment heads."""
         plans = [self._plan(a) for a in audios]
-        pairs = [self._language(p, chosen) if p.features else None for p in plans]
-        langs = [pair[1] if pair else None for pair in pairs]
+        chosen = [self._language(p, options.decoding) if p.features else None for p in plans]
+        langs = [c.token if c else None for c in chosen]
         segments: list[list[Segment]] = [[] for _ in audios]
+        batch_size, timestamps, beams = options.batch_size, options.timestamps, options.num_beams or self.default_beams
         for lang in dict.fromkeys(code for code in langs if code):
-            tokenizer = self._fw.Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=lang)
-            options = self._options(tokenizer, num_beams or self.default_beams, timestamps, words)
+            tokenizer = self._fw.Tokenizer(self.model.hf_tokenizer, self.multilingual, task=options.task, language=lang)
+            settings = self._options(tokenizer, beams, timestamps, options.words)
             jobs = [(i, k) for i, p in enumerate(plans) if langs[i] == lang for k in range(len(p.features))]
             jobs.sort(key=lambda j: plans[j[0]].metadata[j[1]]["duration"])
             for start in range(0, len(jobs), batch_size):
                 part = jobs[start : start + batch_size]
                 feats = np.stack([self._fw.pad_or_trim(plans[i].features[k]) for i, k in part])
                 metadata = [plans[i].metadata[k] for i, k in part]
-                bounded = _bounded(options, max(m["duration"] for m in metadata), timestamps)
+                bounded = _bounded(settings, max(m["duration"] for m in metadata), timestamps)
                 self.pipeline.last_speech_timestamp = 0.0  # batches are not in time order: no carry-over
                 out = self.pipeline.forward(feats, tokenizer, metadata, bounded)
                 self._redo_repeats(feats, metadata, out, tokenizer, bounded)
                 if timestamps:
-                    self._seek_tails([plans[i].features[k] for i, k in part], metadata, out, tokenizer, options)
+                    self._seek_tails([plans[i].features[k] for i, k in part], metadata, out, tokenizer, settings)
                 for (i, _), segs in zip(part, out, strict=True):
                     segments[i].extend(self._restore(plans[i], segs))
         results = []
-        for pair, segs in zip(pairs, segments, strict=True):
+        for c, segs in zip(chosen, segments, strict=True):
             segs.sort(key=lambda s: s.start)
-            results.append((pair[0] if pair else None, " ".join(s.text for s in segs), segs))
+            results.append(Transcription(c.language if c else None, " ".join(s.text for s in segs), segs))
         return results
 
     def _redo_repeats(

@@ -1,7 +1,8 @@
-"""Load a transcription engine for a model spec: faster-whisper for a CTranslate2 folder, else PyTorch.
+"""Load a transcription engine for a model spec: faster-whisper for a CTranslate2 folder, else PyTorch;
+and decide, once, the language it decodes a request in.
 
-Shared by ``whisperft transcribe`` and ``whisperft serve``. torch and transformers are imported
-only on the PyTorch path, so a CTranslate2 model starts without them.
+Shared by ``whisperft transcribe``, ``whisperft serve`` and prepare's long recordings. torch and
+transformers are imported only on the PyTorch path, so a CTranslate2 model starts without them.
 """
 
 from __future__ import annotations
@@ -10,33 +11,40 @@ import logging
 from pathlib import Path
 
 from whisperft.io import is_ct2_folder
-from whisperft.languages import decode_language, detection_warning
+from whisperft.languages import Decoding, detection_warning
 from whisperft.models import quiet_transformers
-from whisperft.transcribe.files import Engine
+from whisperft.transcribe.decoding import Engine
 
 logger = logging.getLogger("whisperft")
 
 
-def load_engine(
-    spec: str, lang: str | None = None, compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True
-) -> Engine:
-    """The engine for ``spec`` (a spec, run, folder or CTranslate2 folder), checked for ``lang``
-    (None: the model's own language, detected when it has none; ``auto``: always detect).
-
-    ``quiet`` turns transformers' info logs and progress bars off before it loads.
-    """
+def load_engine(spec: str, compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True) -> Engine:
+    """The engine for ``spec`` (a spec, run, folder or CTranslate2 folder). ``compute_type``: CTranslate2's
+    (``default``: as exported); ``quiet`` turns transformers' info logs and progress bars off before it loads.
+    On the PyTorch path the model runs on CUDA when there is a GPU."""
     if is_ct2_folder(Path(spec).expanduser()):
         from whisperft.transcribe.fw_engine import FasterWhisperTranscriber  # deferred: imports ctranslate2
 
-        engine = FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
-        decode_language(lang, engine.own, engine.multilingual, engine.languages, spec)
-    else:
-        if quiet:
-            quiet_transformers()
-        from whisperft.transcribe.run import load_transcriber  # deferred: imports torch
+        return FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
+    if quiet:
+        quiet_transformers()
+    import torch  # deferred: slow to import, and a CTranslate2 model does without it
 
-        engine = load_transcriber(spec, lang, trust_pickle)
-    warning = detection_warning(lang, engine.own, spec)
+    from whisperft.models.registry import load_model, load_processor, resolve_model  # deferred: transformers
+    from whisperft.transcribe.engine import Transcriber  # deferred: imports torch
+
+    path = resolve_model(spec)
+    model = load_model(path, trust_pickle=trust_pickle)
+    return Transcriber(model, load_processor(path), device="cuda" if torch.cuda.is_available() else None, name=spec)
+
+
+def decide_language(engine: Engine, requested: str | None) -> Decoding:
+    """The language ``engine`` decodes a request for ``requested`` in (None: the model's own, detected when
+    it has none; ``auto``: always detect), decided once and passed down in ``DecodeOptions``. Logs a warning
+    for ``auto`` on a single-language fine-tune (``languages.detection_warning``). UsageError for a
+    language the model cannot decode."""
+    decoding = engine.decoding(requested)
+    warning = detection_warning(requested, engine.own, engine.name)
     if warning:
         logger.warning(warning)
-    return engine
+    return decoding

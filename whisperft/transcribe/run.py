@@ -1,19 +1,33 @@
-"""Load the PyTorch engine for ``whisperft transcribe`` (a CTranslate2 folder goes to ``fw_engine`` instead)."""
+"""``whisperft transcribe``'s stage: one ``TranscribeRequest`` in, a ``TranscribeResult`` out.
+
+The request is checked whole before any model loads (every usage error at once); the model's language
+is then decided once (``load.decide_language``) and carried to the decoder in ``DecodeOptions``.
+"""
 
 from __future__ import annotations
 
-import torch
+from whisperft.errors import ConfigError, UsageError
+from whisperft.transcribe.decoding import DecodeOptions
+from whisperft.transcribe.files import collect_audio, transcribe_files, write_transcripts
+from whisperft.transcribe.load import decide_language, load_engine
+from whisperft.transcribe.request import TranscribeRequest, TranscribeResult
 
-from whisperft.languages import decode_language
-from whisperft.models.registry import load_model, load_processor, resolve_model
-from whisperft.transcribe.engine import Transcriber
 
-
-def load_transcriber(model: str, language: str | None, trust_pickle: bool = False) -> Transcriber:
-    """The PyTorch model for ``model`` (a spec, run or folder), on CUDA when present, checked for ``language``
-    (None: the model's own; ``auto``: detect)."""
-    path = resolve_model(model)
-    mdl = load_model(path, trust_pickle=trust_pickle)
-    engine = Transcriber(mdl, load_processor(path), device="cuda" if torch.cuda.is_available() else None)
-    decode_language(language, engine.own, engine.multilingual, engine.languages, model)
-    return engine
+def transcribe(request: TranscribeRequest) -> TranscribeResult:
+    """Transcribe the request's audio. Raises ConfigError (exit 2) listing every problem of the request,
+    UsageError when no audio is found or the model cannot decode the language, WhisperftError when the
+    model cannot be loaded; an undecodable file is an entry of ``errors``, and the others go on."""
+    problems = request.problems()
+    if problems:
+        raise ConfigError(problems)
+    files = collect_audio(list(request.audio))
+    if not files:
+        raise UsageError(f"no audio files found in {', '.join(request.audio)}")
+    engine = load_engine(request.model, request.compute_type, request.trust_pickle, quiet=request.quiet)
+    decoding = decide_language(engine, request.lang)
+    options = DecodeOptions(decoding, request.task, request.num_beams, request.batch_size, request.timestamped)
+    transcripts, errors = transcribe_files(engine, files, options)
+    written = []
+    if request.output_dir is not None or request.format != "txt":
+        written = write_transcripts(transcripts, request.format, request.output_dir)
+    return TranscribeResult(transcripts, errors, written, len(files))
