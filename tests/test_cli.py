@@ -14,15 +14,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import invoke, run_cli
-from tests.conftest import learning_config as _config
+from tests.helpers import invoke, run_cli
+from tests.helpers import learning_config as _config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def store(tiny_store: Path) -> Path:
-    return tiny_store
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +238,7 @@ def test_an_empty_evaluation_split_is_an_error_not_a_wer(
     tiny_model: Path, wavs: list[tuple[Path, str]], tmp_path: Path
 ) -> None:
     """A split whose every row was filtered out: eval and train say so in one line, unless evaluation is off."""
-    from tests.conftest import write_tsv
+    from tests.helpers import write_tsv
     from whisperft.synth import convert
 
     cv = tmp_path / "cv"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import WhisperForConditionalGeneration
 
-from tests.conftest import ENGLISH, run_cli
+from tests.helpers import ENGLISH, run_cli
 from whisperft.audio import decode_audio
 from whisperft.features import log_mel_batch, pad_features
 from whisperft.metrics import score

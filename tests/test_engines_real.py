@@ -13,7 +13,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ENGLISH, run_cli
+from tests.helpers import ENGLISH, run_cli
 from tests.test_transcribe import cue_times
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.languages import DETECT

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke, run_cli
+from tests.helpers import invoke, run_cli
 from whisperft.errors import WhisperftError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENGLISH, SWEDISH, invoke
+from tests.helpers import ENGLISH, SWEDISH, invoke
 from whisperft.audio import decode_audio
 from whisperft.metrics import score
 from whisperft.synth import speak

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_tsv
+from tests.helpers import write_tsv
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError

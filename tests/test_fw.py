@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ENGLISH as SHARED_ENGLISH
-from tests.conftest import invoke, run_cli, write_tsv
+from tests.helpers import ENGLISH as SHARED_ENGLISH
+from tests.helpers import invoke, run_cli, write_tsv
 from whisperft.audio import decode_audio
 from whisperft.metrics import score
 from whisperft.synth import speak

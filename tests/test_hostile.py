@@ -14,8 +14,10 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import invoke
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.sources import read_table, safe_join
+from whisperft.errors import UsageError
 from whisperft.prepare import prepare
 from whisperft.text import clean_text, normalize_text
 
@@ -132,7 +134,7 @@ def test_hostile_manifest_keeps_good_rows_and_counts_bad_ones(
     tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path
 ) -> None:
     manifest, reasons, good = build_hostile_corpus(tmp_path / "corpus", wavs)
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     r = run_cli("prepare", "--lang", "sv", "--source", str(manifest), "--model", str(tiny_model),
                 "--out", str(tmp_path / "store"), "--num-proc", "2", timeout=300)  # fmt: skip
@@ -187,7 +189,7 @@ def test_unreadable_file_is_skipped_and_reported(
     tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path
 ) -> None:
     """A file without read permission: prepare skips the row, transcribe reports the file, the rest goes on."""
-    from tests.conftest import as_ordinary_user, run_cli
+    from tests.helpers import as_ordinary_user, run_cli
 
     shutil.copy(wavs[0][0], tmp_path / "ok.wav")
     shutil.copy(wavs[1][0], tmp_path / "locked.wav")
@@ -257,5 +259,10 @@ def test_safe_join_never_escapes(rel: str) -> None:
 def test_non_utf8_manifest_is_refused_clearly(tmp_path: Path, tiny_model: Path) -> None:
     p = tmp_path / "latin1.csv"
     p.write_bytes("path,text\nx.wav,Smörgåsbord\n".encode("latin-1"))
-    with pytest.raises(Exception, match="not UTF-8"):
+    with pytest.raises(UsageError, match=r"latin1\.csv is not UTF-8 text; re-save it as UTF-8") as err:
         prepare(str(p), "sv", str(tiny_model), tmp_path / "s")
+    assert err.value.exit_code == 2
+    r = invoke("prepare", "--lang", "sv", "--source", str(p), "--model", str(tiny_model), "--out", str(tmp_path / "s"))
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 2 and len(errors) == 1 and "is not UTF-8 text" in errors[0], r.output
+    assert "Traceback" not in r.output and not (tmp_path / "s").exists()

@@ -10,12 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import run_cli, train_config
-
-
-@pytest.fixture(scope="module")
-def store(tiny_store: Path) -> Path:
-    return tiny_store
+from tests.helpers import run_cli, train_config
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

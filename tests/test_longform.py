@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke, write_tsv
+from tests.helpers import invoke, write_tsv
 from whisperft.audio import decode_audio
 from whisperft.data.align import MISMATCH, NO_PAUSE, NOT_READ, UNHEARD, AlignOptions, align
 from whisperft.data.longform import find_recordings, split_units

@@ -251,7 +251,7 @@ def test_token_limit_is_the_stated_rate_plus_slack() -> None:
 def test_fast_speech_fits_its_token_limit(tiny_model: Path, tmp_path: Path) -> None:
     """MAX_TOKENS_PER_SECOND's derivation, re-measured: the shared test sentences spoken by espeak-ng at
     320 wpm (where English reaches MAX_CHARS_PER_SECOND) take well under the limit's rate."""
-    from tests.conftest import ENGLISH, SWEDISH
+    from tests.helpers import ENGLISH, SWEDISH
     from whisperft.audio import decode_audio
     from whisperft.models.registry import load_processor
     from whisperft.synth import speak

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import invoke, run_cli, train_config, write_tsv
+from tests.helpers import invoke, run_cli, train_config, write_tsv
 from whisperft.languages import LANGUAGES
 from whisperft.synth import convert, speak
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants as hub_constants
 
-from tests.conftest import cli_command, invoke
+from tests.helpers import cli_command, invoke
 from whisperft import hub
 from whisperft.errors import WhisperftError
 from whisperft.models.bundled import ensure_bundled

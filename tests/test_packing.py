@@ -10,17 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.batches import WhisperCollator
 from whisperft.data.packing import GAP_FRAMES, PackedDataset, plan_windows
 from whisperft.data.store import FeatureStore
 from whisperft.features import HOP_LENGTH, N_FRAMES
-
-
-@pytest.fixture(scope="module")
-def store(tiny_store: Path) -> Path:
-    return tiny_store
 
 
 def _packed(store: Path, tiny_model: Path, fraction: float, window: int = N_FRAMES, budget: int = 448):

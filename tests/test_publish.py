@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from whisperft.data.remote import cached_path, local_store
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
@@ -17,11 +17,6 @@ from whisperft.io import COMPLETE_MARKER
 from whisperft.publish import dataset_card, model_upload, store_upload, upload
 
 SECRET = "hf_whisperftTestTokenNeverPrinted"
-
-
-@pytest.fixture(scope="module")
-def store(tiny_store: Path) -> Path:
-    return tiny_store
 
 
 def test_push_dry_run_lists_the_model_files_with_sizes(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

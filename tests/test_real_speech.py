@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tests.conftest import run_cli, train_config
+from tests.helpers import run_cli, train_config
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
 from whisperft.prepare import prepare

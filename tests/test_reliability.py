@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import run_cli, train_config
+from tests.helpers import run_cli, train_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def store(tiny_store: Path) -> Path:
-    return tiny_store
 
 
 def _cfg(path: Path, model: Path, store: Path, out: Path, **train: object) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli, write_tsv
+from tests.helpers import run_cli, write_tsv
 from whisperft.audio import decode_audio, downmix
 from whisperft.data.sources import open_source, parse_table
 from whisperft.data.store import FeatureStore
@@ -321,7 +321,7 @@ def test_inverted_stereo_is_prepared_and_served(tmp_path: Path, wavs: list[tuple
 @pytest.mark.slow
 def test_inverted_stereo_is_transcribed_on_both_engines(tmp_path: Path, base_ct2: Path) -> None:
     """The issue's file: the sentence comes out on the PyTorch path and the CTranslate2 path."""
-    from tests.conftest import ENGLISH
+    from tests.helpers import ENGLISH
     from whisperft.metrics import score
     from whisperft.synth import speak
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ENGLISH, cli_command, run_cli
+from tests.helpers import ENGLISH, cli_command, run_cli
 from whisperft.data.sources import read_table
 from whisperft.metrics import score
 from whisperft.synth import speak

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 
-from tests.conftest import invoke, train_config
+from tests.helpers import invoke, no_gpu, train_config
 from whisperft.config import find_config
 from whisperft.models.registry import released_config
 from whisperft.train.loop import eval_indices
@@ -48,6 +48,7 @@ def test_each_accelerate_config_loads_in_accelerate_and_names_a_runnable_command
     assert find_config(Path(Path(command[7]).name)).is_file()
 
 
+@no_gpu
 def test_an_fsdp_config_on_the_cpu_is_refused_not_trained_unsharded(
     tmp_path: Path, tiny_store: Path, tiny_model: Path
 ) -> None:

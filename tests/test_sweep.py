@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_command, invoke, train_config
+from tests.helpers import cli_command, invoke, train_config
 
 SWEPT = "train.learning_rate=1e-4,1e-3,3e-3,3e-2"
 

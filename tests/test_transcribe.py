@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.transcribe.chunking import speech_chunks
 from whisperft.transcribe.subtitles import Segment, Transcript, format_timestamp, render
