@@ -200,6 +200,10 @@ SUMMARIES: dict[str, Summary] = {
         "decoding", "transcribe with and without timestamp tokens, 16 clips of 7 s",
         lambda r: f"WER {r['wer_with_timestamps']}% with, {r['wer_without_timestamps']}% without", "a measurement",
     ),
+    "short_window_in_30s_clients": Summary(
+        "export", "a short-window model run in 30 s windows (faster-whisper, openai-whisper)",
+        lambda r: f"WER {r['wer_trained_window']}% → {r['wer_30s_window']}%", "a cost to report",
+    ),
     "export_ggml_f16_vs_faster_whisper": EXPORT,
     "export_ggml_q8_0_vs_faster_whisper": EXPORT,
     "export_ggml_q5_0_vs_faster_whisper": EXPORT,
