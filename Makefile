@@ -55,9 +55,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check whisperft tests benchmarks demo
 	$(BIN)/ruff format --check whisperft tests benchmarks demo
 
-# the documentation site, into site/: a broken link or anchor, or a page missing from the nav, fails
+# The documentation site, into site/: a stale docs/config.md, a broken link or anchor, or a page missing from
+# the nav fails. No --quiet: it hides the warnings that --strict counts.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings that --strict counts
+	$(BIN)/python -m docs.gen_config --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test: install lint docs
 	$(BIN)/python -m pytest -q --durations=15
