@@ -1,4 +1,4 @@
-# whisperft: make test | make demo | make bench
+# whisperft: make test | make demo | make bench | make docs
 # Everything runs from the project's own files: a venv, pinned dependencies, and
 # Debian packages (espeak-ng, sox, ffmpeg, chromium for the web app's tests, the Spanish Asterisk prompts for
 # the real-voice tests) installed with apt-get when missing.
@@ -12,18 +12,19 @@ OPTIMUM := .venv-optimum
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install sysdeps lint test test-fast demo bench clean
+.PHONY: install sysdeps lint docs test test-fast demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 # torch is pinned first so that nothing can pull the multi-GB CUDA build.
-$(STAMP): $(BIN)/python pyproject.toml requirements/lock.txt requirements/bundled.txt
+$(STAMP): $(BIN)/python pyproject.toml requirements/lock.txt requirements/bundled.txt requirements/docs.txt
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements/lock.txt
 	$(BIN)/pip install -q --require-hashes --only-binary :all: --no-deps -r requirements/bundled.txt
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	$(BIN)/pip install -q -r requirements/docs.txt -c requirements/lock.txt  # mkdocs: the lock's pins win
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -54,7 +55,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check whisperft tests benchmarks demo
 	$(BIN)/ruff format --check whisperft tests benchmarks demo
 
-test: install lint
+# The documentation site, into site/: a stale docs/config.md, a broken link or anchor, or a page missing from
+# the nav fails. No --quiet: it hides the warnings that --strict counts.
+docs: $(STAMP)
+	$(BIN)/python -m docs.gen_config --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+test: install lint docs
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: install
@@ -67,4 +74,4 @@ bench: install
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) $(OPTIMUM) runs/demo .pytest_cache
+	rm -rf $(VENV) $(OPTIMUM) runs/demo .pytest_cache site

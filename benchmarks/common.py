@@ -80,7 +80,8 @@ def peak_rss_mb() -> float:
 
 
 def emit(claim: str, **fields: Any) -> None:
-    """One machine-readable result line; run_all.py collects them into BENCHMARKS.md."""
+    """One machine-readable result line; run_all.py keeps it as benchmarks/results/CLAIM.json, and
+    benchmarks/summary.py gives it a short row in BENCHMARKS.md (add an entry to its SUMMARIES for a new claim)."""
     fields.setdefault("peak_rss_mb", peak_rss_mb())
     print("BENCH " + json.dumps({"claim": claim, **fields}), flush=True)
 

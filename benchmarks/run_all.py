@@ -1,13 +1,21 @@
-"""make bench: run every benchmark in its own process and write BENCHMARKS.md."""
+"""make bench: run every benchmark in its own process, keep each result as benchmarks/results/CLAIM.json, and
+regenerate BENCHMARKS.md from those files (benchmarks/summary.py).
+
+    python -m benchmarks.run_all                  # every script in SCRIPTS
+    python -m benchmarks.run_all bench_export     # only these; the other results stay as they are
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+
+from benchmarks import summary
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = [
@@ -31,8 +39,19 @@ SCRIPTS = [
 ]
 
 
+def machine() -> str:
+    """This machine, as the results state it (the benchmarks run torch on 2 threads: common.setup)."""
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    except ImportError:
+        gpu = "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch threads 2, {gpu}"
+
+
 def main() -> None:
-    results = []
+    where = machine()
     for name in sys.argv[1:] or SCRIPTS:
         print(f"== {name}", flush=True)
         proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT, capture_output=True, text=True)
@@ -42,49 +61,17 @@ def main() -> None:
             sys.exit(f"benchmark {name} failed")
         for r in lines:
             print(json.dumps(r), flush=True)
-        results.extend(lines)
-    write(results)
+            save(r, where)
+    summary.write()
 
 
-def _is_reference(key: str) -> bool:
-    """The reference's headline figure: ``reference_*``, or a rate that is not ours."""
-    return key.startswith("reference_") or (
-        not key.startswith("ours_") and key.endswith(("per_s", "per_hour", "realtime"))
-    )
-
-
-def write(results: list[dict]) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    old = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.startswith("<!-- "):
-                r = json.loads(line[5:-4])
-                old[r["claim"]] = r
-    for r in results:
-        r["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        old[r["claim"]] = r
-    machine = f"{platform.machine()}, {__import__('os').cpu_count()} cores, torch threads 2, no GPU"
-    out = [
-        "# Benchmarks",
-        "",
-        f"Machine: {machine}. Timings are the best of 3 runs (augment_cost, levers_demo, runaway_decoding, "
-        "export_* and real_speech_*: one run each), measured by `make bench`",
-        "(one script per claim in `benchmarks/`, whisperft and its reference measured in the same run).",
-        "",
-        "| claim | whisperft | reference | ratio | target | details | date |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in old.values():
-        keys = [k for k in r if k not in ("claim", "ratio", "target", "date")]
-        ours = next((f"{k.removeprefix('ours_')}: {r[k]}" for k in keys if k.startswith("ours_")), "")
-        ref = next((f"{k}: {r[k]}" for k in keys if _is_reference(k)), "")
-        details = ", ".join(f"{k}: {r[k]}" for k in keys if f"{k}: {r[k]}" != ref and not k.startswith("ours_"))
-        ratio = f"{r['ratio']}x" if isinstance(r.get("ratio"), (int, float)) else "-"
-        out.append(f"| {r['claim']} | {ours} | {ref} | {ratio} | {r.get('target', '-')} | {details} | {r['date']} |")
-    out += ["", "Raw results:", ""] + [f"<!-- {json.dumps(r)} -->" for r in old.values()]
-    path.write_text("\n".join(out) + "\n")
-    print(f"wrote {path}")
+def save(result: dict, where: str) -> Path:
+    """``benchmarks/results/CLAIM.json``: the result line with its date and machine, replacing the last one."""
+    result = {**result, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": where}
+    path = summary.RESULTS / f"{result['claim']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def test_trained_model_runs_in_openai_whisper_whisper_cpp_and_onnxruntime(
     """A fine-tune with a 4 s audio context. ONNX keeps its 4 s window, and whisper.cpp runs it alone with
     audio_ctx 200: both say its training sentences as the HF model does. openai-whisper, and whisper.cpp by
     default, run the 30 s window restored for them, and say what the HF model says at 30 s (this 200-step
-    model never saw a 30 s window, and says other training sentences there: the cost the README names)."""
+    model never saw a 30 s window, and says other training sentences there: the cost docs/deploy.md names)."""
     import json
 
     import torch

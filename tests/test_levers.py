@@ -95,7 +95,7 @@ def test_lora_with_frozen_encoder_adapts_the_decoder_and_keeps_the_best(
 TINY_SHAPE = {"d_model": 384, "encoder_layers": 4, "decoder_layers": 4, "encoder_attention_heads": 6,
               "decoder_attention_heads": 6, "encoder_ffn_dim": 1536, "decoder_ffn_dim": 1536,
               "vocab_size": 51865, "num_mel_bins": 80}  # fmt: skip
-PLAN_TOLERANCE = 0.15  # measured: within 5% on this CPU (fp32, sdpa attention); the README states 15%
+PLAN_TOLERANCE = 0.15  # measured: within 5% on this CPU (fp32, sdpa attention); docs/levers.md states 15%
 
 
 @pytest.mark.slow

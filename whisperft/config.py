@@ -34,9 +34,9 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 class ModelConfig:
     """Which Whisper to start from. In YAML, ``model: small`` is short for ``model: {name: small}``."""
 
-    name: str = "small"
+    name: str = "small"  # a size (tiny ... large-v3, turbo), Hub id, folder, run folder or bundled:NAME
     audio_context_s: float | None = None  # encoder window shorter than 30 s, whole seconds (opt-in)
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "sdpa"  # sdpa (PyTorch's fused attention) or eager
 
     def problems(self) -> list[str]:
         out = []
@@ -56,8 +56,8 @@ class ModelConfig:
 class MixSource:
     """One source of ``data.mix``: a prepared store and its share of the training examples."""
 
-    store: str = ""
-    weight: float = 1.0
+    store: str = ""  # a prepared feature store: a folder or an fsspec URL
+    weight: float = 1.0  # its share of each epoch, relative to the other sources' weights
     name: str | None = None  # in the eval metrics (eval_wer_NAME); default: the store folder's name
 
 
@@ -65,13 +65,13 @@ class MixSource:
 class DataConfig:
     """Where the prepared feature store is, and how to read it."""
 
-    store: str = "data/sv"
-    train_split: str = "train"
+    store: str = "data/sv"  # the feature store from whisperft prepare: a folder or an fsspec URL (hf://, s3://)
+    train_split: str = "train"  # the store's split to train on
     eval_split: str | None = "validation"  # null: train without evaluation (final/ is then the last weights)
-    max_duration: float = MAX_CLIP_SECONDS
-    max_eval_samples: int | None = None
-    num_workers: int = 2
-    pack: bool = False  # several clips per encoder window (see packing.py)
+    max_duration: float = MAX_CLIP_SECONDS  # longest clip, seconds in (0, 30]; prepare --max-duration decides the store
+    max_eval_samples: int | None = None  # validate on the first N examples of eval_split; null: all of them
+    num_workers: int = 2  # DataLoader worker processes that build batches ahead of the model; 0: in the main process
+    pack: bool = False  # several clips per encoder window, within the decoder's 448 label tokens
     timestamp_fraction: float = 0.5  # packed windows whose labels carry timestamp tokens
     augment: AugmentSettings = field(default_factory=AugmentSettings)  # off unless a probability is set
     mix: list[MixSource] = field(default_factory=list)  # several stores with weights (then store is unused)
@@ -108,6 +108,24 @@ class DataConfig:
         return out + self.augment.problems()
 
 
+# data.augment's keys are AugmentSettings' fields (data/augment.py); the docs of those it has no comment for are here,
+# so that docs/config.md (python -m docs.gen_config) gives every key of the schema one line
+AUGMENT_DOCS = {
+    "speed_prob": "chance that a clip plays faster or slower (pitch moves with it); refused with data.pack",
+    "speed_range": "[low, high] speed factor, within [0.5, 2.0]",
+    "pitch_prob": "chance that a clip's pitch moves, at the same length",
+    "pitch_semitones": "[low, high] pitch shift in semitones",
+    "gain_prob": "chance that a clip gets louder or softer",
+    "gain_db": "[low, high] gain in dB",
+    "noise_prob": "chance that noise is added to a clip",
+    "noise_snr_db": "[low, high] signal-to-noise ratio of the added noise, in dB",
+    "mask_time_prob": "SpecAugment: share of frames masked in time",
+    "mask_time_length": "SpecAugment: frames per time mask",
+    "mask_feature_prob": "SpecAugment: share of mel bins masked",
+    "mask_feature_length": "SpecAugment: mel bins per frequency mask",
+}
+
+
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
 
@@ -137,10 +155,10 @@ def parse_size(text: str) -> int | None:
 class LoraSettings:
     """LoRA's shape (``train.method: lora``): rank, scale, dropout and the layers that get adapters."""
 
-    r: int = 32
+    r: int = 32  # the adapters' rank
     alpha: float = 64.0  # the update is scaled by alpha / r
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    dropout: float = 0.05  # on each adapted layer's input; 0 saves the memory of that copy
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))  # the layers that get adapters
 
     def problems(self) -> list[str]:
         out = []
@@ -159,31 +177,32 @@ class LoraSettings:
 class TrainConfig:
     """The optimisation recipe and its bookkeeping."""
 
-    output_dir: str = "runs/whisper"
-    max_steps: int = 1000
-    learning_rate: float = 1e-5
-    warmup_steps: int = 50
-    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
-    weight_decay: float = 0.0
+    output_dir: str = "runs/whisper"  # the run's folder: checkpoints, best/, final/, logs; the same folder resumes
+    max_steps: int = 1000  # optimizer steps to train
+    learning_rate: float = 1e-5  # peak learning rate of AdamW, reached after warmup_steps
+    warmup_steps: int = 50  # steps of linear warm-up from 0 to learning_rate
+    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"  # the decay after warm-up
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
     batch_size: int | Literal["auto"] = 16  # auto: the largest that fits, accumulation keeps effective_batch_size
-    gradient_accumulation_steps: int = 1
+    gradient_accumulation_steps: int = 1  # batches whose gradients add up to one optimizer step
     effective_batch_size: int | None = None  # with batch_size auto: batch x accumulation x processes (default 16)
     memory_limit: str | None = None  # with batch_size auto: e.g. 16GB; default: the GPU's memory, or free RAM
-    max_grad_norm: float = 1.0
-    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    gradient_checkpointing: bool = False
-    freeze_encoder: bool = False
-    seed: int = 42
-    logging_steps: int = 10
-    eval_steps: int = 200
-    save_steps: int = 200
-    save_total_limit: int = 2
+    max_grad_norm: float = 1.0  # clip the gradients' norm to this; 0: no clipping
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # fp16 needs a CUDA GPU (on a CPU: warning, fp32)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: slower steps, less memory
+    freeze_encoder: bool = False  # train the decoder only (no encoder gradients or optimizer state)
+    seed: int = 42  # data order, augmentation, mixing and initialisation
+    logging_steps: int = 10  # a train_log.jsonl record every N steps
+    eval_steps: int = 200  # validation WER every N steps (it picks best/)
+    save_steps: int = 200  # a checkpoint every N steps
+    save_total_limit: int = 2  # checkpoints kept (the newest)
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = off
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
-    report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"  # curves.png is drawn either way
+    # where the live curves go (wandb needs the wandb package); curves.png is drawn either way
+    report_to: Literal["tensorboard", "wandb", "none"] = "tensorboard"
     time_budget: str | None = None  # wall time for this invocation, e.g. 3h30m: stop, save, write final/ in time
     method: Literal["full", "lora"] = "full"  # lora: train low-rank adapters; final/ holds the merged model
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # used with method: lora
     optimizer: Literal["adamw", "adamw_8bit"] = "adamw"  # adamw_8bit: bitsandbytes, on CUDA only
 
     def problems(self) -> list[str]:
@@ -219,9 +238,9 @@ class TrainConfig:
 class EvalConfig:
     """Decoding settings for evaluation during and after training."""
 
-    batch_size: int = EVAL_BATCH_SIZE
-    num_beams: int = PYTORCH_BEAMS  # validation runs on PyTorch, whose default is greedy
-    max_new_tokens: int | None = None  # None: as many as the decoder allows
+    batch_size: int = EVAL_BATCH_SIZE  # utterances decoded at once during validation
+    num_beams: int = PYTORCH_BEAMS  # beam width of validation decoding; 1 is greedy
+    max_new_tokens: int | None = None  # cap on tokens per utterance; null: the bound from its duration
     before_training: bool = True  # validate the starting model at step 0: the model card's "before" row
 
     def problems(self) -> list[str]:
@@ -257,11 +276,11 @@ class Config:
     """A whole run: ``whisperft train CONFIG.yaml`` reads one of these."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    language: str = "sv"
+    language: str = "sv"  # the language trained: an ISO 639-1/-3 code, a BCP 47 locale or a name
     # auto: the language's own token, or for one Whisper lacks a proxy found on the training clips;
     # a Whisper code: that language's token (a proxy you name); new: add the language's own token
     language_token: str = "auto"
-    task: Literal["transcribe", "translate"] = "transcribe"
+    task: Literal["transcribe", "translate"] = "transcribe"  # the task token of every label and of generation
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
