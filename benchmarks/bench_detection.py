@@ -4,7 +4,7 @@ configs/demo.yaml (bundled base on the demo's espeak-ng Swedish) trained for 0 (
 and 48 steps; after each, ``--lang auto`` on 20 English espeak-ng clips (``demo/sentences_en.txt``), 20
 Spanish Asterisk prompts (a real voice) and 20 of the demo's Swedish test clips: the share detected as
 Swedish, and the English WER with ``--lang auto`` against ``--lang en``. What a user should do about it is
-in the README ("After fine-tuning: --lang auto").
+in docs/languages.md ("Detection after fine-tuning").
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def prepare(
     """Decode, filter and featurize speech data into a compact feature store.
 
     A folder of long recordings, each beside its text (chapter01.mp3 + chapter01.txt), is cut into
-    clips at pauses, where the text matches what was read (README: Audiobooks and long recordings)."""
+    clips at pauses, where the text matches what was read (docs/long-recordings.md)."""
 
     def go() -> None:
         from whisperft.languages import get_language
@@ -297,8 +297,10 @@ def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: in
             str(r.largest_batch) if r.largest_batch else "none fits",
         )
     Console(width=120).print(table)
-    typer.echo("An estimate: weights, gradients, optimizer state and saved activations, plus 10% for the "
-               "allocator and 0.5 GB for CUDA; within 5% of measured CPU steps (README, \"Memory\").")  # fmt: skip
+    typer.echo(
+        "An estimate: weights, gradients, optimizer state and saved activations, plus 10% for the allocator "
+        'and 0.5 GB for CUDA; within 5% of measured CPU steps (docs/levers.md, "Memory planning").'
+    )
 
 
 def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
@@ -321,7 +323,7 @@ def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
                       path or "accelerate launch (multi-GPU)")  # fmt: skip
     Console(width=140).print(table)
     typer.echo("Sharded rows follow the ZeRO paper's accounting, plus the layers FSDP and ZeRO-3 gather "
-               "(README, \"More than one GPU or machine\").")  # fmt: skip
+               "(docs/several-gpus.md).")  # fmt: skip
 
 
 @app.command(

@@ -296,7 +296,7 @@ def decode_language(
     if not lang.whisper:
         raise UsageError(
             f"Whisper has no token for {lang.name} ({lang.code}) and {model} was not fine-tuned for it; "
-            "fine-tune it first (README: 'A language Whisper does not know')"
+            "fine-tune it first (docs/languages.md: 'A language Whisper does not know')"
         )
     if known is not None and lang.code not in known:
         listed = ", ".join(sorted(known))

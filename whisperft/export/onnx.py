@@ -1,7 +1,7 @@
 """``whisperft export --to onnx``: an HF Whisper folder -> ONNX graphs in optimum's layout, run by onnxruntime.
 
 The folder holds what optimum's ``ORTModelForSpeechSeq2Seq`` (``use_merged=False``) loads (by its file
-and tensor names; not run here, see README): ``encoder_model.onnx`` (input_features -> last_hidden_state),
+and tensor names; not run here, see docs/deploy.md): ``encoder_model.onnx`` (input_features -> last_hidden_state),
 ``decoder_model.onnx`` (input_ids, encoder_hidden_states -> logits, present.N.{decoder,encoder}.{key,value})
 and ``decoder_with_past_model.onnx`` (input_ids, past_key_values.N.* -> logits, present.N.decoder.*), beside
 the model's config, generation config, tokenizer and feature extractor. optimum's own exporter (optimum-onnx

@@ -77,7 +77,7 @@ def stock_whisper(model_path: str, work: Path, client: str) -> str:
     if short:
         logger.warning(
             "%s was trained with a %.0f s audio context; it is exported with Whisper's 30 s window, because "
-            "%s pads every window to 30 s (its encoder positions are restored exactly; see README)",
+            "%s pads every window to 30 s (its encoder positions are restored exactly; see docs/deploy.md)",
             model_path,
             cfg.max_source_positions / POSITIONS_PER_SECOND,
             client,
