@@ -57,14 +57,15 @@ def main() -> None:
     setup()
     from whisperft.data.store import FeatureStore
     from whisperft.models.registry import resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     src = cv_corpus()
     sizes, stores = {}, {}
     for audio in (None, "opus", "flac"):
         out = DATA / f"store-audio-{audio}"
         shutil.rmtree(out, ignore_errors=True)
-        prepare(str(src), "sv", "bundled:base", out, num_proc=2, validation_fraction=0.5, audio=audio)
+        prepare(PrepareRequest(str(src), "sv", "bundled:base", out, num_proc=2, validation_fraction=0.5, audio=audio))
         store = FeatureStore(out)
         hours = sum(store.split(s).seconds for s in store.splits) / 3600
         frames = sum((out / s / "frames.f16").stat().st_size for s in store.splits)

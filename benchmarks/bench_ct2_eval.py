@@ -25,12 +25,13 @@ def main() -> None:
     from whisperft.models.ct2_decode import CT2Decoder
     from whisperft.models.decode import decode_rows, generate_texts
     from whisperft.models.registry import load_model, load_processor, resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
     from whisperft.text import Decoded
 
     store = DATA / "store-en-eval"
     if not FeatureStore.is_store(str(store)):
-        prepare(str(cv_corpus("cv-en", n=48, lang="en")), "en", "bundled:base", store, num_proc=2)
+        prepare(PrepareRequest(str(cv_corpus("cv-en", n=48, lang="en")), "en", "bundled:base", store, num_proc=2))
     split = FeatureStore(store).split("train")
     path = resolve_model("bundled:base")
     ct2_dir = DATA / "base-ct2-int8"

@@ -13,12 +13,13 @@ def main() -> None:
     from whisperft.features import pad_features
     from whisperft.models.decode import decode_split, generate_texts
     from whisperft.models.registry import load_model, load_processor, resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     src = cv_corpus("cv-en", n=48, lang="en")
     out = DATA / "store-en"
     shutil.rmtree(out, ignore_errors=True)
-    prepare(str(src), "en", "bundled:base", out, num_proc=2, validation_fraction=0.5)
+    prepare(PrepareRequest(str(src), "en", "bundled:base", out, num_proc=2, validation_fraction=0.5))
     split = FeatureStore(out).split("train")
     path = resolve_model("bundled:base")
     model, tok = load_model(path), load_processor(path).tokenizer

@@ -70,12 +70,13 @@ def main() -> None:
     from whisperft.evaluate.request import EvalRequest
     from whisperft.evaluate.run import run_eval
     from whisperft.models.registry import resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     model = resolve_model("bundled:base")
     store = DATA / "store-pack-bench"
     if not (store / "store.json").is_file():
-        prepare(str(cv_corpus()), "sv", model, store, num_proc=2)
+        prepare(PrepareRequest(str(cv_corpus()), "sv", model, store, num_proc=2))
     _, utt_pad = clips_per_example(str(store), model, pack=False)
     per_window, utt_pack = clips_per_example(str(store), model, pack=True)
     step_pad = seconds_per_step(str(store), model, pack=False)

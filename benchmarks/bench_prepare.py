@@ -43,7 +43,8 @@ def recipe(src: Path, model_path: str) -> float:
 def main() -> None:
     setup()
     from whisperft.models.registry import resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     src = cv_corpus()
     path = resolve_model("bundled:base")
@@ -52,7 +53,7 @@ def main() -> None:
 
     def ours() -> int:
         shutil.rmtree(out, ignore_errors=True)
-        return sum(r["kept"] for r in prepare(str(src), "sv", path, out, num_proc=2).report.values())
+        return sum(r["kept"] for r in prepare(PrepareRequest(str(src), "sv", path, out, num_proc=2)).report.values())
 
     t_ours, kept = best_of(ours)
     t_ref, n_ref = best_of(lambda: recipe(src, path))

@@ -55,12 +55,13 @@ def main() -> None:
     from whisperft.data.store import FeatureStore
     from whisperft.evaluate.request import EvalRequest
     from whisperft.evaluate.run import run_eval
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     n = int(os.environ.get("BENCH_RUNAWAY_CLIPS", "45"))
     store = DATA / "store-sv-demo-test"
     if not FeatureStore.is_store(str(store)):
-        prepare(str(swedish_clips()), "sv", "bundled:base", store, num_proc=2)
+        prepare(PrepareRequest(str(swedish_clips()), "sv", "bundled:base", store, num_proc=2))
 
     def evaluate(bound: bool) -> Any:
         request = EvalRequest("bundled:base", str(store), "train", "sv", max_samples=n, out=None, bound=bound)

@@ -27,12 +27,13 @@ def main() -> None:
     from whisperft.metrics import score
     from whisperft.models.decode import generate_texts
     from whisperft.models.registry import load_model, load_processor, resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     src = cv_corpus()
     out = DATA / "store-bench"
     shutil.rmtree(out, ignore_errors=True)
-    prepare(str(src), "sv", "bundled:base", out, num_proc=2, validation_fraction=0.5)
+    prepare(PrepareRequest(str(src), "sv", "bundled:base", out, num_proc=2, validation_fraction=0.5))
     store = FeatureStore(out)
     ours = sum(dir_bytes(out / s) for s in store.splits)
     hours = sum(store.split(s).seconds for s in store.splits) / 3600

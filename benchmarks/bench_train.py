@@ -71,12 +71,13 @@ def ours(store_dir: str, model_path: str) -> float:
 def main() -> None:
     setup()
     from whisperft.models.registry import resolve_model
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     path = resolve_model("bundled:base")
     store = DATA / "store-train-bench"
     if not (store / "store.json").is_file():
-        prepare(str(cv_corpus()), "sv", path, store, num_proc=2)
+        prepare(PrepareRequest(str(cv_corpus()), "sv", path, store, num_proc=2))
     rates_ours = [ours(str(store), path) for _ in range(3)]
     rates_bare = [bare_loop(str(store), path) for _ in range(3)]
     emit(

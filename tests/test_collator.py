@@ -72,9 +72,10 @@ def test_decoding_warns_when_clips_exceed_the_audio_context(
     from whisperft.models.decode import decode_split
     from whisperft.models.registry import load_processor
     from whisperft.models.whisper import apply_audio_context, context_frames
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
-    store = FeatureStore(prepare(str(cv_folder), "sv", str(tiny_model), tmp_path / "s", num_proc=1).out)
+    store = FeatureStore(prepare(PrepareRequest(str(cv_folder), "sv", str(tiny_model), tmp_path / "s", num_proc=1)).out)
     split = store.split("test")
     model = load_model(str(tiny_model))
     apply_audio_context(model, 1.0)  # every espeak sentence is longer than 1 s

@@ -13,7 +13,9 @@ from tests.helpers import write_tsv
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.prepare import RateBounds, prepare
+from whisperft.prepare.filters import RateBounds
+from whisperft.prepare.request import PrepareRequest
+from whisperft.prepare.run import prepare
 from whisperft.synth import convert, speak
 from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, speech_chars, transcript_note
 
@@ -32,7 +34,7 @@ def test_clips_listed_in_every_split_stay_in_test(tmp_path: Path, wavs: list[tup
     """The defect: the same clips in train.tsv, dev.tsv and test.tsv left test empty (WER over nothing)."""
     same = [0, 1, 2]
     cv = _cv(tmp_path / "cv", wavs, {"train.tsv": [*same, 3, 4, 5], "dev.tsv": [*same, 6], "test.tsv": same})
-    res = prepare(str(cv), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+    res = prepare(PrepareRequest(str(cv), "sv", str(tiny_model), tmp_path / "store", num_proc=1))
     rep = res.report
     assert rep["test"]["kept"] == 3 and rep["test"]["skipped"] == {}
     # validation is read after test: its copies of test clips leak too, its own clip stays
@@ -49,10 +51,10 @@ def test_clips_listed_in_every_split_stay_in_test(tmp_path: Path, wavs: list[tup
 def test_a_test_set_does_not_change_with_the_rest_of_the_folder(
     tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path
 ) -> None:
-    alone = prepare(str(_cv(tmp_path / "a", wavs, {"test.tsv": [0, 1]})), "sv", str(tiny_model), tmp_path / "s1",
-                    num_proc=1)  # fmt: skip
+    source = _cv(tmp_path / "a", wavs, {"test.tsv": [0, 1]})
+    alone = prepare(PrepareRequest(str(source), "sv", str(tiny_model), tmp_path / "s1", num_proc=1))
     crowded = _cv(tmp_path / "b", wavs, {"train.tsv": [1, 0, 2], "dev.tsv": [0, 3], "test.tsv": [0, 1]})
-    both = prepare(str(crowded), "sv", str(tiny_model), tmp_path / "s2", num_proc=1)
+    both = prepare(PrepareRequest(str(crowded), "sv", str(tiny_model), tmp_path / "s2", num_proc=1))
     a, b = FeatureStore(alone.out).split("test"), FeatureStore(both.out).split("test")
     assert a.ids == b.ids and a.texts == b.texts
     assert (a.frames(0) == b.frames(0)).all()
@@ -60,7 +62,7 @@ def test_a_test_set_does_not_change_with_the_rest_of_the_folder(
 
 def test_duplicates_inside_a_split_are_still_dropped(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path):
     cv = _cv(tmp_path / "cv", wavs, {"train.tsv": [0, 1, 2, 3], "test.tsv": [4, 4]})
-    rep = prepare(str(cv), "sv", str(tiny_model), tmp_path / "store", num_proc=1).report
+    rep = prepare(PrepareRequest(str(cv), "sv", str(tiny_model), tmp_path / "store", num_proc=1)).report
     assert rep["test"]["kept"] == 1 and rep["test"]["skipped"] == {"duplicate": 1}
 
 
@@ -88,7 +90,7 @@ def odd_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_truncated_and_mislabelled_clips_are_skipped(odd_clips: Path, tiny_model: Path, tmp_path: Path) -> None:
-    res = prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+    res = prepare(PrepareRequest(str(odd_clips), "sv", str(tiny_model), tmp_path / "store", num_proc=1))
     train = res.report["train"]
     assert train["skipped"] == {"implausible_rate": 2, "leaked_into_eval": 1}
     details = {e["row"]: e["detail"] for e in train["examples"]["implausible_rate"]}
@@ -99,18 +101,20 @@ def test_truncated_and_mislabelled_clips_are_skipped(odd_clips: Path, tiny_model
 
 
 def test_rate_bounds_are_adjustable(odd_clips: Path, tiny_model: Path, tmp_path: Path) -> None:
-    loose = RateBounds(min_chars_per_second=0, max_chars_per_second=1000)
-    rep = prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s1", num_proc=1, bounds=loose).report
+    def request(out: str, low: float, high: float) -> PrepareRequest:
+        rates = {"min_chars_per_second": low, "max_chars_per_second": high}
+        return PrepareRequest(str(odd_clips), "sv", str(tiny_model), tmp_path / out, num_proc=1, **rates)
+
+    rep = prepare(request("s1", 0, 1000)).report
     assert "implausible_rate" not in rep["train"]["skipped"]
-    strict = RateBounds(min_chars_per_second=12, max_chars_per_second=30)  # "Ja." is 2 letters in ~0.4 s
     with pytest.raises(WhisperftError, match=r"kept no row of test \(1 read\): most were implausible_rate"):
-        prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s2", num_proc=1, bounds=strict)
+        prepare(request("s2", 12, 30))  # "Ja." is 2 letters in ~0.4 s
     rep = json.loads((tmp_path / "s2" / "prepare_report.json").read_text())  # written all the same
     assert rep["train"]["skipped"]["implausible_rate"] == 4
     with pytest.raises(UsageError, match=r"--min-chars-per-second \(5\) must be below"):
-        prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s3", bounds=RateBounds(5, 2))
+        prepare(request("s3", 5, 2))
     with pytest.raises(UsageError, match="--max-chars-per-second must be positive"):
-        prepare(str(odd_clips), "sv", str(tiny_model), tmp_path / "s3", bounds=RateBounds(0, -5))
+        prepare(request("s3", 0, -5))
 
 
 @pytest.mark.parametrize("voice", ["sv", "en"])

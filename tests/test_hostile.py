@@ -18,7 +18,8 @@ from tests.helpers import invoke
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.sources import read_table, safe_join
 from whisperft.errors import UsageError
-from whisperft.prepare import prepare
+from whisperft.prepare.request import PrepareRequest
+from whisperft.prepare.run import prepare
 from whisperft.text import clean_text, normalize_text
 
 # ---------------------------------------------------------------------------------------------- audio files
@@ -260,7 +261,7 @@ def test_non_utf8_manifest_is_refused_clearly(tmp_path: Path, tiny_model: Path) 
     p = tmp_path / "latin1.csv"
     p.write_bytes("path,text\nx.wav,Smörgåsbord\n".encode("latin-1"))
     with pytest.raises(UsageError, match=r"latin1\.csv is not UTF-8 text; re-save it as UTF-8") as err:
-        prepare(str(p), "sv", str(tiny_model), tmp_path / "s")
+        prepare(PrepareRequest(str(p), "sv", str(tiny_model), tmp_path / "s"))
     assert err.value.exit_code == 2
     r = invoke("prepare", "--lang", "sv", "--source", str(p), "--model", str(tiny_model), "--out", str(tmp_path / "s"))
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]

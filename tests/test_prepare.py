@@ -8,13 +8,14 @@ import pytest
 
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError
-from whisperft.prepare import prepare
+from whisperft.prepare.request import PrepareRequest
+from whisperft.prepare.run import prepare
 from whisperft.synth import convert
 from whisperft.text import clean_text
 
 
 def test_common_voice_folder(tmp_path: Path, cv_folder: Path, tiny_model: Path) -> None:
-    res = prepare(str(cv_folder), "sv", str(tiny_model), tmp_path / "store", num_proc=2)
+    res = prepare(PrepareRequest(str(cv_folder), "sv", str(tiny_model), tmp_path / "store", num_proc=2))
     store = FeatureStore(res.out)
     assert set(store.splits) == {"train", "validation", "test"}
     assert [len(store.split(s)) for s in ("train", "validation", "test")] == [16, 2, 2]
@@ -33,7 +34,7 @@ def test_common_voice_tarball_read_in_place(tmp_path: Path, cv_folder: Path, tin
     archive = tmp_path / "cv-corpus-sv-SE.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(cv_folder, arcname="cv-corpus-20.0/sv-SE")
-    res = prepare(str(archive), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+    res = prepare(PrepareRequest(str(archive), "sv", str(tiny_model), tmp_path / "store", num_proc=1))
     assert [res.report[s]["kept"] for s in ("train", "validation", "test")] == [16, 2, 2]
 
 
@@ -56,7 +57,7 @@ def test_manifest_with_filters_and_reasons(tmp_path: Path, wavs: list[tuple[Path
     ]
     manifest = tmp_path / "train.csv"
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    res = prepare(str(manifest), "sv", str(tiny_model), tmp_path / "store", num_proc=2)
+    res = prepare(PrepareRequest(str(manifest), "sv", str(tiny_model), tmp_path / "store", num_proc=2))
     rep = res.report
     assert rep["train"]["kept"] + rep["validation"]["kept"] == 10
     assert rep["validation"]["kept"] >= 1
@@ -87,7 +88,7 @@ def test_label_limit_comes_from_model_config(tmp_path: Path, wavs: list[tuple[Pa
     manifest = tmp_path / "m.jsonl"
     lines = [json.dumps({"audio": str(w), "text": t}) for w, t in wavs[:6]]
     manifest.write_text("\n".join(lines))
-    res = prepare(str(manifest), "sv", str(model), tmp_path / "store", num_proc=1)
+    res = prepare(PrepareRequest(str(manifest), "sv", str(model), tmp_path / "store", num_proc=1))
     total_kept = res.report["train"]["kept"] + res.report["validation"]["kept"]
     too_long = res.report["train"]["skipped"].get("label_too_long", 0) + res.report["validation"]["skipped"].get(
         "label_too_long", 0
@@ -104,7 +105,7 @@ def test_audiofolder_and_save_to_disk(tmp_path: Path, wavs: list[tuple[Path, str
             (folder / split / f"{i}.wav").write_bytes(w.read_bytes())
             lines.append(f'{i}.wav,"{t}"')
         (folder / split / "metadata.csv").write_text("\n".join(lines))
-    res = prepare(str(folder), "sv", str(tiny_model), tmp_path / "s1", num_proc=1)
+    res = prepare(PrepareRequest(str(folder), "sv", str(tiny_model), tmp_path / "s1", num_proc=1))
     assert res.report["test"]["kept"] == 2 and res.report["train"]["kept"] + res.report["validation"]["kept"] == 4
 
     from datasets import Audio, Dataset, DatasetDict
@@ -112,7 +113,7 @@ def test_audiofolder_and_save_to_disk(tmp_path: Path, wavs: list[tuple[Path, str
     ds = Dataset.from_dict({"audio": [str(w) for w, _ in wavs[:3]], "sentence": [t for _, t in wavs[:3]]})
     ds = ds.cast_column("audio", Audio(sampling_rate=16000))
     DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(tmp_path / "disk")
-    res = prepare(str(tmp_path / "disk"), "sv", str(tiny_model), tmp_path / "s2", num_proc=1)
+    res = prepare(PrepareRequest(str(tmp_path / "disk"), "sv", str(tiny_model), tmp_path / "s2", num_proc=1))
     # the test row repeats a training row: test keeps it, and train drops its copy as a leak
     assert res.report["test"]["kept"] == 1 and res.report["test"]["skipped"] == {}
     assert res.report["train"]["kept"] + res.report["validation"]["kept"] == 2
@@ -152,7 +153,7 @@ def test_hub_source_uses_parquet_conversion_for_fleurs(
         )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    res = prepare(None, "sv", str(tiny_model), tmp_path / "s", num_proc=1)
+    res = prepare(PrepareRequest(None, "sv", str(tiny_model), tmp_path / "s", num_proc=1))
     name, kwargs = calls[0]
     assert name == "google/fleurs" and kwargs["revision"] == "refs/convert/parquet" and kwargs["data_dir"] == "sv_se"
     # the Hub token goes to the Hub and nowhere else: not in logs, not in any file written
@@ -166,17 +167,17 @@ def test_hub_source_uses_parquet_conversion_for_fleurs(
 
 def test_usage_errors(tmp_path: Path, tiny_model: Path, tiny_en_model: Path, cv_folder: Path) -> None:
     with pytest.raises(UsageError, match="no such file"):
-        prepare(str(tmp_path / "nope"), "sv", str(tiny_model), tmp_path / "s")
+        prepare(PrepareRequest(str(tmp_path / "nope"), "sv", str(tiny_model), tmp_path / "s"))
     bad = tmp_path / "m.csv"
     bad.write_text("foo,bar\n1,2\n")
     with pytest.raises(UsageError, match="no audio column"):
-        prepare(str(bad), "sv", str(tiny_model), tmp_path / "s")
+        prepare(PrepareRequest(str(bad), "sv", str(tiny_model), tmp_path / "s"))
     with pytest.raises(UsageError, match="English-only"):
-        prepare(str(cv_folder), "sv", str(tiny_en_model), tmp_path / "s")
+        prepare(PrepareRequest(str(cv_folder), "sv", str(tiny_en_model), tmp_path / "s"))
     latin1 = tmp_path / "l.csv"
     latin1.write_bytes("path,text\nx.wav,Hej på dig\n".encode("latin-1"))
     with pytest.raises(UsageError, match="not UTF-8"):
-        prepare(str(latin1), "sv", str(tiny_model), tmp_path / "s")
+        prepare(PrepareRequest(str(latin1), "sv", str(tiny_model), tmp_path / "s"))
 
 
 def test_clean_text() -> None:

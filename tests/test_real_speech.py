@@ -14,7 +14,8 @@ import yaml
 from tests.helpers import run_cli, train_config
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
-from whisperft.prepare import prepare
+from whisperft.prepare.request import PrepareRequest
+from whisperft.prepare.run import prepare
 from whisperft.text import normalize_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
@@ -63,7 +64,9 @@ def test_the_builder_splits_by_text_and_prepare_catches_what_it_skipped(
     skipped = {c["clip"] for clips in report["skipped_clips"].values() for c in clips}
     rows = [r for r in every if r["segment"] in skipped] + splits["train"][:2]
     folder = _subset(corpus, tmp_path / "unfiltered", {"train": rows})
-    result = prepare(str(folder), "es", str(tiny_model), tmp_path / "store", num_proc=1, validation_fraction=0.5)
+    result = prepare(
+        PrepareRequest(str(folder), "es", str(tiny_model), tmp_path / "store", num_proc=1, validation_fraction=0.5)
+    )
     got = real_speech.compare(report, result.report)
     # the same rows, except the two that only the builder can judge: a clip named twice with two texts
     # (prepare keeps both, as it keeps any two texts of one audio), and texts too long for this speaker
@@ -94,7 +97,7 @@ def test_real_telephone_clips_decode_prepare_and_train(
             assert abs(tail).max() > 0
     folder = _subset(corpus, tmp_path / "few", picks)
     store = tmp_path / "store"
-    prepare(str(folder), "es", str(tiny_model), store, num_proc=1)
+    prepare(PrepareRequest(str(folder), "es", str(tiny_model), store, num_proc=1))
     fs = FeatureStore(store)
     for name, rows in picks.items():
         split = fs.split("validation" if name == "dev" else name)

@@ -15,8 +15,9 @@ from tests.helpers import invoke
 from whisperft.cli import app
 from whisperft.config import LORA_TARGETS, config_from_dict
 from whisperft.data.align import AlignOptions
+from whisperft.data.store import AUDIO_FORMATS as STORE_AUDIO_FORMATS
 from whisperft.evaluate.request import EvalRequest
-from whisperft.prepare.run import prepare
+from whisperft.prepare.request import AUDIO_FORMATS, PrepareRequest
 from whisperft.text import EVAL_BATCH_SIZE, MAX_CLIP_SECONDS
 from whisperft.transcribe.decoding import DecodeOptions
 from whisperft.transcribe.request import TranscribeRequest
@@ -31,7 +32,7 @@ def _defaults(stage: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("command", "stage", "least"),
-    [("transcribe", TranscribeRequest, 8), ("eval", EvalRequest, 8), ("prepare", prepare, 5)],
+    [("transcribe", TranscribeRequest, 8), ("eval", EvalRequest, 8), ("prepare", PrepareRequest, 8)],
 )
 def test_the_cli_shows_the_stage_defaults(command: str, stage: Any, least: int) -> None:
     options = {p.name: p.default for p in typer.main.get_command(app).commands[command].params}  # type: ignore[attr-defined]
@@ -43,12 +44,13 @@ def test_the_cli_shows_the_stage_defaults(command: str, stage: Any, least: int) 
 def test_shared_limits_have_one_value() -> None:
     """The longest clip, the eval batch and LoRA's layers, wherever a stage or the schema needs them."""
     cfg = config_from_dict({"language": "sv"})
-    assert (
-        cfg.data.max_duration == AlignOptions().max_duration == _defaults(prepare)["max_duration"] == MAX_CLIP_SECONDS
-    )
+    longest = (cfg.data.max_duration, AlignOptions().max_duration, PrepareRequest.max_duration)
+    assert longest == (MAX_CLIP_SECONDS,) * 3
     assert cfg.eval.batch_size == EvalRequest.batch_size == EVAL_BATCH_SIZE
     assert tuple(cfg.train.lora.target_modules) == LORA_TARGETS
     assert DecodeOptions().batch_size == TranscribeRequest.batch_size
+    assert AlignOptions().max_cer == PrepareRequest.max_cer
+    assert set(AUDIO_FORMATS) == set(STORE_AUDIO_FORMATS)  # prepare --audio offers what the store can write
 
 
 def test_every_problem_of_a_request_at_once(tmp_path: Path) -> None:

@@ -132,11 +132,12 @@ def test_prepare_from_inside_the_data_folder(
 ) -> None:
     """The issue's case: ``cd my_data; whisperft prepare --source . --out ../store`` keeps what the absolute
     path keeps (the CLI hands both names to prepare as typed)."""
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     folder = _audiofolder(tmp_path / "my_data", wavs)
     monkeypatch.chdir(folder)
-    prepare(".", "sv", str(tiny_model), Path("../store"), num_proc=1)
+    prepare(PrepareRequest(".", "sv", str(tiny_model), Path("../store"), num_proc=1))
     report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())
     assert sum(s["kept"] for s in report.values()) == 3
     assert all(s["skipped"] == {} for s in report.values())
@@ -165,11 +166,12 @@ def _quoted_cv(root: Path, wavs: list[tuple[Path, str]]) -> Path:
 
 
 def test_common_voice_quotes_are_text(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path) -> None:
-    from whisperft.prepare import RateBounds, prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     root = _quoted_cv(tmp_path / "cv", wavs)
-    bounds = RateBounds(min_chars_per_second=0.01, max_chars_per_second=100)
-    prepare(str(root), "sv", str(tiny_model), tmp_path / "store", num_proc=1, bounds=bounds)
+    rates = {"min_chars_per_second": 0.01, "max_chars_per_second": 100}
+    prepare(PrepareRequest(str(root), "sv", str(tiny_model), tmp_path / "store", num_proc=1, **rates))
     report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())
     assert sum(s["read"] for s in report.values()) == 5
     assert sum(s["kept"] for s in report.values()) == 5
@@ -204,7 +206,8 @@ def test_rows_read_are_kept_or_skipped(
     tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path, kind: str
 ) -> None:
     """Each source kind, with one row that cannot be used: read = kept + skipped, per split and in all."""
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     build, inner = KINDS[kind]
     folder = build(tmp_path / "src", wavs)
@@ -233,7 +236,7 @@ def test_rows_read_are_kept_or_skipped(
         source = tmp_path / inner
     else:
         source = folder / inner if inner else folder
-    res = prepare(str(source), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+    res = prepare(PrepareRequest(str(source), "sv", str(tiny_model), tmp_path / "store", num_proc=1))
     _assert_accounted(res.report, n)
     assert sum(s["skipped"].get("missing_file", 0) for s in res.report.values()) == 1
 
@@ -253,12 +256,13 @@ def test_prepare_that_keeps_no_training_row_fails(tmp_path: Path, tiny_model: Pa
 
 
 def test_prepare_that_keeps_no_test_row_fails(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path) -> None:
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     root = _cv(tmp_path / "cv", wavs)
     write_tsv(root / "test.tsv", [("gone.wav", "Saknas."), ("gone2.wav", "Saknas också.")])
     with pytest.raises(WhisperftError) as failed:
-        prepare(str(root), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+        prepare(PrepareRequest(str(root), "sv", str(tiny_model), tmp_path / "store", num_proc=1))
     assert failed.value.exit_code == 1
     assert "no row of test (2 read)" in str(failed.value) and "missing_file (2)" in str(failed.value)
     report = json.loads((tmp_path / "store" / "prepare_report.json").read_text())  # still there to read
@@ -306,12 +310,13 @@ def test_downmix_keeps_ordinary_mixes() -> None:
 
 
 def test_inverted_stereo_is_prepared_and_served(tmp_path: Path, wavs: list[tuple[Path, str]], tiny_model: Path) -> None:
-    from whisperft.prepare import prepare
+    from whisperft.prepare.request import PrepareRequest
+    from whisperft.prepare.run import prepare
 
     inv = _inverted(tmp_path, wavs[0][0], "wav")
     shutil.copy(wavs[1][0], tmp_path / "ok.wav")
     (tmp_path / "m.csv").write_text(f"path,text\ninverted.wav,{wavs[0][1]}\nok.wav,{wavs[1][1]}\n")
-    res = prepare(str(tmp_path / "m.csv"), "sv", str(tiny_model), tmp_path / "store", num_proc=1)
+    res = prepare(PrepareRequest(str(tmp_path / "m.csv"), "sv", str(tiny_model), tmp_path / "store", num_proc=1))
     assert sum(s["kept"] for s in res.report.values()) == 2, res.report
     from whisperft.serve import read_clip
 

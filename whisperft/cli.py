@@ -19,12 +19,9 @@ import typer
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.evaluate.request import METRICS, EvalRequest
 from whisperft.extras import missing_extra
+from whisperft.prepare.request import PrepareRequest
 from whisperft.text import (
     CT2_BEAMS,
-    MAX_ALIGN_CER,
-    MAX_CHARS_PER_SECOND,
-    MAX_CLIP_SECONDS,
-    MIN_CHARS_PER_SECOND,
     PYTORCH_BEAMS,
 )
 from whisperft.transcribe.request import TranscribeRequest
@@ -138,16 +135,18 @@ def prepare(
             "or hub:NAME[:CONFIG]. Default: FLEURS for --lang."
         ),
     ] = None,
-    model: Annotated[str, typer.Option(help="Model whose tokenizer and feature size to use.")] = "small",
+    model: Annotated[str, typer.Option(help="Model whose tokenizer and feature size to use.")] = PrepareRequest.model,
     out: Annotated[Path | None, typer.Option(help="Feature store folder (default data/<lang>).")] = None,
-    max_duration: Annotated[float, typer.Option(help="Skip clips longer than this (seconds).")] = MAX_CLIP_SECONDS,
+    max_duration: Annotated[
+        float, typer.Option(help="Skip clips longer than this (seconds).")
+    ] = PrepareRequest.max_duration,
     num_proc: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     min_chars_per_second: Annotated[
         float, typer.Option(help="Skip clips with fewer letters/digits per second of audio (implausible_rate).")
-    ] = MIN_CHARS_PER_SECOND,
+    ] = PrepareRequest.min_chars_per_second,
     max_chars_per_second: Annotated[
         float, typer.Option(help="Skip clips with more letters/digits per second (truncated or mislabelled).")
-    ] = MAX_CHARS_PER_SECOND,
+    ] = PrepareRequest.max_chars_per_second,
     audio: Annotated[
         str | None,
         typer.Option(help="Also keep each clip's audio (opus, ~12 MB/h; or flac, lossless) for data.augment."),
@@ -158,14 +157,14 @@ def prepare(
             help="Long recordings: the model that transcribes them to align their text (a fine-tune in "
             "the language aligns better; a CTranslate2 folder runs faster-whisper)."
         ),
-    ] = "bundled:base",
+    ] = PrepareRequest.align_model,
     max_cer: Annotated[
         float,
         typer.Option(
             help="Long recordings: keep a sentence only where its text and the transcript differ by at "
             "most this CER (0-1)."
         ),
-    ] = MAX_ALIGN_CER,
+    ] = PrepareRequest.max_cer,
 ) -> None:
     """Decode, filter and featurize speech data into a compact feature store.
 
@@ -173,21 +172,24 @@ def prepare(
     clips at pauses, where the text matches what was read (docs/long-recordings.md)."""
 
     def go() -> None:
-        from whisperft.languages import get_language
-        from whisperft.prepare import RateBounds
-        from whisperft.prepare import prepare as run
+        from whisperft.prepare.run import prepare as run
 
-        language = get_language(lang)
-        code = language.code
-        if not language.whisper:  # say so: "se" is Northern Sami, not Swedish
-            typer.echo(f"note: --lang {lang} is {language.name} ({code}), which Whisper has no token for; "
-                       "training gives it one (language_token)", err=True)  # fmt: skip
-        target = out or Path("data") / code
-        bounds = RateBounds(min_chars_per_second, max_chars_per_second)
+        request = PrepareRequest(
+            source=source,
+            lang=lang,
+            model=model,
+            out=out,
+            max_duration=max_duration,
+            num_proc=num_proc,
+            min_chars_per_second=min_chars_per_second,
+            max_chars_per_second=max_chars_per_second,
+            audio=audio,
+            align_model=align_model,
+            max_cer=max_cer,
+        )
         progress, tick = _counter(None, "prepare")
         with progress:
-            result = run(source, code, model, target, max_duration=max_duration, num_proc=num_proc, progress=tick,
-                         bounds=bounds, audio=audio, align_model=align_model, max_cer=max_cer)  # fmt: skip
+            result = run(request, progress=tick)
         for split, rep in result.report.items():
             skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
             typer.echo(f"{split}: read {rep['read']}, kept {rep['kept']} ({rep['hours'] * 60:.1f} min), "

@@ -32,6 +32,7 @@ from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.decode import decode_rows, generate_decoded
 from whisperft.models.registry import load_model, load_processor, resolve_model
 from whisperft.models.whisper import context_frames, is_multilingual, own_language
+from whisperft.prepare.request import PrepareRequest
 from whisperft.prepare.run import prepare
 from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS, Decoded, stop_counts
 
@@ -197,7 +198,7 @@ def _open_store(data: str, lang: str | None, model_path: str | None, tmp: Path) 
     if lang is None:
         raise UsageError(f"--data {data} is not a feature store, so --lang is needed to prepare it")
     logger.info("preparing %s for evaluation", data)
-    return FeatureStore(prepare(data, lang, model_path, tmp / "store").out)
+    return FeatureStore(prepare(PrepareRequest(data, lang, model_path, tmp / "store")).out)
 
 
 def _pick_split(store: FeatureStore, split: str | None, data: str) -> tuple[str, Split]:

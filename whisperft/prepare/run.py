@@ -20,8 +20,8 @@ from transformers import AutoConfig
 from whisperft.data.align import AlignOptions
 from whisperft.data.longform import find_recordings
 from whisperft.data.sources import Row, Source, open_source
-from whisperft.data.store import AUDIO_FORMATS, REPORT, SplitWriter, write_meta
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.data.store import REPORT, SplitWriter, write_meta
+from whisperft.errors import ConfigError, UsageError, WhisperftError
 from whisperft.features import mel_filters
 from whisperft.io import atomic_write_json, check_free_space, mark_complete, staged_dir
 from whisperft.languages import Language, get_language
@@ -29,8 +29,8 @@ from whisperft.models.registry import load_processor, resolve_model
 from whisperft.models.whisper import decoder_prefix, is_multilingual
 from whisperft.prepare.filters import EVAL_SPLITS, RateBounds, SeenRows, split_order
 from whisperft.prepare.longform import SUMMARY, LongformSource
+from whisperft.prepare.request import PrepareRequest
 from whisperft.prepare.workers import batches, init_worker, process, tokenize
-from whisperft.text import MAX_ALIGN_CER, MAX_CLIP_SECONDS
 
 logger = logging.getLogger("whisperft")
 
@@ -142,38 +142,32 @@ class StoreBuilder:
         return {name: rep.to_dict() for name, rep in self.reports.items()}
 
 
-def prepare(
-    source: str | None,
-    language: str,
-    model: str,
-    out: str | Path,
-    max_duration: float = MAX_CLIP_SECONDS,
-    num_proc: int | None = None,
-    validation_fraction: float = 0.1,
-    progress: Callable[[int], None] | None = None,
-    bounds: RateBounds | None = None,
-    audio: str | None = None,
-    align_model: str = "bundled:base",
-    max_cer: float = MAX_ALIGN_CER,
-) -> PrepareResult:
-    """Build a feature store at ``out`` from ``source``. Returns the store path and its report.
+def prepare(request: PrepareRequest, progress: Callable[[int], None] | None = None) -> PrepareResult:
+    """Build a feature store from ``request.source``. Returns the store path and its report; ``progress``
+    is called with each batch's number of rows.
 
-    ``audio`` (opus or flac) keeps each clip's audio beside its frames, for waveform augmentation.
-    A source of long recordings with their text (``data.longform``) is cut into clips first, aligned
-    by ``align_model`` and kept where the local CER is at most ``max_cer`` (``prepare.longform``)."""
-    bounds = bounds or RateBounds()
-    if audio is not None and audio not in AUDIO_FORMATS:
-        raise UsageError(f"--audio must be one of {', '.join(AUDIO_FORMATS)}, got {audio!r}")
-    _check_settings(max_duration, bounds)
-    if not 0 <= max_cer <= 1:
-        raise UsageError(f"--max-cer must be in [0, 1], got {max_cer:g}")
-    lang = get_language(language)
-    out = Path(out)
+    A source of long recordings with their text (``data.longform``) is cut into clips first, aligned by
+    ``request.align_model`` (``prepare.longform``). Raises ConfigError listing every problem of the
+    request, UsageError for a source that cannot be read, WhisperftError when no row of a split is kept."""
+    problems = request.problems()
+    if problems:
+        raise ConfigError(problems)
+    lang = get_language(request.lang)
+    if not lang.whisper:  # say so: "se" is Northern Sami, not Swedish
+        logger.warning(
+            "--lang %s is %s (%s), which Whisper has no token for; training gives it one (language_token)",
+            request.lang,
+            lang.name,
+            lang.code,
+        )
+    source, model, max_duration, audio = request.source, request.model, request.max_duration, request.audio
+    bounds = RateBounds(request.min_chars_per_second, request.max_chars_per_second)
+    out = Path(request.out) if request.out is not None else Path("data") / lang.code
     recordings = find_recordings(source)
     longform = None
     if recordings:
-        options = AlignOptions(max_cer, max_duration, language=lang.code)
-        longform = LongformSource(recordings, lang, align_model, options)
+        options = AlignOptions(request.max_cer, max_duration, language=lang.code)
+        longform = LongformSource(recordings, lang, request.align_model, options)
         src = longform.source(str(source))
     else:
         src = open_source(source, lang)
@@ -181,11 +175,11 @@ def prepare(
     if not src.splits:
         raise UsageError(f"{src.description}: no splits found (expected train/dev/test tables)")
     check_free_space(out.parent if out.parent.exists() else Path.cwd(), MIN_FREE_BYTES, "the feature store")
-    num_proc = max(1, num_proc if num_proc is not None else (os.cpu_count() or 1))
+    num_proc = request.num_proc or max(1, os.cpu_count() or 1)
     make_validation = "validation" not in src.splits and "train" in src.splits
     seen = SeenRows()
     with staged_dir(out) as tmp:
-        builder = StoreBuilder(tmp, target.n_mels, make_validation, max(2, round(1 / validation_fraction)))
+        builder = StoreBuilder(tmp, target.n_mels, make_validation, max(2, round(1 / request.validation_fraction)))
         init = (target.n_mels, max_duration, bounds, mel_filters(target.n_mels).numpy(), audio)
         for split, batch, results in _run(_tagged(src, builder, seen), target, init, num_proc):
             builder.consume(split, batch, results)
@@ -229,18 +223,6 @@ def _check_kept(report: dict[str, Any], listed: list[str], report_path: Path) ->
             f"prepare kept no row of {split} ({rep['read']} read): most were {reason} ({n}), "
             f"e.g. {example['row']}: {example['detail']}; see {report_path}"
         )
-
-
-def _check_settings(max_duration: float, bounds: RateBounds) -> None:
-    if not (0 < max_duration <= MAX_CLIP_SECONDS):
-        raise UsageError(f"--max-duration must be in (0, {MAX_CLIP_SECONDS:g}] seconds, got {max_duration}")
-    lo, hi = bounds.min_chars_per_second, bounds.max_chars_per_second
-    if not lo >= 0:
-        raise UsageError(f"--min-chars-per-second must be >= 0, got {lo:g}")
-    if not hi > 0:
-        raise UsageError(f"--max-chars-per-second must be positive, got {hi:g}")
-    if not lo < hi:
-        raise UsageError(f"--min-chars-per-second ({lo:g}) must be below --max-chars-per-second ({hi:g})")
 
 
 def _tagged(src: Source, builder: StoreBuilder, seen: SeenRows) -> Iterator[tuple[str, list[Row]]]:
