@@ -57,8 +57,8 @@ def size_mb(path: Path) -> float:
 
 def main(repeats: int = 1) -> None:
     setup()
-    from whisperft.export import export_model
     from whisperft.export.parity import parity_clips
+    from whisperft.export.run import export_model
     from whisperft.metrics import score
     from whisperft.models.registry import resolve_model
 

@@ -154,6 +154,7 @@ MAY_DEFER = {
     "whisperft.transcribe.request",
     "whisperft.evaluate.request",
     "whisperft.prepare.request",
+    "whisperft.export.request",
 }
 
 

@@ -17,6 +17,7 @@ from whisperft.config import LORA_TARGETS, config_from_dict
 from whisperft.data.align import AlignOptions
 from whisperft.data.store import AUDIO_FORMATS as STORE_AUDIO_FORMATS
 from whisperft.evaluate.request import EvalRequest
+from whisperft.export.request import ExportRequest
 from whisperft.prepare.request import AUDIO_FORMATS, PrepareRequest
 from whisperft.text import EVAL_BATCH_SIZE, MAX_CLIP_SECONDS
 from whisperft.transcribe.decoding import DecodeOptions
@@ -32,7 +33,12 @@ def _defaults(stage: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("command", "stage", "least"),
-    [("transcribe", TranscribeRequest, 8), ("eval", EvalRequest, 8), ("prepare", PrepareRequest, 8)],
+    [
+        ("transcribe", TranscribeRequest, 8),
+        ("eval", EvalRequest, 8),
+        ("prepare", PrepareRequest, 8),
+        ("export", ExportRequest, 4),
+    ],
 )
 def test_the_cli_shows_the_stage_defaults(command: str, stage: Any, least: int) -> None:
     options = {p.name: p.default for p in typer.main.get_command(app).commands[command].params}  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ import typer
 
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.evaluate.request import METRICS, EvalRequest
+from whisperft.export.request import ExportRequest
 from whisperft.extras import missing_extra
 from whisperft.prepare.request import PrepareRequest
 from whisperft.text import (
@@ -581,7 +582,7 @@ def export(
             help="Target: ct2 (faster-whisper), ggml (whisper.cpp), onnx (onnxruntime, optimum's layout) or "
             "openai (openai-whisper's load_model).",
         ),
-    ] = "ct2",
+    ] = ExportRequest.to,
     quantization: Annotated[
         str | None,
         typer.Option(
@@ -596,22 +597,18 @@ def export(
     """Export a model for another Whisper client, and check that it transcribes as the model does there."""
 
     def go() -> None:
-        from whisperft.audio import decode_audio
-        from whisperft.export import check_request, export_model
-        from whisperft.export.parity import parity_clips
-        from whisperft.models.registry import resolve_model
+        from whisperft.export.run import export as run_export
 
-        check_request(to, quantization)  # before any download or speech synthesis
-        path = resolve_model(model)
-        code = lang
-        if code is None:
-            from whisperft.export.standard import generation_language
-
-            code = generation_language(path) or "en"
-        clips = None
-        if not no_verify:
-            clips = [decode_audio(p) for p in verify_audio] if verify_audio else parity_clips(str(code))
-        res = export_model(to, path, out, quantization, clips, str(code))
+        request = ExportRequest(
+            model=model,
+            out=out,
+            to=to,
+            quantization=quantization,
+            verify_audio=tuple(verify_audio) if verify_audio else None,
+            lang=lang,
+            verify=not no_verify,
+        )
+        res = run_export(request)
         if res.parity_wer is not None:
             typer.echo(
                 f"parity: {100 * res.parity_wer:.1f}% WER between the HF model's and the export's outputs on "

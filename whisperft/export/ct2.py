@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.export import TARGETS
 from whisperft.export.parity import check_parity
 from whisperft.export.standard import ExportResult, model_language, parity_code, stock_whisper
+from whisperft.export.targets import TARGETS
 from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.languages import MODEL_KEY

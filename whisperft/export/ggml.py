@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.export import check_request
 from whisperft.export.openai import openai_checkpoint
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, parity_code, stock_whisper
+from whisperft.export.targets import check_request
 from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.models.registry import load_processor

@@ -31,9 +31,9 @@ import torch
 from transformers import AutoConfig
 
 from whisperft.errors import WhisperftError
-from whisperft.export import check_request
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, parity_code
+from whisperft.export.targets import check_request
 from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.models.decode import RepetitionStop

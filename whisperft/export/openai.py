@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from whisperft.errors import UsageError
-from whisperft.export import check_request
 from whisperft.export.parity import check_client
 from whisperft.export.standard import ExportResult, model_language, parity_code, stock_whisper
+from whisperft.export.targets import check_request
 from whisperft.extras import missing_extra
 from whisperft.io import staged_dir
 from whisperft.languages import MODEL_KEY
