@@ -235,7 +235,7 @@ def plan(
 
     def go() -> None:
         from whisperft.config import find_config, load_config, parse_size
-        from whisperft.train.memory import label_tokens, model_config, plan_rows, shard_rows, store_split
+        from whisperft.train.plan import label_tokens, model_config, plan_rows, shard_rows, store_split
 
         cfg = load_config(find_config(config), overrides or [])
         budget, where = _gpu_budget(gpu_memory, parse_size)
@@ -265,7 +265,7 @@ def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: in
     from rich.console import Console
     from rich.table import Table
 
-    from whisperft.train.memory import describe
+    from whisperft.train.plan import describe
 
     gb = 1024**3
     params = rows[0].estimate.weights / (6 if rows[0].plan.precision in ("fp16", "bf16") else 4)
@@ -295,7 +295,7 @@ def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from whisperft.train.memory import SHARDINGS
+    from whisperft.train.plan import SHARDINGS
 
     gb = 1024**3
     batch = cfg.train.batch_size
