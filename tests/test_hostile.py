@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
-from whisperft.data.sources import read_table, safe_join
+from whisperft.data.sources import safe_join
+from whisperft.data.tables import read_table
 from whisperft.prepare import prepare
 from whisperft.text import clean_text, normalize_text
 
