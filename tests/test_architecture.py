@@ -15,6 +15,7 @@ LAYERS = {
     "whisperft.errors": 1,
     "whisperft.io": 1,
     "whisperft.hub": 1,
+    "whisperft.log": 1,
     "whisperft.audio": 2,
     "whisperft.features": 2,
     "whisperft.languages": 2,

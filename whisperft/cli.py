@@ -8,15 +8,14 @@ and ``whisperft --help`` should not wait seconds for them.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from whisperft.errors import UsageError, WhisperftError
+from whisperft.log import setup_logging
 from whisperft.text import CT2_BEAMS, MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, PYTORCH_BEAMS
 
 app = typer.Typer(
@@ -32,24 +31,6 @@ BEAMS_HELP = (
     "the same in transcribe and eval (BENCHMARKS.md, beam_size_*)."
 )
 _state: dict[str, Any] = {"debug": False}
-
-
-def _setup_logging(debug: bool) -> None:
-    from rich.console import Console  # deferred, like every UI library here: start-up time
-    from rich.logging import RichHandler
-
-    handler = RichHandler(
-        console=Console(stderr=True), show_time=False, show_path=False, markup=False, rich_tracebacks=debug
-    )
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    logger.propagate = False
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not debug:
-        warnings.filterwarnings("ignore")
-        logging.getLogger("accelerate").setLevel(logging.ERROR)
-        # huggingface_hub's "Retrying in Ns" lines: its level is set from this variable when it is imported
-        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
 
 
 def _quiet_transformers() -> None:
@@ -76,7 +57,7 @@ def main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
-    _setup_logging(debug)
+    setup_logging(debug)
 
 
 def _fail(exc: BaseException) -> None:
@@ -345,8 +326,9 @@ def sweep(
 
     def go() -> int:
         from whisperft.config import find_config, load_config
-        from whisperft.train.sweep import SWEEP_CSV, SWEEP_PLOT, is_param
         from whisperft.train.sweep import sweep as run_sweep
+        from whisperft.train.sweep_results import SWEEP_CSV, SWEEP_PLOT
+        from whisperft.train.sweep_space import is_param
 
         swept = [a for a in params or [] if is_param(a)]
         fixed = [a for a in params or [] if not is_param(a)]
