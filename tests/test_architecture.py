@@ -14,6 +14,7 @@ LAYERS = {
     "whisperft.io": 1,
     "whisperft.extras": 1,
     "whisperft.hub": 1,
+    "whisperft.log": 1,
     "whisperft.audio": 2,
     "whisperft.features": 2,
     "whisperft.languages": 2,

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from tests.helpers import invoke
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
-from whisperft.data.sources import read_table, safe_join
+from whisperft.data.sources import safe_join
+from whisperft.data.tables import read_table
 from whisperft.errors import UsageError
 from whisperft.prepare.request import PrepareRequest
 from whisperft.prepare.run import prepare

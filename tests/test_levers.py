@@ -119,7 +119,7 @@ def test_plan_estimate_matches_the_measured_peak_of_real_steps(plan: dict) -> No
 
     from transformers import WhisperConfig
 
-    from whisperft.train.memory import Plan, estimate
+    from whisperft.train.plan import Plan, estimate
 
     p = Plan(**plan)
     spec = {"plan": {**asdict(p), "lora_targets": list(p.lora_targets)}, "config": TINY_SHAPE, "batch": 4,
@@ -145,7 +145,7 @@ def test_plan_prints_every_choice_and_the_largest_batch(tmp_path: Path, store: P
 
 def test_largest_fitting_batch_and_the_accumulation_that_keeps_the_effective_batch() -> None:
     from whisperft.errors import UsageError
-    from whisperft.train.memory import largest_fitting, split_effective
+    from whisperft.train.auto_batch import largest_fitting, split_effective
 
     tried: list[int] = []
 
@@ -174,7 +174,7 @@ def test_batch_size_auto_under_a_memory_limit_keeps_the_effective_batch(
 
     from whisperft.config import load_config
     from whisperft.data.store import FeatureStore
-    from whisperft.train.memory import estimate, label_tokens, model_config, plan_from_config
+    from whisperft.train.plan import estimate, label_tokens, model_config, plan_from_config
 
     kw = {"max_steps": 2, "save_steps": 1, "batch_size": "auto", "effective_batch_size": 8}
     cfg_path = train_config(tmp_path / "a.yaml", tiny_model, store, tmp_path / "a", data={"eval_split": None}, **kw)

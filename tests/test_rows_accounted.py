@@ -17,8 +17,9 @@ import pytest
 
 from tests.helpers import run_cli, write_tsv
 from whisperft.audio import decode_audio, downmix
-from whisperft.data.sources import open_source, parse_table
+from whisperft.data.sources import open_source
 from whisperft.data.store import FeatureStore
+from whisperft.data.tables import parse_table
 from whisperft.errors import WhisperftError
 from whisperft.languages import get_language
 

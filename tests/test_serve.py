@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 
 from tests.helpers import ENGLISH, cli_command, run_cli
-from whisperft.data.sources import read_table
+from whisperft.data.tables import read_table
 from whisperft.metrics import score
 from whisperft.synth import speak
 

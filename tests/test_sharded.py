@@ -20,7 +20,7 @@ from tests.helpers import invoke, no_gpu, train_config
 from whisperft.config import find_config
 from whisperft.models.registry import released_config
 from whisperft.train.loop import eval_indices
-from whisperft.train.memory import GB, Plan, estimate, sharded, unit_counts
+from whisperft.train.plan import GB, Plan, estimate, sharded, unit_counts
 
 ACCELERATE = Path(__file__).parents[1] / "configs" / "accelerate"
 

@@ -88,7 +88,8 @@ def test_random_and_optuna_sample_inside_the_ranges_given(tmp_path: Path) -> Non
     import ray
     from ray import tune
 
-    from whisperft.train.sweep import parse_space, plan_search
+    from whisperft.train.sweep import plan_search
+    from whisperft.train.sweep_space import parse_space
 
     args = ["train.learning_rate=loguniform(1e-6,1e-4)", "train.warmup_steps=randint(0,5)", "train.batch_size=4,8"]
     ray.init(num_cpus=2, include_dashboard=False)

@@ -8,9 +8,7 @@ and ``whisperft --help`` should not wait seconds for them.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,11 +18,9 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.evaluate.request import METRICS, EvalRequest
 from whisperft.export.request import ExportRequest
 from whisperft.extras import missing_extra
+from whisperft.log import setup_logging
 from whisperft.prepare.request import PrepareRequest
-from whisperft.text import (
-    CT2_BEAMS,
-    PYTORCH_BEAMS,
-)
+from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS
 from whisperft.transcribe.request import TranscribeRequest
 
 app = typer.Typer(
@@ -40,24 +36,6 @@ BEAMS_HELP = (
     "the same in transcribe and eval (BENCHMARKS.md, beam_size_*)."
 )
 _state: dict[str, Any] = {"debug": False}
-
-
-def _setup_logging(debug: bool) -> None:
-    from rich.console import Console  # deferred, like every UI library here: start-up time
-    from rich.logging import RichHandler
-
-    handler = RichHandler(
-        console=Console(stderr=True), show_time=False, show_path=False, markup=False, rich_tracebacks=debug
-    )
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    logger.propagate = False
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not debug:
-        warnings.filterwarnings("ignore")
-        logging.getLogger("accelerate").setLevel(logging.ERROR)
-        # huggingface_hub's "Retrying in Ns" lines: its level is set from this variable when it is imported
-        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
 
 
 def _quiet_transformers() -> None:
@@ -84,7 +62,7 @@ def main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
-    _setup_logging(debug)
+    setup_logging(debug)
 
 
 def _fail(exc: BaseException) -> None:
@@ -248,7 +226,7 @@ def plan(
 
     def go() -> None:
         from whisperft.config import find_config, load_config, parse_size
-        from whisperft.train.memory import label_tokens, model_config, plan_rows, shard_rows, store_split
+        from whisperft.train.plan import label_tokens, model_config, plan_rows, shard_rows, store_split
 
         cfg = load_config(find_config(config), overrides or [])
         budget, where = _gpu_budget(gpu_memory, parse_size)
@@ -278,7 +256,7 @@ def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: in
     from rich.console import Console
     from rich.table import Table
 
-    from whisperft.train.memory import describe
+    from whisperft.train.plan import describe
 
     gb = 1024**3
     params = rows[0].estimate.weights / (6 if rows[0].plan.precision in ("fp16", "bf16") else 4)
@@ -310,7 +288,7 @@ def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from whisperft.train.memory import SHARDINGS
+    from whisperft.train.plan import SHARDINGS
 
     gb = 1024**3
     batch = cfg.train.batch_size
@@ -360,8 +338,9 @@ def sweep(
 
     def go() -> int:
         from whisperft.config import find_config, load_config
-        from whisperft.train.sweep import SWEEP_CSV, SWEEP_PLOT, is_param
         from whisperft.train.sweep import sweep as run_sweep
+        from whisperft.train.sweep_results import SWEEP_CSV, SWEEP_PLOT
+        from whisperft.train.sweep_space import is_param
 
         swept = [a for a in params or [] if is_param(a)]
         fixed = [a for a in params or [] if not is_param(a)]

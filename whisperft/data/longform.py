@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from whisperft.audio import AUDIO_SUFFIXES
-from whisperft.data.sources import SPLIT_ALIASES, _read_text_file, parse_table, read_table
+from whisperft.data.sources import SPLIT_ALIASES
+from whisperft.data.tables import parse_table, read_table, read_text_file
 from whisperft.errors import UsageError
 from whisperft.text import normalize_text
 
@@ -72,7 +73,7 @@ def find_recordings(source: str | None) -> list[Recording] | None:
 
 def _header(path: Path) -> list[str]:
     """A manifest's columns, from its first record only: a manifest of clips is then read once, by sources."""
-    first = next((line for line in _read_text_file(path).splitlines() if line.strip()), "")
+    first = next((line for line in read_text_file(path).splitlines() if line.strip()), "")
     if path.suffix.lower() == ".jsonl":
         try:
             record = json.loads(first)
@@ -128,7 +129,7 @@ def _ends(text: str, at: int) -> bool:
 
 def read_units(path: Path) -> list[Unit]:
     """The units of a text file, in order (see ``split_units``)."""
-    return split_units(_read_text_file(path))
+    return split_units(read_text_file(path))
 
 
 def split_units(text: str) -> list[Unit]:

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from whisperft.audio import SAMPLE_RATE
-from whisperft.data.sources import read_table
+from whisperft.data.tables import read_table
 from whisperft.errors import UsageError
 from whisperft.io import atomic_write_text, waiting_lock
 

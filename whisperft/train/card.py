@@ -1,4 +1,4 @@
-"""``final/README.md``: a Hugging Face model card for the fine-tuned model.
+"""``final/README.md``: a Hugging Face model card for the fine-tuned model, and ``curves.png`` beside it.
 
 YAML metadata as the Hub reads it (language, license, base_model, datasets, metrics, tags and a
 ``model-index`` with the measured validation WER), then a body with the before/after table, the
@@ -7,8 +7,10 @@ training curves, the config and the hardware.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,17 @@ import torch
 import yaml
 
 from whisperft.config import Config
+from whisperft.data.remote import local_store
+from whisperft.data.store import FeatureStore
+from whisperft.io import atomic_write_text
 from whisperft.languages import Language, ModelLanguage, get_language
 from whisperft.models.registry import SIZES
+from whisperft.train.checkpoint import TrainState
+from whisperft.train.curves import plot_curves
 
 BUNDLED_BASES = {"bundled:base": "openai/whisper-base", "bundled:tiny.en": "openai/whisper-tiny.en"}
 LICENSE = "apache-2.0"  # OpenAI's Whisper weights are Apache-2.0; a fine-tune inherits it
+CURVES = "curves.png"  # training loss, learning rate and validation WER against step
 
 
 def base_model_id(name: str) -> str | None:
@@ -175,3 +183,23 @@ def _token_note(lang: Language, own: ModelLanguage | None) -> list[str]:
             f"Language detection that answers `{proxy.code}` on this model means {lang.name.title()}."
         )
     return [f"Whisper has no token for {lang.name.title()} ({lang.code}). {how}", ""]
+
+
+def write_card(cfg: Config, state: TrainState, out: Path, final: Path, seconds: float) -> None:
+    """curves.png (in the run folder ``out`` and in final/) and final/README.md, the model card."""
+    plot_curves(state.history, state.best_step, out / CURVES)
+    shutil.copyfile(out / CURVES, final / CURVES)
+    evals = {r["step"]: r for r in state.history if "eval_wer" in r}
+    before = evals.get(0, {})
+    after = evals.get(state.best_step, {}) if state.best_step is not None else {}
+    results = {
+        "before_wer": before.get("eval_wer"), "before_cer": before.get("eval_cer"),
+        "after_wer": after.get("eval_wer"), "after_cer": after.get("eval_cer"),
+        "best_step": state.best_step, "steps": state.step, "train_seconds": seconds,
+    }  # fmt: skip
+    source = " + ".join(
+        str(FeatureStore(local_store(store)).meta.get("source", store)) + (f" ({weight:g})" if cfg.data.mix else "")
+        for _, store, weight in cfg.data.sources()
+    )
+    own = ModelLanguage.read(json.loads((final / "config.json").read_text(encoding="utf-8")))
+    atomic_write_text(final / "README.md", render_card(cfg, source, results, curves=True, own=own))

@@ -1,9 +1,11 @@
-"""Checkpoints that resume exactly: save atomically, mark complete, keep the newest, restore the newest.
+"""What a run writes of its model: checkpoints that resume exactly (save atomically, mark complete, keep the
+newest, restore the newest), and the model folders ``best/`` and ``final/``.
 
 A checkpoint is ``OUTPUT_DIR/checkpoints/step-NNNNNNN/``: Accelerate's state (weights, optimizer,
 scheduler, RNG) plus ``trainer_state.json`` (step, epoch, data position, best WER, history). It is
 written as ``.tmp-step-NNNNNNN``, marked ``_COMPLETE`` and renamed into place, so a crash leaves
-either the whole checkpoint or nothing that is ever read.
+either the whole checkpoint or nothing that is ever read. ``best/`` and ``final/`` are standard Hugging Face
+model folders with the resolved config beside the weights, staged and renamed into place the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whisperft.io import atomic_write_json, check_free_space, is_complete, mark_complete
+from whisperft.config import Config
+from whisperft.io import atomic_write_json, check_free_space, is_complete, mark_complete, staged_dir
+from whisperft.models.lora import is_lora, save_merged
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -91,3 +95,35 @@ def restore_checkpoint(accelerator: Any, output_dir: Path) -> tuple[Path, TrainS
     ckpt = checkpoints[-1]
     accelerator.load_state(str(ckpt))
     return ckpt, TrainState(**json.loads((ckpt / STATE_FILE).read_text()))
+
+
+def save_weights(
+    accelerator: Any, model: Any, processor: Any, cfg: Config, folder: Path, sharded: bool = False
+) -> None:
+    """The model as it is now, into ``folder``; every process calls this (FSDP and DeepSpeed gather the
+    full weights from all of them, ``sharded``), the main process writes."""
+    weights = accelerator.get_state_dict(model) if sharded else None
+    if accelerator.is_main_process:
+        save_model(accelerator.unwrap_model(model), processor, folder, cfg, weights)
+    accelerator.wait_for_everyone()
+
+
+def save_model(model: Any, processor: Any, folder: Path, cfg: Config, weights: dict | None = None) -> None:
+    """Save a standard HF model folder atomically (temp folder + rename), with the resolved config.
+    ``weights``: the full state dict when the model's own parameters are shards (FSDP, DeepSpeed)."""
+    with staged_dir(folder) as tmp:
+        if is_lora(model):
+            save_merged(model, tmp)  # a standard model folder, plus the adapter alone in adapter/
+        else:
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=weights)
+        processor.save_pretrained(tmp)
+        cfg.save(tmp / "config.yaml")
+
+
+def copy_model(src: Path, dst: Path) -> None:
+    with staged_dir(dst) as tmp:
+        for p in src.iterdir():
+            if p.is_file() and p.name != "_COMPLETE":
+                shutil.copy2(p, tmp / p.name)
+            elif p.is_dir():  # a LoRA run's adapter/
+                shutil.copytree(p, tmp / p.name)

@@ -7,10 +7,8 @@ and checkpoints that resume exactly: weights, optimizer, scheduler, RNG and data
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,26 +20,27 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType, broadcast_object_list, gather_object, set_seed
 
 from whisperft.config import Config, parse_duration
-from whisperft.data.remote import local_store
-from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
-from whisperft.io import RunLock, atomic_write_json, atomic_write_text, check_free_space, mark_complete, staged_dir
-from whisperft.languages import ModelLanguage
+from whisperft.io import RunLock, atomic_write_json, check_free_space, mark_complete
 from whisperft.metrics import score
 from whisperft.models.decode import decode_split
-from whisperft.models.lora import is_lora, save_merged
 from whisperft.text import Decoded, stop_counts
-from whisperft.train.card import render_card
-from whisperft.train.checkpoint import TrainState, has_checkpoint, restore_checkpoint, save_checkpoint
-from whisperft.train.curves import plot_curves, start_trackers, trackers
+from whisperft.train.card import write_card
+from whisperft.train.checkpoint import (
+    TrainState,
+    copy_model,
+    has_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
+from whisperft.train.curves import start_trackers, trackers
 from whisperft.train.interrupt import StopSignals
 from whisperft.train.language_token import prompt_token
 from whisperft.train.progress import Budget, LossMeter, TrainProgress, append_log, restart_log
 from whisperft.train.setup import SHARDED, Setup, build
 
 logger = logging.getLogger("whisperft")
-
-CURVES = "curves.png"  # training loss, learning rate and validation WER against step
 
 CHECKPOINT_BYTES_PER_WEIGHT_BYTE = 4  # weights + two AdamW moments + slack
 
@@ -293,7 +292,7 @@ def evaluate_and_track(run: Setup, state: TrainState, bar: TrainProgress) -> boo
     if improved:
         state.best_wer, state.best_step = wer, state.step
         state.evals_without_improvement = 0
-        save_weights(run, run.out / "best")
+        save_weights(run.accelerator, run.model, run.processor, run.cfg, run.out / "best", sharded=run.sharded)
     else:
         state.evals_without_improvement += 1
     report_eval(run, state, metrics)  # after best/ is saved: a sweep's scheduler may end the process here
@@ -382,7 +381,7 @@ def finish(
         broadcast_object_list(from_best)
     from_best = from_best[0]
     if not from_best:
-        save_weights(run, final)
+        save_weights(run.accelerator, run.model, run.processor, run.cfg, final, sharded=run.sharded)
     if run.main:
         if from_best:
             copy_model(out / "best", final)
@@ -402,7 +401,7 @@ def finish(
         }
         atomic_write_json(final / "metrics.json", metrics)
         run.cfg.save(final / "config.yaml")
-        write_card(run, state, final, metrics["train_seconds"])
+        write_card(run.cfg, state, out, final, metrics["train_seconds"])
         mark_complete(final)
     run.accelerator.wait_for_everyone()
     seconds = time.perf_counter() - t_start
@@ -411,55 +410,5 @@ def finish(
     )
 
 
-def write_card(run: Setup, state: TrainState, final: Path, seconds: float) -> None:
-    """curves.png (in the run folder and in final/) and final/README.md, the model card."""
-    plot_curves(state.history, state.best_step, run.out / CURVES)
-    shutil.copyfile(run.out / CURVES, final / CURVES)
-    evals = {r["step"]: r for r in state.history if "eval_wer" in r}
-    before = evals.get(0, {})
-    after = evals.get(state.best_step, {}) if state.best_step is not None else {}
-    results = {
-        "before_wer": before.get("eval_wer"), "before_cer": before.get("eval_cer"),
-        "after_wer": after.get("eval_wer"), "after_cer": after.get("eval_cer"),
-        "best_step": state.best_step, "steps": state.step, "train_seconds": seconds,
-    }  # fmt: skip
-    source = " + ".join(
-        str(FeatureStore(local_store(store)).meta.get("source", store)) + (f" ({weight:g})" if run.cfg.data.mix else "")
-        for _, store, weight in run.cfg.data.sources()
-    )
-    own = ModelLanguage.read(json.loads((final / "config.json").read_text(encoding="utf-8")))
-    atomic_write_text(final / "README.md", render_card(run.cfg, source, results, curves=True, own=own))
-
-
 def _checkpoint_bytes(model: Any) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters()) * CHECKPOINT_BYTES_PER_WEIGHT_BYTE
-
-
-def save_weights(run: Setup, folder: Path) -> None:
-    """The model as it is now, into ``folder``; every process calls this (FSDP and DeepSpeed gather the
-    full weights from all of them), the main process writes."""
-    weights = run.accelerator.get_state_dict(run.model) if run.sharded else None
-    if run.main:
-        save_model(run.accelerator.unwrap_model(run.model), run.processor, folder, run.cfg, weights)
-    run.accelerator.wait_for_everyone()
-
-
-def save_model(model: Any, processor: Any, folder: Path, cfg: Config, weights: dict | None = None) -> None:
-    """Save a standard HF model folder atomically (temp folder + rename), with the resolved config.
-    ``weights``: the full state dict when the model's own parameters are shards (FSDP, DeepSpeed)."""
-    with staged_dir(folder) as tmp:
-        if is_lora(model):
-            save_merged(model, tmp)  # a standard model folder, plus the adapter alone in adapter/
-        else:
-            model.save_pretrained(tmp, safe_serialization=True, state_dict=weights)
-        processor.save_pretrained(tmp)
-        cfg.save(tmp / "config.yaml")
-
-
-def copy_model(src: Path, dst: Path) -> None:
-    with staged_dir(dst) as tmp:
-        for p in src.iterdir():
-            if p.is_file() and p.name != "_COMPLETE":
-                shutil.copy2(p, tmp / p.name)
-            elif p.is_dir():  # a LoRA run's adapter/
-                shutil.copytree(p, tmp / p.name)

@@ -39,16 +39,10 @@ from whisperft.models.whisper import (
     feature_extractor_for,
     set_language,
 )
+from whisperft.train.auto_batch import cuda_fits, largest_fitting, split_effective
 from whisperft.train.checkpoint import find_checkpoints
 from whisperft.train.language_token import choose_language_token, prompt_token
-from whisperft.train.memory import (
-    cuda_fits,
-    estimate,
-    label_tokens,
-    largest_fitting,
-    plan_from_config,
-    split_effective,
-)
+from whisperft.train.plan import estimate, label_tokens, plan_from_config
 
 logger = logging.getLogger("whisperft")
 
