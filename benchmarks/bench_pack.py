@@ -18,7 +18,7 @@ WER_STEPS_PADDED = 40  # the padded run's length; the packed run gets the same w
 def run(store: str, model: str, out: Path, pack: bool, steps: int, skip_first: bool = False) -> float:
     """Train ``steps`` steps; returns the wall time of the training loop alone (from the step log)."""
     from whisperft.config import config_from_dict
-    from whisperft.train import train
+    from whisperft.train.loop import train
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = config_from_dict(

@@ -49,7 +49,7 @@ def bare_loop(store_dir: str, model_path: str) -> float:
 
 def ours(store_dir: str, model_path: str) -> float:
     from whisperft.config import config_from_dict
-    from whisperft.train import train
+    from whisperft.train.loop import train
 
     out = DATA / "train-bench"
     shutil.rmtree(out, ignore_errors=True)

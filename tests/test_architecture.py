@@ -156,6 +156,7 @@ MAY_DEFER = {
     "whisperft.evaluate.request",
     "whisperft.prepare.request",
     "whisperft.export.request",
+    "whisperft.train.request",
 }
 
 

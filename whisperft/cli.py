@@ -21,6 +21,7 @@ from whisperft.extras import missing_extra
 from whisperft.log import setup_logging
 from whisperft.prepare.request import PrepareRequest
 from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS
+from whisperft.train.request import PlanRequest
 from whisperft.transcribe.request import TranscribeRequest
 
 app = typer.Typer(
@@ -195,7 +196,7 @@ def train(
 
     def go() -> None:
         from whisperft.config import find_config, load_config
-        from whisperft.train import train as run
+        from whisperft.train.loop import train as run
 
         path = find_config(config)
         cfg = load_config(path, overrides or [])
@@ -219,45 +220,33 @@ def plan(
     gpu_memory: Annotated[
         str | None, typer.Option(help="The GPU's memory, e.g. 16GB. Default: this machine's GPU, else 16GB.")
     ] = None,
-    gpus: Annotated[int, typer.Option(min=1, help="GPUs for the sharded rows (ZeRO-2, ZeRO-3, FSDP).")] = 8,
+    gpus: Annotated[
+        int, typer.Option(min=1, help="GPUs for the sharded rows (ZeRO-2, ZeRO-3, FSDP).")
+    ] = PlanRequest.gpus,
 ) -> None:
     """Estimate a run's peak GPU memory for each method, precision and checkpointing, and the largest batch;
     then per GPU when N GPUs shard the training state."""
 
     def go() -> None:
-        from whisperft.config import find_config, load_config, parse_size
-        from whisperft.train.plan import label_tokens, model_config, plan_rows, shard_rows, store_split
+        from whisperft.train.plan import run_plan
 
-        cfg = load_config(find_config(config), overrides or [])
-        budget, where = _gpu_budget(gpu_memory, parse_size)
-        mc = model_config(cfg)
-        tokens, why = label_tokens(cfg, mc, store_split(cfg))
-        rows = plan_rows(cfg, mc, tokens, budget)
-        _print_plan(cfg, mc, rows, tokens, why, budget, where)
-        _print_shards(cfg, shard_rows(cfg, mc, rows[0], budget, gpus), gpus, budget)
+        report = run_plan(
+            PlanRequest(config=config, overrides=tuple(overrides or ()), gpu_memory=gpu_memory, gpus=gpus)
+        )
+        _print_plan(report)
+        _print_shards(report)
 
     _run(go)
 
 
-def _gpu_budget(text: str | None, parse_size: Any) -> tuple[int, str]:
-    import torch
-
-    if text is not None:
-        size = parse_size(text)
-        if size is None or size < 1024**3:  # "24" alone is 24 bytes: a forgotten unit
-            raise UsageError(f"--gpu-memory: expected a size like 16GB or 80G, got {text!r}")
-        return size, "--gpu-memory"
-    if torch.cuda.is_available():
-        return int(torch.cuda.get_device_properties(0).total_memory), torch.cuda.get_device_name(0)
-    return 16 * 1024**3, "no GPU here: assuming 16 GB, pass --gpu-memory"
-
-
-def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: int, where: str) -> None:
+def _print_plan(report: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from whisperft.train.plan import describe
 
+    cfg, mc, rows, tokens, why = report.cfg, report.model, report.rows, report.tokens, report.why
+    budget, where = report.budget, report.where
     gb = 1024**3
     params = rows[0].estimate.weights / (6 if rows[0].plan.precision in ("fp16", "bf16") else 4)
     typer.echo(f"{cfg.model.name}: {params / 1e6:.1f} M parameters, encoder window "
@@ -284,12 +273,13 @@ def _print_plan(cfg: Any, mc: Any, rows: list, tokens: int, why: str, budget: in
     )
 
 
-def _print_shards(cfg: Any, rows: list, gpus: int, budget: int) -> None:
+def _print_shards(report: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from whisperft.train.plan import SHARDINGS
 
+    cfg, rows, gpus, budget = report.cfg, report.shards, report.gpus, report.budget
     gb = 1024**3
     batch = cfg.train.batch_size
     table = Table(title=f"This config per GPU over {gpus} GPU{'s' * (gpus > 1)} (GB) at batch {batch} per GPU")

@@ -1,5 +1,2 @@
-"""The train stage: setup -> fit -> save, with exact resume (see ARCHITECTURE.md)."""
-
-from whisperft.train.loop import TrainResult, train
-
-__all__ = ["TrainResult", "train"]
+"""The train stage: setup -> fit -> save, with exact resume (see ARCHITECTURE.md). Its entry is
+``train.loop.train``; ``train.plan.run_plan`` (``whisperft plan``) takes a ``train.request.PlanRequest``."""

@@ -28,11 +28,12 @@ from typing import Any
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-from whisperft.config import LORA_TARGETS
+from whisperft.config import LORA_TARGETS, find_config, load_config, parse_size
 from whisperft.data.store import FeatureStore, Split
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import ConfigError, UsageError, WhisperftError
 from whisperft.models.registry import released_config, resolve_model
 from whisperft.models.whisper import POSITIONS_PER_SECOND
+from whisperft.train.request import PlanRequest
 
 GB = 1024**3
 CUDA_OVERHEAD = 0.5 * GB  # the CUDA context and cuBLAS/cuDNN workspaces
@@ -349,3 +350,50 @@ def shard_rows(cfg: Any, config: WhisperConfig, own: PlanRow, budget: int, gpus:
         e = sharded(config, plan, est, strategy, gpus)
         rows.append(ShardRow(strategy, e, e.total(batch), e.largest_batch(budget)))
     return rows
+
+
+DEFAULT_GPU_MEMORY = 16 * 1024**3  # without a GPU or --gpu-memory: a T4, Colab's free GPU (16 GB)
+
+
+@dataclass
+class PlanReport:
+    """What ``whisperft plan`` found: the resolved config and model, the label tokens it planned for (and
+    why), the GPU memory budget in bytes (and where it came from), a row per plan, and the config's rows
+    per GPU when ``gpus`` GPUs shard its state."""
+
+    cfg: Any
+    model: WhisperConfig
+    tokens: int
+    why: str
+    budget: int
+    where: str
+    rows: list[PlanRow]
+    shards: list[ShardRow]
+    gpus: int
+
+
+def gpu_budget(text: str | None) -> tuple[int, str]:
+    """(bytes, where they come from): ``text`` (a size such as 16GB), else this machine's first GPU, else
+    ``DEFAULT_GPU_MEMORY``."""
+    if text is not None:
+        size = parse_size(text)
+        assert size is not None  # PlanRequest.problems refused anything else
+        return size, "--gpu-memory"
+    if torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(0).total_memory), torch.cuda.get_device_name(0)
+    return DEFAULT_GPU_MEMORY, "no GPU here: assuming 16 GB, pass --gpu-memory"
+
+
+def run_plan(request: PlanRequest) -> PlanReport:
+    """Plan the request's config: every method, precision and checkpointing against the GPU's memory, then
+    the config sharded over ``request.gpus``. Raises ConfigError for a bad request or config."""
+    problems = request.problems()
+    if problems:
+        raise ConfigError(problems)
+    cfg = load_config(find_config(request.config), list(request.overrides))
+    budget, where = gpu_budget(request.gpu_memory)
+    mc = model_config(cfg)
+    tokens, why = label_tokens(cfg, mc, store_split(cfg))
+    rows = plan_rows(cfg, mc, tokens, budget)
+    shards = shard_rows(cfg, mc, rows[0], budget, request.gpus)
+    return PlanReport(cfg, mc, tokens, why, budget, where, rows, shards, request.gpus)
