@@ -20,7 +20,7 @@ from whisperft.evaluate.request import EvalRequest
 from whisperft.export.request import ExportRequest
 from whisperft.prepare.request import AUDIO_FORMATS, PrepareRequest
 from whisperft.text import EVAL_BATCH_SIZE, MAX_CLIP_SECONDS
-from whisperft.train.request import PlanRequest
+from whisperft.train.request import PlanRequest, SweepRequest
 from whisperft.transcribe.decoding import DecodeOptions
 from whisperft.transcribe.request import TranscribeRequest
 
@@ -40,6 +40,7 @@ def _defaults(stage: Any) -> dict[str, Any]:
         ("prepare", PrepareRequest, 8),
         ("export", ExportRequest, 4),
         ("plan", PlanRequest, 2),
+        ("sweep", SweepRequest, 6),
     ],
 )
 def test_the_cli_shows_the_stage_defaults(command: str, stage: Any, least: int) -> None:

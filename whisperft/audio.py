@@ -108,8 +108,11 @@ def downmix(data: np.ndarray, source: AudioSource | None = None) -> np.ndarray:
         level = f"{20 * np.log10(mix_rms / rms[loudest]):.0f} dB below the loudest" if mix_rms > 0 else "silent"
         logger.warning(
             "%s: the %d channels cancel when mixed (%s): using channel %d alone",
-            _describe(source) if source is not None else "audio", data.shape[1], level, loudest + 1,
-        )  # fmt: skip
+            _describe(source) if source is not None else "audio",
+            data.shape[1],
+            level,
+            loudest + 1,
+        )
         return np.ascontiguousarray(data[:, loudest])
     return mix
 

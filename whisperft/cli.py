@@ -21,7 +21,7 @@ from whisperft.extras import missing_extra
 from whisperft.log import setup_logging
 from whisperft.prepare.request import PrepareRequest
 from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS
-from whisperft.train.request import PlanRequest
+from whisperft.train.request import PlanRequest, SweepRequest
 from whisperft.transcribe.request import TranscribeRequest
 
 app = typer.Typer(
@@ -172,13 +172,16 @@ def prepare(
             result = run(request, progress=tick)
         for split, rep in result.report.items():
             skipped = ", ".join(f"{k} {v}" for k, v in rep["skipped"].items()) or "none"
-            typer.echo(f"{split}: read {rep['read']}, kept {rep['kept']} ({rep['hours'] * 60:.1f} min), "
-                       f"skipped: {skipped}")  # fmt: skip
+            typer.echo(
+                f"{split}: read {rep['read']}, kept {rep['kept']} ({rep['hours'] * 60:.1f} min), skipped: {skipped}"
+            )
         if result.alignment:
             a = result.alignment
-            typer.echo(f"long recordings: {a['hours_recovered'] * 60:.1f} min recovered as clips of "
-                       f"{a['hours_recorded'] * 60:.1f} min recorded ({a['hours_speech'] * 60:.1f} min of speech, "
-                       f"{a['hours_not_in_text'] * 60:.1f} min not in the text)")  # fmt: skip
+            typer.echo(
+                f"long recordings: {a['hours_recovered'] * 60:.1f} min recovered as clips of "
+                f"{a['hours_recorded'] * 60:.1f} min recorded ({a['hours_speech'] * 60:.1f} min of speech, "
+                f"{a['hours_not_in_text'] * 60:.1f} min not in the text)"
+            )
         typer.echo(f"feature store: {result.out} (report: {result.out / 'prepare_report.json'})")
 
     _run(go)
@@ -249,8 +252,10 @@ def _print_plan(report: Any) -> None:
     budget, where = report.budget, report.where
     gb = 1024**3
     params = rows[0].estimate.weights / (6 if rows[0].plan.precision in ("fp16", "bf16") else 4)
-    typer.echo(f"{cfg.model.name}: {params / 1e6:.1f} M parameters, encoder window "
-               f"{mc.max_source_positions / 50:.1f} s, labels up to {tokens} tokens ({why})")  # fmt: skip
+    typer.echo(
+        f"{cfg.model.name}: {params / 1e6:.1f} M parameters, encoder window "
+        f"{mc.max_source_positions / 50:.1f} s, labels up to {tokens} tokens ({why})"
+    )
     batch = cfg.train.batch_size
     table = Table(title=f"Estimated peak GPU memory (GB) at batch {batch}; {budget / gb:.0f} GB ({where})")
     for col in ("plan", "weights", "grads + optimizer", "per example", f"batch {batch}", "largest batch"):
@@ -289,12 +294,19 @@ def _print_shards(report: Any) -> None:
         name, path = SHARDINGS[r.strategy]
         e = r.estimate
         fits = "" if r.at_batch <= budget else " (too big)"
-        table.add_row(name, f"{e.weights / gb:.2f}", f"{(e.gradients + e.optimizer) / gb:.2f}",
-                      f"{r.at_batch / gb:.1f}{fits}", str(r.largest_batch) if r.largest_batch else "none fits",
-                      path or "accelerate launch (multi-GPU)")  # fmt: skip
+        table.add_row(
+            name,
+            f"{e.weights / gb:.2f}",
+            f"{(e.gradients + e.optimizer) / gb:.2f}",
+            f"{r.at_batch / gb:.1f}{fits}",
+            str(r.largest_batch) if r.largest_batch else "none fits",
+            path or "accelerate launch (multi-GPU)",
+        )
     Console(width=140).print(table)
-    typer.echo("Sharded rows follow the ZeRO paper's accounting, plus the layers FSDP and ZeRO-3 gather "
-               "(docs/several-gpus.md).")  # fmt: skip
+    typer.echo(
+        "Sharded rows follow the ZeRO paper's accounting, plus the layers FSDP and ZeRO-3 gather "
+        "(docs/several-gpus.md)."
+    )
 
 
 @app.command(
@@ -311,7 +323,7 @@ def sweep(
             "for every trial (key=value)."
         ),
     ] = None,
-    search: Annotated[str, typer.Option(help="grid, random or optuna (TPE).")] = "grid",
+    search: Annotated[str, typer.Option(help="grid, random or optuna (TPE).")] = SweepRequest.search,
     trials: Annotated[
         int | None, typer.Option(help="Samples for random and optuna (default 8); repeats of the grid (default 1).")
     ] = None,
@@ -321,23 +333,28 @@ def sweep(
     address: Annotated[
         str | None, typer.Option(help="Join the Ray cluster of this node (auto, or HOST:6379), not a local Ray.")
     ] = None,
-    asha: Annotated[bool, typer.Option(help="Stop trials early on validation WER (ASHA).")] = True,
+    asha: Annotated[bool, typer.Option(help="Stop trials early on validation WER (ASHA).")] = SweepRequest.asha,
     out: Annotated[Path | None, typer.Option(help="The sweep's folder. Default: train.output_dir + '-sweep'.")] = None,
 ) -> None:
     """Train one config at many points on Ray Tune, one run folder each; sweep.csv and sweep.png. Rerun to resume."""
 
     def go() -> int:
-        from whisperft.config import find_config, load_config
         from whisperft.train.sweep import sweep as run_sweep
         from whisperft.train.sweep_results import SWEEP_CSV, SWEEP_PLOT
-        from whisperft.train.sweep_space import is_param
 
-        swept = [a for a in params or [] if is_param(a)]
-        fixed = [a for a in params or [] if not is_param(a)]
-        path = find_config(config)
-        folder = out or Path(load_config(path, fixed).train.output_dir + "-sweep")
-        rows = run_sweep(path, swept, folder, fixed, search=search, trials=trials, concurrent=concurrent,
-                         address=address, asha=asha, debug=_state["debug"])  # fmt: skip
+        request = SweepRequest(
+            config=config,
+            args=tuple(params or ()),
+            search=search,
+            trials=trials,
+            concurrent=concurrent,
+            address=address,
+            asha=asha,
+            out=out,
+            debug=_state["debug"],
+        )
+        result = run_sweep(request)
+        rows, folder = result.rows, result.folder
         for r in rows:
             typer.echo(f"{r['trial']}: dev WER {r['dev_wer'] or '-'}%  {r['status']}")
         typer.echo(f"results: {folder / SWEEP_CSV}   plot: {folder / SWEEP_PLOT}   Ray: {folder / 'ray'}")
@@ -605,8 +622,10 @@ def languages(
                 line += "  (no Whisper token: trains under a related language's, see language_token)"
             typer.echo(line)
         if not names:
-            typer.echo("Any other language (ISO 639 code, Common Voice locale or name: eo, gn, ky-KG, Uyghur) trains "
-                       "under a related language's token: see language_token.")  # fmt: skip
+            typer.echo(
+                "Any other language (ISO 639 code, Common Voice locale or name: eo, gn, ky-KG, Uyghur) trains "
+                "under a related language's token: see language_token."
+            )
 
     _run(go, transformers=False)
 
@@ -619,8 +638,10 @@ def _print_upload(plan: Any, private: bool, dry_run: bool) -> None:
     from whisperft.publish import human_size
 
     verb = "would push" if dry_run else "pushing"
-    typer.echo(f"{verb} {len(plan.files)} files ({human_size(plan.total_bytes)}) to {plan.repo_type} repo "
-               f"{plan.repo_id} ({'private' if private else 'public'}):")  # fmt: skip
+    typer.echo(
+        f"{verb} {len(plan.files)} files ({human_size(plan.total_bytes)}) to {plan.repo_type} repo "
+        f"{plan.repo_id} ({'private' if private else 'public'}):"
+    )
     width = max(len(f) for f, _ in plan.files)
     for name, size in plan.files:
         typer.echo(f"  {name:{width}}  {human_size(size):>9}")

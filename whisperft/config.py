@@ -294,8 +294,10 @@ class Config:
             return out
         out += language_token_problems(lang, self.language_token)
         if self.language_token == "new" and self.train.method == "lora":
-            out.append("language_token: new needs train.method full: LoRA trains no embedding, so the new token "
-                       "would keep its proxy's row; use auto")  # fmt: skip
+            out.append(
+                "language_token: new needs train.method full: LoRA trains no embedding, so the new token "
+                "would keep its proxy's row; use auto"
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -93,8 +93,11 @@ def hub_check(timeout: float = HUB_TIMEOUT_S) -> Check:
     reason = probe(timeout)
     if reason is None:
         return Check("hub", "ok", f"{endpoint()} reachable")
-    return Check("hub", "warn", f"{endpoint()} unreachable ({reason}); use bundled:NAME and local data, "
-                 "or set HF_ENDPOINT to a mirror")  # fmt: skip
+    return Check(
+        "hub",
+        "warn",
+        f"{endpoint()} unreachable ({reason}); use bundled:NAME and local data, or set HF_ENDPOINT to a mirror",
+    )
 
 
 def package_checks() -> list[Check]:

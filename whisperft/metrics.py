@@ -153,10 +153,17 @@ def _metrics(w: _Edits, c: _Edits, nw: _Edits, nc: _Edits) -> dict[str, Any]:
     totals = {"wer": w, "cer": c, "wer_normalized": nw, "cer_normalized": nc}
     out: dict[str, Any] = {name: rate(e.errors, e.length) for name, e in totals.items()}
     out.update(
-        substitutions=w.substitutions, deletions=w.deletions, insertions=w.insertions, hits=w.hits,
-        reference_words=w.length, substitutions_normalized=nw.substitutions, deletions_normalized=nw.deletions,
-        insertions_normalized=nw.insertions, hits_normalized=nw.hits, reference_words_normalized=nw.length,
-    )  # fmt: skip
+        substitutions=w.substitutions,
+        deletions=w.deletions,
+        insertions=w.insertions,
+        hits=w.hits,
+        reference_words=w.length,
+        substitutions_normalized=nw.substitutions,
+        deletions_normalized=nw.deletions,
+        insertions_normalized=nw.insertions,
+        hits_normalized=nw.hits,
+        reference_words_normalized=nw.length,
+    )
     out["notes"] = [
         f"{name}: null, the references have no {_UNITS[name]}"
         + (" after normalization" if name.endswith("_normalized") else "")

@@ -77,24 +77,42 @@ def store_upload(folder: Path, repo_id: str) -> Upload:
 
 def dataset_card(store: FeatureStore, repo_id: str) -> str:
     """README.md for a pushed store: Hub metadata, what it holds, and how to use it."""
-    report = json.loads((store.folder / "prepare_report.json").read_text()) if (
-        store.folder / "prepare_report.json").is_file() else {}  # fmt: skip
+    report = (
+        json.loads((store.folder / "prepare_report.json").read_text())
+        if (store.folder / "prepare_report.json").is_file()
+        else {}
+    )
     lang = get_language(store.meta.get("language") or "en")
     rows = [f"| {name} | {info.get('kept', '?')} | {info.get('hours', 0):.2f} |" for name, info in report.items()] or [
         "| – | – | – |"
     ]
     meta = {"language": [lang.code], "task_categories": ["automatic-speech-recognition"], "tags": ["whisperft"]}
-    return "\n".join([
-        "---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "",
-        f"# {repo_id.split('/')[1]}", "",
-        f"A [whisperft](https://pypi.org/project/whisperft/) feature store: {lang.name.title()} speech as "
-        f"{store.n_mels}-bin log-mel frames (float16) with tokenized transcripts for `{store.meta.get('model')}`, "
-        f"from {store.meta.get('source', 'unknown data')}.", "",
-        "| split | clips | hours |", "|---|---|---|", *rows, "",
-        "Train on it directly; whisperft fetches it once into its cache:", "",
-        "```yaml", f"data:\n  store: hf://datasets/{repo_id}", "```", "",
-        f"or `whisperft eval --model MODEL --data hf://datasets/{repo_id}`.", "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "---",
+            yaml.safe_dump(meta, sort_keys=False).rstrip(),
+            "---",
+            "",
+            f"# {repo_id.split('/')[1]}",
+            "",
+            f"A [whisperft](https://pypi.org/project/whisperft/) feature store: {lang.name.title()} speech as "
+            f"{store.n_mels}-bin log-mel frames (float16) with tokenized transcripts for `{store.meta.get('model')}`, "
+            f"from {store.meta.get('source', 'unknown data')}.",
+            "",
+            "| split | clips | hours |",
+            "|---|---|---|",
+            *rows,
+            "",
+            "Train on it directly; whisperft fetches it once into its cache:",
+            "",
+            "```yaml",
+            f"data:\n  store: hf://datasets/{repo_id}",
+            "```",
+            "",
+            f"or `whisperft eval --model MODEL --data hf://datasets/{repo_id}`.",
+            "",
+        ]
+    )
 
 
 def upload(plan: Upload, private: bool, card: str | None = None) -> str:
@@ -105,14 +123,24 @@ def upload(plan: Upload, private: bool, card: str | None = None) -> str:
     try:
         url = api.create_repo(plan.repo_id, repo_type=plan.repo_type, private=private, exist_ok=True)
         if card is not None:
-            api.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=plan.repo_id,
-                            repo_type=plan.repo_type, commit_message="whisperft: dataset card")  # fmt: skip
+            api.upload_file(
+                path_or_fileobj=card.encode(),
+                path_in_repo="README.md",
+                repo_id=plan.repo_id,
+                repo_type=plan.repo_type,
+                commit_message="whisperft: dataset card",
+            )
         body = [f for f, _ in plan.files if Path(f).name != COMPLETE_MARKER]
         markers = [f for f, _ in plan.files if Path(f).name == COMPLETE_MARKER]
         for batch, message in ((body, "whisperft push"), (markers, "whisperft push: complete")):
             if batch:
-                api.upload_folder(folder_path=str(plan.folder), repo_id=plan.repo_id, repo_type=plan.repo_type,
-                                  allow_patterns=batch, commit_message=message)  # fmt: skip
+                api.upload_folder(
+                    folder_path=str(plan.folder),
+                    repo_id=plan.repo_id,
+                    repo_type=plan.repo_type,
+                    allow_patterns=batch,
+                    commit_message=message,
+                )
     except HfHubHTTPError as exc:
         raise WhisperftError(f"the Hub refused the upload to {plan.repo_id}: {_first_line(exc)}") from None
     except Exception as exc:  # the network boundary: connection, auth and offline-mode errors of any client

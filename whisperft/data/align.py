@@ -139,8 +139,13 @@ class _Match:
         return self.errors / max(1, self.length)
 
 
-def align(units: Sequence[Unit], words: Sequence[Word], speech: Sequence[Region], duration: float,
-          options: AlignOptions = AlignOptions()) -> Alignment:  # fmt: skip
+def align(
+    units: Sequence[Unit],
+    words: Sequence[Word],
+    speech: Sequence[Region],
+    duration: float,
+    options: AlignOptions = AlignOptions(),
+) -> Alignment:
     """Align ``words`` (the transcript, in order) to ``units`` (the text) and cut clips at the pauses
     between the ``speech`` regions of a recording of ``duration`` seconds. Words that are only
     punctuation (faster-whisper keeps a spaced " —" as a word) take no part."""
@@ -218,8 +223,11 @@ def _match(units: Sequence[Unit], words: Sequence[Word], language: str | None = 
         firsts = range(min(first, max(floor, first - lead - 1)), first + 1)
         lasts = range(last, max(last, min(ceiling, last + trail + 1)) + 1)
         reference = "".join(unit_tokens[k])
-        best = min((Levenshtein.distance(reference, "".join(t for toks in said[a : b + 1] for t in toks)), a - b, a, b)
-                    for a in firsts for b in lasts)  # fmt: skip
+        best = min(
+            (Levenshtein.distance(reference, "".join(t for toks in said[a : b + 1] for t in toks)), a - b, a, b)
+            for a in firsts
+            for b in lasts
+        )
         m.errors, _, m.first, m.last = best
         m.differs = _differs(unit_tokens[k], [t for toks in said[m.first : m.last + 1] for t in toks])
         floor = m.last + 1
@@ -332,8 +340,9 @@ def _unheard(heard: _Heard, first: int, last: int, a: float, b: float) -> bool:
     return outside > EDGE_SLACK
 
 
-def _clip(units: Sequence[Unit], matches: list[_Match], heard: _Heard, i: int,
-          options: AlignOptions) -> tuple[int, Clip | tuple[str, str]]:  # fmt: skip
+def _clip(
+    units: Sequence[Unit], matches: list[_Match], heard: _Heard, i: int, options: AlignOptions
+) -> tuple[int, Clip | tuple[str, str]]:
     """The clip that starts with unit ``i`` (kept), joining the units after it that no pause parts from it:
     (its last unit, the clip or the (reason, detail) that skips all of them)."""
     start = _pause_between(heard, matches[i].first - 1, matches[i].first, last=True)

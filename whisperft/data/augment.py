@@ -71,8 +71,15 @@ class AugmentSettings:
 
     def problems(self) -> list[str]:
         out = []
-        for key in ("speed_prob", "pitch_prob", "gain_prob", "noise_prob", "telephone_prob", "mask_time_prob",
-                    "mask_feature_prob"):  # fmt: skip
+        for key in (
+            "speed_prob",
+            "pitch_prob",
+            "gain_prob",
+            "noise_prob",
+            "telephone_prob",
+            "mask_time_prob",
+            "mask_feature_prob",
+        ):
             if not (0 <= getattr(self, key) <= 1):
                 out.append(f"data.augment.{key}: must be in [0, 1], got {getattr(self, key)}")
         for key in ("speed_range", "pitch_semitones", "gain_db", "noise_snr_db"):
@@ -246,8 +253,11 @@ class Augmenter:
             factor = float(rng.uniform(*s.speed_range))
             if max_samples is None or n_samples / factor <= max_samples:
                 ops.append(("speed", factor))
-        for name, prob, span in (("pitch", s.pitch_prob, s.pitch_semitones), ("gain", s.gain_prob, s.gain_db),
-                                 ("noise", s.noise_prob, s.noise_snr_db)):  # fmt: skip
+        for name, prob, span in (
+            ("pitch", s.pitch_prob, s.pitch_semitones),
+            ("gain", s.gain_prob, s.gain_db),
+            ("noise", s.noise_prob, s.noise_snr_db),
+        ):
             if rng.random() < prob:
                 ops.append((name, float(rng.uniform(*span))))
         # drawn only when on, so that runs without it keep the draws they had before it existed

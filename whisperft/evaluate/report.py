@@ -106,9 +106,11 @@ def _plot(bins: list[tuple[str, int, float | None]]) -> str:
 def _table(head: Sequence[str], rows: list[Sequence[Any]]) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{c}</td>' if isinstance(c, int | float) else f"<td>{c}</td>" for c in r)
-        + "</tr>" for r in rows
-    )  # fmt: skip
+        "<tr>"
+        + "".join(f'<td class="num">{c}</td>' if isinstance(c, int | float) else f"<td>{c}</td>" for c in r)
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
@@ -118,10 +120,12 @@ def render_report(summary: dict[str, Any], utts: Sequence[Utterance]) -> str:
     rows = []
     for u in worst:
         ref, hyp = _aligned(u.reference, u.hypothesis)
-        rows.append(f'<tr class="pair"><td rowspan="2">{html.escape(u.id)}</td><td rowspan="2" class="num">'
-                    f'{u.duration:.1f}</td><td rowspan="2" class="num">{u.word_errors}/{u.words}</td>'
-                    f'<td class="label">ref</td><td>{ref}</td></tr><tr class="pair"><td class="label">hyp</td>'
-                    f"<td>{hyp}</td></tr>")  # fmt: skip
+        rows.append(
+            f'<tr class="pair"><td rowspan="2">{html.escape(u.id)}</td><td rowspan="2" class="num">'
+            f'{u.duration:.1f}</td><td rowspan="2" class="num">{u.word_errors}/{u.words}</td>'
+            f'<td class="label">ref</td><td>{ref}</td></tr><tr class="pair"><td class="label">hyp</td>'
+            f"<td>{hyp}</td></tr>"
+        )
     counts = error_counts(utts)
     subs = [(html.escape(r), html.escape(h), n) for (r, h), n in counts["substitute"].most_common(TOP)]
     dels = [(html.escape(w), n) for w, n in counts["delete"].most_common(TOP)]

@@ -156,8 +156,9 @@ def _load(model_spec: str, trust_pickle: bool) -> _Model:
         def generate_ct2(feats: torch.Tensor, token: str, beams: int, limits: list, repeats: bool) -> list[Decoded]:
             return ct2.generate_decoded(feats.numpy(), token, limits, beams, repeats)
 
-        return _Model(generate_ct2, ct2.multilingual, ct2.own, N_FRAMES, None, languages=ct2.languages,
-                      default_beams=CT2_BEAMS)  # fmt: skip
+        return _Model(
+            generate_ct2, ct2.multilingual, ct2.own, N_FRAMES, None, languages=ct2.languages, default_beams=CT2_BEAMS
+        )
     path = resolve_model(model_spec)
     cuda = torch.cuda.is_available()
     model = load_model(path, trust_pickle=trust_pickle, dtype=torch.float16 if cuda else None).eval()

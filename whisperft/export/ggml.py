@@ -79,10 +79,14 @@ def export_ggml(
             parity = None
             if verify_audio:
                 parity = check_client(
-                    model_path, verify_audio, lang, quantization, "whisper.cpp",
+                    model_path,
+                    verify_audio,
+                    lang,
+                    quantization,
+                    "whisper.cpp",
                     lambda clips, token: transcribe_ggml(tmp / MODEL_FILE, clips, token, shown=out / MODEL_FILE),
                     MAX_NEW_TOKENS,
-                )  # fmt: skip
+                )
             else:
                 check_loads(tmp / MODEL_FILE, out / MODEL_FILE)
     return ExportResult.checked(out, quantization, parity)
@@ -93,13 +97,25 @@ def write_ggml(model_path: str, f: BinaryIO, quantization: str) -> None:
     checkpoint = openai_checkpoint(model_path, torch.float32)
     dims = checkpoint["dims"]
     if dims["n_vocab"] not in WHISPER_VOCABS:
-        raise UsageError(f"{model_path}: whisper.cpp holds only Whisper's vocabularies ({WHISPER_VOCABS}), "
-                         f"this model has {dims['n_vocab']} tokens")  # fmt: skip
+        raise UsageError(
+            f"{model_path}: whisper.cpp holds only Whisper's vocabularies ({WHISPER_VOCABS}), "
+            f"this model has {dims['n_vocab']} tokens"
+        )
     ftype, qtype, qname = FILE_TYPES[quantization]
     if ftype != 1:
         ftype += QNT_VERSION_FACTOR * QNT_VERSION
-    keys = ("n_vocab", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer",
-            "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer", "n_mels")  # fmt: skip
+    keys = (
+        "n_vocab",
+        "n_audio_ctx",
+        "n_audio_state",
+        "n_audio_head",
+        "n_audio_layer",
+        "n_text_ctx",
+        "n_text_state",
+        "n_text_head",
+        "n_text_layer",
+        "n_mels",
+    )
     f.write(struct.pack("<12i", MAGIC, *(int(dims[k]) for k in keys), ftype))
     processor = load_processor(model_path)
     filters = np.asarray(processor.feature_extractor.mel_filters, dtype=np.float32).T  # (201, n_mels) -> (n_mels, 201)
@@ -187,14 +203,26 @@ def client_texts(model_file: str, clips: list[np.ndarray], token: str | None, au
         from pywhispercpp.model import Model  # deferred: an optional extra (pywhispercpp)
     except ImportError:
         raise missing_extra("the ggml parity check", ["pywhispercpp"]) from None
-    model = Model(model_file, redirect_whispercpp_logs_to=False, n_threads=max(1, min(4, os.cpu_count() or 1)),
-                  print_progress=False, print_realtime=False, greedy={"best_of": 1})  # fmt: skip
+    model = Model(
+        model_file,
+        redirect_whispercpp_logs_to=False,
+        n_threads=max(1, min(4, os.cpu_count() or 1)),
+        print_progress=False,
+        print_realtime=False,
+        greedy={"best_of": 1},
+    )
     texts = []
     for clip in clips:
         segments = model.transcribe(
-            np.asarray(clip, dtype=np.float32), language=token or "en", no_timestamps=True, no_context=True,
-            temperature=0.0, temperature_inc=0.0, single_segment=True, audio_ctx=audio_ctx,
-        )  # fmt: skip
+            np.asarray(clip, dtype=np.float32),
+            language=token or "en",
+            no_timestamps=True,
+            no_context=True,
+            temperature=0.0,
+            temperature_inc=0.0,
+            single_segment=True,
+            audio_ctx=audio_ctx,
+        )
         texts.append("".join(s.text for s in segments))
     return texts
 

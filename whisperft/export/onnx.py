@@ -148,9 +148,14 @@ def export_onnx(
         if verify_audio:
             runner = OnnxWhisper(tmp)
             parity = check_client(
-                model_path, verify_audio, lang, quantization, "onnxruntime",
-                lambda clips, token: runner.transcribe(clips, token, fallback=False), MAX_NEW_TOKENS,
-            )  # fmt: skip
+                model_path,
+                verify_audio,
+                lang,
+                quantization,
+                "onnxruntime",
+                lambda clips, token: runner.transcribe(clips, token, fallback=False),
+                MAX_NEW_TOKENS,
+            )
     return ExportResult.checked(out, quantization, parity)
 
 
@@ -165,8 +170,14 @@ def store_encoder(graph: Path, target: Path) -> None:
     if size < PROTOBUF_LIMIT:
         onnx.save_model(proto, str(target))
         return
-    onnx.save_model(proto, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=ENCODER_DATA, size_threshold=1024)  # fmt: skip
+    onnx.save_model(
+        proto,
+        str(target),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=ENCODER_DATA,
+        size_threshold=1024,
+    )
 
 
 @torch.inference_mode()
@@ -222,9 +233,16 @@ def _trace(model: Any, folder: Path) -> list[Path]:
         path = folder / name
         try:
             torch.onnx.export(
-                module, args, str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes,
-                opset_version=OPSET, dynamo=False, do_constant_folding=True,
-            )  # fmt: skip
+                module,
+                args,
+                str(path),
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=True,
+            )
         except Exception as exc:  # the exporter raises many types; one line names the graph
             raise WhisperftError(f"ONNX export of {name} failed: {exc}") from None
         paths.append(path)
@@ -239,8 +257,13 @@ def _quantize(graphs: list[Path], folder: Path) -> list[Path]:
     out.mkdir(exist_ok=True)
     for path in graphs:
         # external data format: reads and writes a graph of any size
-        quantize_dynamic(str(path), str(out / path.name), weight_type=QuantType.QInt8, per_channel=True,
-                         use_external_data_format=True)  # fmt: skip
+        quantize_dynamic(
+            str(path),
+            str(out / path.name),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            use_external_data_format=True,
+        )
     return [out / path.name for path in graphs]
 
 

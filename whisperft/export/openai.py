@@ -76,9 +76,14 @@ def export_openai(
             parity = None
             if verify_audio:
                 parity = check_client(
-                    model_path, verify_audio, lang, quantization, "openai-whisper",
-                    lambda clips, token: transcribe_openai(tmp / CHECKPOINT, clips, token), SAMPLE_LEN,
-                )  # fmt: skip
+                    model_path,
+                    verify_audio,
+                    lang,
+                    quantization,
+                    "openai-whisper",
+                    lambda clips, token: transcribe_openai(tmp / CHECKPOINT, clips, token),
+                    SAMPLE_LEN,
+                )
     return ExportResult.checked(out, quantization, parity)
 
 
@@ -92,8 +97,9 @@ def openai_checkpoint(model_path: str, dtype: torch.dtype) -> dict[str, Any]:
     model = load_model(model_path)
     cfg = model.config
     if not torch.equal(model.proj_out.weight, model.get_input_embeddings().weight):
-        raise UsageError(f"{model_path}: its output projection is not tied to the token embeddings, "
-                             "which openai-whisper requires")  # fmt: skip
+        raise UsageError(
+            f"{model_path}: its output projection is not tied to the token embeddings, which openai-whisper requires"
+        )
     state = {}
     for key, tensor in model.state_dict().items():
         if key == "proj_out.weight":
@@ -139,11 +145,12 @@ def transcribe_openai(checkpoint: Path, clips: list[np.ndarray], token: str) -> 
     model = whisper.load_model(str(checkpoint), device="cpu")
     mels = torch.stack(
         [
-            whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(np.asarray(c, dtype=np.float32))),
-                                        model.dims.n_mels)
+            whisper.log_mel_spectrogram(
+                whisper.pad_or_trim(torch.from_numpy(np.asarray(c, dtype=np.float32))), model.dims.n_mels
+            )
             for c in clips
         ]
-    )  # fmt: skip
+    )
     options = whisper.DecodingOptions(
         language=token if model.is_multilingual else None, temperature=0.0, without_timestamps=True, fp16=False
     )

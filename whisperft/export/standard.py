@@ -111,5 +111,8 @@ def _fold(model: Any, work: Path, own: ModelLanguage, client: str) -> None:
     logger.info(
         "%s is not one of Whisper's language tokens, which %s requires: exported under %s "
         "(the trained row moved there); transcribe with language=%r",
-        own.language.token, client, get_language(folded.token).token, folded.token,
-    )  # fmt: skip
+        own.language.token,
+        client,
+        get_language(folded.token).token,
+        folded.token,
+    )

@@ -156,11 +156,16 @@ def decode_split(
     try:
         return decode_rows(
             split,
-            lambda feats, limits, repeats: generate_decoded(model, tokenizer, feats, token, limits,
-                                                            num_beams=num_beams, stop_repeats=repeats, synced=synced),
-            batch_size=batch_size, indices=indices, n_frames=n_frames, progress=progress,
-            max_new_tokens=max_new_tokens, bound=bound,
-        )  # fmt: skip
+            lambda feats, limits, repeats: generate_decoded(
+                model, tokenizer, feats, token, limits, num_beams=num_beams, stop_repeats=repeats, synced=synced
+            ),
+            batch_size=batch_size,
+            indices=indices,
+            n_frames=n_frames,
+            progress=progress,
+            max_new_tokens=max_new_tokens,
+            bound=bound,
+        )
     finally:
         model.train(was_training)
 
@@ -195,8 +200,11 @@ def decode_rows(
     if cut:
         logger.warning(
             "%d of %d clips are longer than the model's %.0f s audio context: only their first %.0f s are heard",
-            cut, len(todo), n_frames / FRAMES_PER_SECOND, n_frames / FRAMES_PER_SECOND,
-        )  # fmt: skip
+            cut,
+            len(todo),
+            n_frames / FRAMES_PER_SECOND,
+            n_frames / FRAMES_PER_SECOND,
+        )
     hyps: dict[int, Decoded] = {}
     for start in range(0, len(order), batch_size):
         idx = [int(i) for i in order[start : start + batch_size]]

@@ -76,8 +76,10 @@ class AlignSummary:
     recordings: list[RecordingSummary] = field(default_factory=list)
 
     def to_dict(self, kept_hours: float) -> dict[str, Any]:
-        total = {k: round(sum(getattr(r, k) for r in self.recordings) / 3600, 4)
-                 for k in ("seconds", "speech", "aligned", "not_in_text", "no_speech")}  # fmt: skip
+        total = {
+            k: round(sum(getattr(r, k) for r in self.recordings) / 3600, 4)
+            for k in ("seconds", "speech", "aligned", "not_in_text", "no_speech")
+        }
         return {
             "model": self.model,
             "max_cer": self.max_cer,
@@ -153,13 +155,25 @@ class LongformSource:
             return
         summary.seconds, summary.speech = round(duration, 3), round(sum(b - a for a, b in speech), 3)
         summary.aligned = round(sum(c.duration for c in found.clips), 3)
-        logger.info("%s: %d clips (%.1f of %.1f min) from %d sentences", rec.origin, len(found.clips),
-                    summary.aligned / 60, duration / 60, len(units))  # fmt: skip
+        logger.info(
+            "%s: %d clips (%.1f of %.1f min) from %d sentences",
+            rec.origin,
+            len(found.clips),
+            summary.aligned / 60,
+            duration / 60,
+            len(units),
+        )
         yield from _rows_of(rec, audio, found, speech, duration, summary)
 
 
-def _rows_of(rec: Recording, audio: Any, found: Alignment, speech: list[tuple[float, float]], duration: float,
-             summary: RecordingSummary) -> Iterator[Row]:  # fmt: skip
+def _rows_of(
+    rec: Recording,
+    audio: Any,
+    found: Alignment,
+    speech: list[tuple[float, float]],
+    duration: float,
+    summary: RecordingSummary,
+) -> Iterator[Row]:
     """The clips as rows, then a skipped row for every unit, stretch of other speech, or silence left out."""
     for k, clip in enumerate(found.clips):
         cut = audio[int(clip.start * SAMPLE_RATE) : int(clip.end * SAMPLE_RATE)]

@@ -186,10 +186,17 @@ def prepare(request: PrepareRequest, progress: Callable[[int], None] | None = No
             if progress is not None:
                 progress(len(batch))
         report = builder.close()
-        meta = {"n_mels": target.n_mels, "language": lang.code, "model": model,
-                "vocab_size": len(target.tokenizer), "max_target_positions": target.max_target_positions,
-                "max_duration": max_duration, "source": src.description, "splits": list(builder.writers),
-                "audio": audio}  # fmt: skip
+        meta = {
+            "n_mels": target.n_mels,
+            "language": lang.code,
+            "model": model,
+            "vocab_size": len(target.tokenizer),
+            "max_target_positions": target.max_target_positions,
+            "max_duration": max_duration,
+            "source": src.description,
+            "splits": list(builder.writers),
+            "audio": audio,
+        }
         write_meta(tmp, meta)
         atomic_write_json(tmp / REPORT, report)
         summary = longform.summary.to_dict(sum(r["hours"] for r in report.values())) if longform else None

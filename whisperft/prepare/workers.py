@@ -23,9 +23,13 @@ _W: dict[str, Any] = {}  # this process's settings, set by init_worker
 
 
 def init_worker(
-    n_mels: int, max_duration: float, bounds: RateBounds, filters: Any = None, audio: str | None = None,
+    n_mels: int,
+    max_duration: float,
+    bounds: RateBounds,
+    filters: Any = None,
+    audio: str | None = None,
     worker: bool = True,
-) -> None:  # fmt: skip
+) -> None:
     """Worker set-up: one torch thread, the filters' settings, the mel filter bank handed over by the
     parent, and the format of the store's audio track (None: frames only)."""
     if worker:
@@ -84,8 +88,15 @@ def process(rows: list[Row], ids: list[list[int]]) -> list[tuple[str, Any]]:
     for (i, audio), (frames, pad) in zip(waves, feats, strict=True):
         r = rows[i]
         encoded = encode_audio(audio, _W["audio"]) if _W.get("audio") else b""
-        ex = Example(r.id, str(r.text), frames.astype(np.float16), pad, np.asarray(ids[i], np.int32),
-                     len(audio) / SAMPLE_RATE, encoded)  # fmt: skip
+        ex = Example(
+            r.id,
+            str(r.text),
+            frames.astype(np.float16),
+            pad,
+            np.asarray(ids[i], np.int32),
+            len(audio) / SAMPLE_RATE,
+            encoded,
+        )
         results[i] = ("ok", ex)
     return results
 

@@ -78,14 +78,18 @@ def metadata(cfg: Config, source: str, results: dict[str, Any]) -> dict[str, Any
         meta["datasets"] = [dtype]
     name = Path(cfg.train.output_dir).name
     if results.get("after_wer") is not None:
-        meta["model-index"] = [{
-            "name": name,
-            "results": [{
-                "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
-                "dataset": {"type": dtype, "name": dname, "split": cfg.data.eval_split, "config": lang.code},
-                "metrics": [{"type": "wer", "value": round(100 * results["after_wer"], 2), "name": "WER"}],
-            }],
-        }]  # fmt: skip
+        meta["model-index"] = [
+            {
+                "name": name,
+                "results": [
+                    {
+                        "task": {"type": "automatic-speech-recognition", "name": "Automatic Speech Recognition"},
+                        "dataset": {"type": dtype, "name": dname, "split": cfg.data.eval_split, "config": lang.code},
+                        "metrics": [{"type": "wer", "value": round(100 * results["after_wer"], 2), "name": "WER"}],
+                    }
+                ],
+            }
+        ]
     return meta
 
 
@@ -193,10 +197,14 @@ def write_card(cfg: Config, state: TrainState, out: Path, final: Path, seconds: 
     before = evals.get(0, {})
     after = evals.get(state.best_step, {}) if state.best_step is not None else {}
     results = {
-        "before_wer": before.get("eval_wer"), "before_cer": before.get("eval_cer"),
-        "after_wer": after.get("eval_wer"), "after_cer": after.get("eval_cer"),
-        "best_step": state.best_step, "steps": state.step, "train_seconds": seconds,
-    }  # fmt: skip
+        "before_wer": before.get("eval_wer"),
+        "before_cer": before.get("eval_cer"),
+        "after_wer": after.get("eval_wer"),
+        "after_cer": after.get("eval_cer"),
+        "best_step": state.best_step,
+        "steps": state.step,
+        "train_seconds": seconds,
+    }
     source = " + ".join(
         str(FeatureStore(local_store(store)).meta.get("source", store)) + (f" ({weight:g})" if cfg.data.mix else "")
         for _, store, weight in cfg.data.sources()

@@ -24,10 +24,12 @@ def trackers(cfg: Config) -> list[str]:
     if name == "none":
         return []
     if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None:
-        raise ConfigError([
-            f"train.report_to: {name} needs the {TRACKER_PACKAGES[name]} package (pip install "
-            f"{TRACKER_PACKAGES[name]}), or set train.report_to: none"
-        ])  # fmt: skip
+        raise ConfigError(
+            [
+                f"train.report_to: {name} needs the {TRACKER_PACKAGES[name]} package (pip install "
+                f"{TRACKER_PACKAGES[name]}), or set train.report_to: none"
+            ]
+        )
     return [name]
 
 
@@ -79,8 +81,14 @@ def plot_curves(history: list[dict[str, Any]], best_step: int | None, path: Path
     best = next((r for r in evals if r["step"] == best_step), None)
     if best is not None:
         axes[2].axvline(best["step"], color="tab:green", linestyle="--", alpha=0.6)
-        axes[2].plot([best["step"]], [100 * best["eval_wer"]], "*", color="tab:green", markersize=14,
-                     label=f"best: step {best['step']}, WER {100 * best['eval_wer']:.1f}%")  # fmt: skip
+        axes[2].plot(
+            [best["step"]],
+            [100 * best["eval_wer"]],
+            "*",
+            color="tab:green",
+            markersize=14,
+            label=f"best: step {best['step']}, WER {100 * best['eval_wer']:.1f}%",
+        )
         axes[2].legend(loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,13 @@ def choose_language_token(cfg: Config, model: Any, tokenizer: Any, split: Split)
         seen = ", ".join(f"{code} {c}" for code, c in counts.most_common(4))
         logger.info(
             "Whisper has no token for %s (%s): the base model hears %s on %d of %d training clips (%s)",
-            lang.name, lang.code, get_language(proxy).name, votes, sum(counts.values()), seen,
-        )  # fmt: skip
+            lang.name,
+            lang.code,
+            get_language(proxy).name,
+            votes,
+            sum(counts.values()),
+            seen,
+        )
     else:
         proxy = get_language(choice).code
     if choice == "new":

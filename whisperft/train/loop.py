@@ -118,8 +118,10 @@ def check_sharding(accelerator: Accelerator, cfg: Config) -> None:
     them on only for GPU-type devices (accelerate/state.py), so on a CPU the run would silently train
     unsharded, every process holding the whole model. LoRA is refused under sharding: its trainable state
     is small, and its merged save reads the whole model. Raises UsageError (exit 2)."""
-    for env, name, kind in (("ACCELERATE_USE_FSDP", "FSDP", DistributedType.FSDP),
-                            ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed", DistributedType.DEEPSPEED)):  # fmt: skip
+    for env, name, kind in (
+        ("ACCELERATE_USE_FSDP", "FSDP", DistributedType.FSDP),
+        ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed", DistributedType.DEEPSPEED),
+    ):
         if os.environ.get(env, "false").lower() == "true" and accelerator.distributed_type != kind:
             raise UsageError(
                 f"the accelerate config asks for {name}, but Accelerate runs it only on CUDA GPUs and this run "
@@ -249,8 +251,10 @@ def train_step(
             norm = acc.clip_grad_norm_(run.model.parameters(), run.cfg.train.max_grad_norm)
             finite = norm is None or bool(torch.isfinite(torch.as_tensor(norm)))
             if deepspeed and not finite:
-                raise WhisperftError("non-finite gradient under DeepSpeed, which has already stepped; lower "
-                                     "train.learning_rate or use bf16")  # fmt: skip
+                raise WhisperftError(
+                    "non-finite gradient under DeepSpeed, which has already stepped; lower "
+                    "train.learning_rate or use bf16"
+                )
         if finite:
             run.optimizer.step()
         run.optimizer.zero_grad(set_to_none=True)

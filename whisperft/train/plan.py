@@ -96,8 +96,10 @@ def _counts(config: WhisperConfig) -> tuple[int, int, int, int]:
         model = _meta_model(config)
         total = sum(p.numel() for p in model.parameters())
         encoder = sum(p.numel() for p in model.model.encoder.parameters())
-        layers = [sum(p.numel() for p in layer.parameters())
-                  for layer in (*model.model.encoder.layers, *model.model.decoder.layers)]  # fmt: skip
+        layers = [
+            sum(p.numel() for p in layer.parameters())
+            for layer in (*model.model.encoder.layers, *model.model.decoder.layers)
+        ]
         _COUNTS[key] = total, encoder, total - sum(layers), max(layers)
     return _COUNTS[key]
 
@@ -242,11 +244,16 @@ def sharded(config: WhisperConfig, plan: Plan, est: Estimate, strategy: str, gpu
     if strategy == "zero2":
         return Estimate(half * total, half * trainable // gpus, zero_optimizer, est.activations_per_example)
     if strategy == "zero3":
-        return Estimate(half * total // gpus + gathered, half * trainable // gpus + gathered, zero_optimizer,
-                        est.activations_per_example)  # fmt: skip
+        return Estimate(
+            half * total // gpus + gathered,
+            half * trainable // gpus + gathered,
+            zero_optimizer,
+            est.activations_per_example,
+        )
     if strategy == "fsdp":
-        return Estimate(4 * total // gpus + gathered,
-                        4 * trainable // gpus + gathered, moments // gpus, est.activations_per_example)  # fmt: skip
+        return Estimate(
+            4 * total // gpus + gathered, 4 * trainable // gpus + gathered, moments // gpus, est.activations_per_example
+        )
     raise UsageError(f"sharding {strategy!r}: expected one of {', '.join(SHARDINGS)}")
 
 
@@ -256,8 +263,19 @@ def plans_for(base: Plan) -> list[Plan]:
     for method in ("full", "lora"):
         for precision in ("no", "bf16"):
             for ckpt in (False, True):
-                rows.append(Plan(method, precision, ckpt, base.freeze_encoder, base.optimizer, base.lora_r,
-                                 base.lora_targets, base.lora_dropout, base.attention))  # fmt: skip
+                rows.append(
+                    Plan(
+                        method,
+                        precision,
+                        ckpt,
+                        base.freeze_encoder,
+                        base.optimizer,
+                        base.lora_r,
+                        base.lora_targets,
+                        base.lora_dropout,
+                        base.attention,
+                    )
+                )
     return rows
 
 
@@ -271,8 +289,17 @@ def describe(plan: Plan) -> str:
 def plan_from_config(cfg: Any) -> Plan:
     """The Plan that a run's config describes."""
     t = cfg.train
-    return Plan(t.method, t.mixed_precision, t.gradient_checkpointing, t.freeze_encoder, t.optimizer, t.lora.r,
-                tuple(t.lora.target_modules), t.lora.dropout, cfg.model.attn_implementation or "sdpa")  # fmt: skip
+    return Plan(
+        t.method,
+        t.mixed_precision,
+        t.gradient_checkpointing,
+        t.freeze_encoder,
+        t.optimizer,
+        t.lora.r,
+        tuple(t.lora.target_modules),
+        t.lora.dropout,
+        cfg.model.attn_implementation or "sdpa",
+    )
 
 
 @dataclass

@@ -107,8 +107,10 @@ def build(cfg: Config, accelerator: Any) -> Setup:
     if cfg.train.batch_size == "auto":
         longest = max(sources, key=lambda s: int(s.train.n_labels.max()))
         choose_batch_size(cfg, model, accelerator, n_frames, longest.train)
-    parts = [training_dataset(cfg, s.train, processor.tokenizer, model.config, n_frames, source=k)
-             for k, s in enumerate(sources)]  # fmt: skip
+    parts = [
+        training_dataset(cfg, s.train, processor.tokenizer, model.config, n_frames, source=k)
+        for k, s in enumerate(sources)
+    ]
     dataset = parts[0]
     if len(parts) > 1:
         dataset = MixedDataset(parts, [s.weight for s in sources], cfg.train.seed)
@@ -147,8 +149,11 @@ def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, 
         before = yaml.safe_load(saved.read_text(encoding="utf-8")).get("train", {})
         t.batch_size, t.gradient_accumulation_steps = before["batch_size"], before["gradient_accumulation_steps"]
         accelerator.gradient_accumulation_steps = t.gradient_accumulation_steps
-        logger.info("batch_size auto: resuming with the batch chosen before, %d x %d", t.batch_size,
-                    t.gradient_accumulation_steps)  # fmt: skip
+        logger.info(
+            "batch_size auto: resuming with the batch chosen before, %d x %d",
+            t.batch_size,
+            t.gradient_accumulation_steps,
+        )
         return
     tokens, _ = label_tokens(cfg, model.config, split)
     est = estimate(model.config, plan_from_config(cfg), tokens)
@@ -156,8 +161,9 @@ def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, 
         device = accelerator.device
         total = torch.cuda.get_device_properties(device).total_memory
         limit = parse_size(t.memory_limit) if t.memory_limit else int(total * 0.95)
-        fits = cuda_fits(model.to(device), accelerator.autocast, model.config.num_mel_bins, n_frames, tokens,
-                         est.optimizer, limit)  # fmt: skip
+        fits = cuda_fits(
+            model.to(device), accelerator.autocast, model.config.num_mel_bins, n_frames, tokens, est.optimizer, limit
+        )
         how = f"tried on {torch.cuda.get_device_name(device)}"
     else:  # a CPU has no out-of-memory error to catch: the estimate decides
         limit = parse_size(t.memory_limit) if t.memory_limit else int(psutil.virtual_memory().available * 0.8)
@@ -175,9 +181,17 @@ def choose_batch_size(cfg: Config, model: Any, accelerator: Any, n_frames: int, 
     accelerator.gradient_accumulation_steps = t.gradient_accumulation_steps
     logger.info(
         "batch_size auto: %d fits in %.1f GB (%s, largest %d); gradient_accumulation_steps %d keeps the "
-        "effective batch %d = %d x %d x %d process(es)", t.batch_size, limit / 2**30, how, largest,
-        t.gradient_accumulation_steps, effective, t.batch_size, t.gradient_accumulation_steps, processes,
-    )  # fmt: skip
+        "effective batch %d = %d x %d x %d process(es)",
+        t.batch_size,
+        limit / 2**30,
+        how,
+        largest,
+        t.gradient_accumulation_steps,
+        effective,
+        t.batch_size,
+        t.gradient_accumulation_steps,
+        processes,
+    )
 
 
 def load_splits(cfg: Config, store: FeatureStore, location: str) -> tuple[Split, Split | None]:
@@ -233,15 +247,26 @@ def load_for_training(cfg: Config, sources: list[Source]) -> tuple[Any, Any]:
         model.model.encoder._requires_grad = False
     if cfg.data.augment.spec_augment:  # Whisper masks the frames itself, in training mode only
         aug = cfg.data.augment
-        model.config.update({"apply_spec_augment": True, "mask_time_prob": aug.mask_time_prob,
-                             "mask_time_length": aug.mask_time_length, "mask_feature_prob": aug.mask_feature_prob,
-                             "mask_feature_length": aug.mask_feature_length})  # fmt: skip
+        model.config.update(
+            {
+                "apply_spec_augment": True,
+                "mask_time_prob": aug.mask_time_prob,
+                "mask_time_length": aug.mask_time_length,
+                "mask_feature_prob": aug.mask_feature_prob,
+                "mask_feature_length": aug.mask_feature_length,
+            }
+        )
     if cfg.train.method == "lora":
         lo = cfg.train.lora
         model = add_lora(model, lo.r, lo.alpha, lo.dropout, lo.target_modules, decoder_only=cfg.train.freeze_encoder)
         trainable, total = trainable_summary(model)
-        logger.info("LoRA r=%d: training %s of %s parameters (%.2f%%)", lo.r, f"{trainable:,}", f"{total:,}",
-                    100 * trainable / total)  # fmt: skip
+        logger.info(
+            "LoRA r=%d: training %s of %s parameters (%.2f%%)",
+            lo.r,
+            f"{trainable:,}",
+            f"{total:,}",
+            100 * trainable / total,
+        )
     return model, processor
 
 
@@ -255,8 +280,10 @@ def clip_frames(cfg: Config, split: Split, n_frames: int, source: int = 0) -> Cl
             f"data.augment: {split.folder.parent} keeps log-mel frames only; noise, speed, pitch, gain and telephone "
             "need the audio: prepare it again with --audio opus (SpecAugment alone works without)"
         )
-    logger.info("augmenting the waveform (%s)", ", ".join(k for k in ("speed", "pitch", "gain", "noise", "telephone")
-                if getattr(aug, f"{k}_prob") > 0))  # fmt: skip
+    logger.info(
+        "augmenting the waveform (%s)",
+        ", ".join(k for k in ("speed", "pitch", "gain", "noise", "telephone") if getattr(aug, f"{k}_prob") > 0),
+    )
     augmenter = Augmenter(aug, allow_speed=not cfg.data.pack)
     return ClipAugment(split, augmenter, cfg.train.seed, n_frames * HOP_LENGTH, source)
 

@@ -23,16 +23,18 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from whisperft.config import Config
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.config import Config, find_config, load_config
+from whisperft.errors import ConfigError, UsageError, WhisperftError
 from whisperft.extras import require
+from whisperft.train.request import SweepRequest
 from whisperft.train.sweep_folder import RAY_DIR, Spec, check_spec, save_spec, trial_dirname
 from whisperft.train.sweep_results import SWEEP_CSV, SWEEP_PLOT, plot_sweep, result_row, write_csv
-from whisperft.train.sweep_space import Param, check_space, parse_space
+from whisperft.train.sweep_space import Param, check_space, is_param, parse_space
 from whisperft.train.sweep_worker import run_trial
 
 logger = logging.getLogger("whisperft")
@@ -98,82 +100,100 @@ def stop_signals() -> Iterator[list[bool]]:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = env
 
 
-def sweep(
-    config: Path,
-    params: list[str],
-    out: Path,
-    overrides: list[str] | None = None,
-    search: str = "grid",
-    trials: int | None = None,
-    concurrent: int | None = None,
-    address: str | None = None,
-    asha: bool = True,
-    debug: bool = False,
-) -> list[dict[str, Any]]:
-    """Run (or continue) the sweep on Ray Tune, then write sweep.csv and sweep.png. Returns the rows.
+@dataclass
+class SweepResult:
+    """A sweep's folder and one row per trial (``sweep_results.result_row``), in trial order."""
 
-    ``trials``: how many times the grid runs (default 1), or how many points random and optuna sample
-    (default 8). ``concurrent``: at most this many trials at once (default: as many as the resources
-    hold); each trial asks for one GPU when Ray sees any, else one CPU.
-    Raises UsageError (exit 2) for a bad parameter or key before Ray starts, and WhisperftError when the
-    sweep was interrupted (its table is written first). A failed trial is a row with status "failed: ..."."""
-    overrides = overrides or []
-    space = parse_space(params, search)
+    folder: Path
+    rows: list[dict[str, Any]]
+
+
+def sweep(request: SweepRequest) -> SweepResult:
+    """Run (or continue) the sweep on Ray Tune, then write sweep.csv and sweep.png. Each trial asks for one
+    GPU when Ray sees any, else one CPU. Raises ConfigError or UsageError (exit 2) for a bad request,
+    parameter or key before Ray starts, and WhisperftError when the sweep was interrupted (its table is
+    written first). A failed trial is a row with status "failed: ..."."""
+    problems = request.problems()
+    if problems:
+        raise ConfigError(problems)
+    config = find_config(request.config)
+    swept = [a for a in request.args if is_param(a)]
+    overrides = [a for a in request.args if not is_param(a)]
+    space = parse_space(swept, request.search)
     base = check_space(config, space, overrides)
-    trials = (1 if search == "grid" else 8) if trials is None else trials
     steps = [k for k in ("train.max_steps", "train.eval_steps") if k in space]
-    if asha and steps:
+    if request.asha and steps:
         raise UsageError(f"ASHA compares trials at the same steps: sweep {', '.join(steps)} with --no-asha")
-    if trials < 1 or (concurrent is not None and concurrent < 1):
-        raise UsageError("--trials and --concurrent take a number of 1 or more")
-    require("whisperft sweep", ["ray", *(["optuna"] if search == "optuna" else [])])
-    if address and address.startswith("ray://"):
-        raise UsageError(
-            f"--address {address}: Ray Client runs Tune on the cluster, away from this folder; run the sweep on a "
-            "node of the cluster with --address auto, its folder on the cluster's shared filesystem"
-        )
-    out = out.resolve()
-    spec = Spec(str(config.resolve()), hashlib.sha256(config.read_bytes()).hexdigest(), overrides, params, search,
-                trials, asha, concurrent)  # fmt: skip
+    require("whisperft sweep", ["ray", *(["optuna"] if request.search == "optuna" else [])])
+    out = (request.out or Path(load_config(config, overrides).train.output_dir + "-sweep")).resolve()
+    digest = hashlib.sha256(config.read_bytes()).hexdigest()
+    trials = request.sample_count
+    spec = Spec(
+        str(config.resolve()), digest, overrides, swept, request.search, trials, request.asha, request.concurrent
+    )
     check_spec(out, spec)
+    stopped = _run_tune(request, config, overrides, out, spec, space, base)
+    rows = _collect(out, space)
+    if stopped:
+        raise WhisperftError(
+            "sweep interrupted; Ray saved its state: run the same command again to resume "
+            f"(the table so far: {out / SWEEP_CSV})"
+        )
+    return SweepResult(out, rows)
+
+
+def _run_tune(
+    request: SweepRequest, config: Path, overrides: list[str], out: Path, spec: Spec, space: dict, base: Config
+) -> bool:
+    """Start (or join) Ray, fit the trials (a new Tuner, or the saved one restored), and shut Ray down.
+    True when a signal stopped the sweep."""
     import ray  # deferred: Ray is an extra, and slow to import
     from ray import tune
 
-    if address:
-        ray.init(address=address)
+    if request.address:
+        ray.init(address=request.address)
     else:
         ray.init(include_dashboard=False)
     try:
         save_spec(out, spec)
         per_trial = {"gpu": 1, "cpu": 1} if ray.cluster_resources().get("GPU") else {"cpu": 1}
-        trainable = tune.with_resources(
-            partial(
-                run_trial, config=str(config.resolve()), overrides=overrides, out=str(out), cwd=os.getcwd(), debug=debug
-            ),
-            per_trial,
+        trial = partial(
+            run_trial,
+            config=str(config.resolve()),
+            overrides=overrides,
+            out=str(out),
+            cwd=os.getcwd(),
+            debug=request.debug,
         )
+        trainable = tune.with_resources(trial, per_trial)
         ray_dir = out / RAY_DIR
         if tune.Tuner.can_restore(str(ray_dir)):
             logger.info("continuing the sweep in %s", out)
             tuner = tune.Tuner.restore(str(ray_dir), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            tuner = new_tuner(trainable, space, search, base, trials, concurrent, asha, out)
+            tuner = new_tuner(
+                trainable, space, request.search, base, request.sample_count, request.concurrent, request.asha, out
+            )
         with stop_signals() as stopped:
             tuner.fit()
     finally:
         ray.shutdown()
-    # the trials as Ray saved them: after a stop, those it will resume are still RUNNING or PENDING there
-    analysis = tune.ExperimentAnalysis(str(ray_dir))
-    rows = sorted((result_row(t, analysis.trial_dataframes.get(t.trial_id), out, list(space)) for t in analysis.trials),
-                  key=lambda r: r["trial"])  # fmt: skip
+    return bool(stopped[0])
+
+
+def _collect(out: Path, space: dict) -> list[dict[str, Any]]:
+    """The trials as Ray saved them, one row each (after a stop, those it will resume are still RUNNING or
+    PENDING there); sweep.csv and sweep.png written when there are any."""
+    from ray import tune  # deferred: Ray is an extra, and slow to import
+
+    analysis = tune.ExperimentAnalysis(str(out / RAY_DIR))
+    rows = sorted(
+        (result_row(t, analysis.trial_dataframes.get(t.trial_id), out, list(space)) for t in analysis.trials),
+        key=lambda r: r["trial"],
+    )
     if rows:
         write_csv(rows, out / SWEEP_CSV)
         plot_sweep(rows, space, out / SWEEP_PLOT)
-    if stopped[0]:
-        raise WhisperftError(
-            "sweep interrupted; Ray saved its state: run the same command again to resume "
-            f"(the table so far: {out / SWEEP_CSV})"
-        )
     return rows
 
 
@@ -195,8 +215,13 @@ def new_tuner(
     domains, search_alg = plan_search(space, search, base.train.seed, concurrent)
     # max_t past the last step: ASHA stops a trial at max_t, and the last step's report comes after final/
     grace = min(base.train.eval_steps, base.train.max_steps)  # a run that evaluates only at its end has one rung
-    scheduler = ASHAScheduler(time_attr="step", max_t=base.train.max_steps + 1, grace_period=grace,
-                              reduction_factor=ASHA_REDUCTION_FACTOR) if asha else None  # fmt: skip
+    scheduler = (
+        ASHAScheduler(
+            time_attr="step", max_t=base.train.max_steps + 1, grace_period=grace, reduction_factor=ASHA_REDUCTION_FACTOR
+        )
+        if asha
+        else None
+    )
     return tune.Tuner(
         trainable,
         param_space=domains,

@@ -77,15 +77,24 @@ def plot_sweep(rows: list[dict[str, Any]], space: dict[str, Param], path: Path) 
         p = space[key]
         categorical = p.kind == "choice"
         for done, label in ((True, "finished"), (False, "stopped early")):
-            pts = [(r[key], float(r["dev_wer"])) for r in rows
-                   if r["dev_wer"] != "" and r["status"].startswith("done") == done]  # fmt: skip
+            pts = [
+                (r[key], float(r["dev_wer"]))
+                for r in rows
+                if r["dev_wer"] != "" and r["status"].startswith("done") == done
+            ]
             if categorical:
                 order = [override_text(v) for v in p.values]
                 xs = [order.index(override_text(x)) if override_text(x) in order else len(order) for x, _ in pts]
             else:
                 xs = [float(x) for x, _ in pts]
-            ax.scatter(xs, [y for _, y in pts], label=label, marker="o",
-                       facecolors=None if done else "none", edgecolors="C0" if done else "C1")  # fmt: skip
+            ax.scatter(
+                xs,
+                [y for _, y in pts],
+                label=label,
+                marker="o",
+                facecolors=None if done else "none",
+                edgecolors="C0" if done else "C1",
+            )
         if categorical:
             ax.set_xticks(range(len(p.values)), [short_text(v) for v in p.values])
         elif p.kind == "loguniform":

@@ -52,8 +52,10 @@ def run_trial(
     quiet_worker(debug)
     fresh_process_state()
     folder = Path(out) / Path(tune.get_context().get_trial_dir()).name
-    cfg = load_config(Path(config), [*overrides, *(f"{k}={override_text(v)}" for k, v in values.items()),
-                                     f"train.output_dir={folder}"])  # fmt: skip
+    cfg = load_config(
+        Path(config),
+        [*overrides, *(f"{k}={override_text(v)}" for k, v in values.items()), f"train.output_dir={folder}"],
+    )
     last: dict[str, Any] = {}
 
     def report(step: int, metrics: dict[str, Any]) -> None:

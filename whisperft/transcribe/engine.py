@@ -115,8 +115,12 @@ class Transcriber:
             if frames is None:
                 raise
             if features.shape[0] > 1:
-                rows = [self._decode(features[b : b + 1], langs[b : b + 1], task, num_beams, timestamps, seconds,
-                                     frames[b : b + 1]) for b in range(features.shape[0])]  # fmt: skip
+                rows = [
+                    self._decode(
+                        features[b : b + 1], langs[b : b + 1], task, num_beams, timestamps, seconds, frames[b : b + 1]
+                    )
+                    for b in range(features.shape[0])
+                ]
                 return [r[0] for r in rows]
             return self._decode(features, langs, task, num_beams, True, seconds, None)
         results = []

@@ -213,9 +213,14 @@ class FasterWhisperTranscriber:
             prompt = self.model.get_prompt(tokenizer, [], without_timestamps=True)
             bound = self.model.max_length if options.max_new_tokens is None else len(prompt) + options.max_new_tokens
             result = self.model.model.generate(
-                encoded, [prompt], beam_size=options.beam_size, max_length=bound,
-                suppress_blank=True, suppress_tokens=options.suppress_tokens, no_repeat_ngram_size=NO_REPEAT_NGRAM,
-            )[0]  # fmt: skip
+                encoded,
+                [prompt],
+                beam_size=options.beam_size,
+                max_length=bound,
+                suppress_blank=True,
+                suppress_tokens=options.suppress_tokens,
+                no_repeat_ngram_size=NO_REPEAT_NGRAM,
+            )[0]
             text = tokenizer.decode(result.sequences_ids[0])
             if self._fw.get_compression_ratio(text) > threshold:
                 retry = replace(options, temperatures=list(FALLBACK_TEMPERATURES), best_of=1)
@@ -268,8 +273,14 @@ class FasterWhisperTranscriber:
             if text:
                 start = round(times.get_original_time(seg["start"]), 3)
                 end = max(start, round(times.get_original_time(seg["end"], is_end=True), 3))
-                words = [(round(times.get_original_time(w["start"]), 3),
-                          round(times.get_original_time(w["end"], is_end=True), 3), w["word"].strip())
-                         for w in seg.get("words") or [] if w["word"].strip()]  # fmt: skip
+                words = [
+                    (
+                        round(times.get_original_time(w["start"]), 3),
+                        round(times.get_original_time(w["end"], is_end=True), 3),
+                        w["word"].strip(),
+                    )
+                    for w in seg.get("words") or []
+                    if w["word"].strip()
+                ]
                 out.append(Segment(start, end, text, words))
         return out

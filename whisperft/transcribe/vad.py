@@ -85,7 +85,12 @@ def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
     wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     with _silero() as model:
         found = get_speech_timestamps(
-            wav, model, threshold=THRESHOLD, sampling_rate=SAMPLE_RATE, min_silence_duration_ms=MIN_SILENCE_MS,
-            speech_pad_ms=SPEECH_PAD_MS, return_seconds=False,
-        )  # fmt: skip
+            wav,
+            model,
+            threshold=THRESHOLD,
+            sampling_rate=SAMPLE_RATE,
+            min_silence_duration_ms=MIN_SILENCE_MS,
+            speech_pad_ms=SPEECH_PAD_MS,
+            return_seconds=False,
+        )
     return [(r["start"] / SAMPLE_RATE, r["end"] / SAMPLE_RATE) for r in found]
