@@ -51,8 +51,8 @@ sysdeps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check whisperft tests benchmarks demo
-	$(BIN)/ruff format --check whisperft tests benchmarks demo
+	$(BIN)/ruff check whisperft tests benchmarks demo devkit
+	$(BIN)/ruff format --check whisperft tests benchmarks demo devkit
 
 test: install lint
 	$(BIN)/python -m pytest -q --durations=15

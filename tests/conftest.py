@@ -21,8 +21,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("WHISPERFT_CACHE", tempfile.mkdtemp(prefix="whisperft-test-cache-"))
 
-from whisperft.models.tiny import make_tiny_model
-from whisperft.synth import convert, speak
+from devkit.synth import convert
+from devkit.tiny import make_tiny_model
+from whisperft.synth import speak
 
 SWEDISH = [
     "Hej, jag heter Anna.",

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from devkit.synth import convert
 from tests.conftest import write_tsv
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError, WhisperftError
 from whisperft.prepare import RateBounds, prepare
-from whisperft.synth import convert, speak
+from whisperft.synth import speak
 from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, speech_chars, transcript_note
 
 
