@@ -5,7 +5,7 @@ Bundled base on each engine (PyTorch float32; faster-whisper on the bundled CTra
 timestamps (subtitles), on:
 - short clips: the 30 English sentences of ``demo/sentences_en.txt``, espeak-ng voices of varied
   speed and pitch (about 2-4 s each), decoded as one batch of files;
-- long-form: a 3-minute English recording read without pauses (``synth.long_recording``);
+- long-form: a 3-minute English recording read without pauses (``devkit.synth.long_recording``);
 - real voices: 60 of Debian's Spanish Asterisk phone prompts of 3 words or more (one professional
   speaker, 8 kHz; ``demo/real_speech.py``), as short clips in Spanish.
 One run each (the 2-core machine makes PyTorch beam 5 on long-form slow); WER is normalized, in percent.

@@ -27,7 +27,7 @@ from benchmarks.common import DATA, ROOT, cli, converted_test, emit, prepared, s
 sys.path.insert(0, str(ROOT / "demo"))
 import corpus
 
-UNSEEN_VOICES = ["+Annie", "+Michael", "+Andrea", "+Iven3", "+Alicia", "+Gene"]  # not in synth.VOICE_VARIANTS
+UNSEEN_VOICES = ["+Annie", "+Michael", "+Andrea", "+Iven3", "+Alicia", "+Gene"]  # not in devkit.synth.VOICE_VARIANTS
 VARIANTS = {
     "full": [],
     "lora": ["train.method=lora", "train.learning_rate=1e-3"],
@@ -39,7 +39,8 @@ CLAIMS = {"levers_demo": ("full", "lora", "augment"), "telephone_augment": ("ful
 
 def variant_voices(cv: Path, out: Path) -> Path:
     """The demo's dev sentences spoken by unseen voices, fast or slow and high or low, as a test split."""
-    from whisperft.synth import convert, speak
+    from devkit.synth import convert
+    from whisperft.synth import speak
 
     if (out / "test.tsv").is_file():
         return out

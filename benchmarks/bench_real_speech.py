@@ -49,7 +49,7 @@ CONFIG = yaml.safe_load((ROOT / "configs" / "real-es.yaml").read_text())
 
 def english_sets(root: Path) -> dict[str, Path]:
     """Two English test sets in Common Voice layout: espeak-ng sentences, and the alsa-utils recordings."""
-    from whisperft.synth import render_clip
+    from devkit.synth import render_clip
 
     real_speech.ensure_packages(["alsa-utils"])
     out = {}

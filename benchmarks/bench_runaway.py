@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import DATA, SV, emit, setup
-from whisperft.synth import render_clip
+from devkit.synth import render_clip
 
 MIN_S, MAX_S = 2.0, 6.0  # the clip durations
 

@@ -24,7 +24,7 @@ STEPS, EVAL_EVERY = 8, 4
 
 def config(root: Path) -> Path:
     """The tiny model (random weights, real tokenizer) on 40 espeak-ng Swedish clips, prepared once."""
-    from whisperft.models.tiny import make_tiny_model
+    from devkit.tiny import make_tiny_model
 
     model = root / "tiny"
     if not (model / "config.json").is_file():

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from whisperft.synth import long_recording
+from devkit.synth import long_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "runs" / "bench"
@@ -87,7 +87,7 @@ def emit(claim: str, **fields: Any) -> None:
 
 
 def _clip(job: tuple[str, Path, int, str]) -> float:
-    from whisperft.synth import render_clip
+    from devkit.synth import render_clip
 
     text, out, seed, lang = job
     if not out.exists():

@@ -13,8 +13,8 @@ import json
 import random
 from pathlib import Path
 
+from devkit.synth import render_recording
 from whisperft.data.longform import split_units
-from whisperft.synth import render_recording
 
 HERE = Path(__file__).parent
 

@@ -17,7 +17,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from whisperft.synth import render_clip
+from devkit.synth import render_clip
 
 HERE = Path(__file__).parent
 

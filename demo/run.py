@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "runs" / "demo"
+sys.path.insert(0, str(ROOT))  # devkit/ (not packaged), which corpus synthesizes with
 sys.path.insert(0, str(Path(__file__).parent))
 
 import corpus  # noqa: E402

@@ -14,9 +14,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("WHISPERFT_CACHE", tempfile.mkdtemp(prefix="whisperft-test-cache-"))
 
+from devkit.synth import convert
+from devkit.tiny import make_tiny_model
 from tests.helpers import SWEDISH, learning_config, run_cli, write_tsv
-from whisperft.models.tiny import make_tiny_model
-from whisperft.synth import convert, speak
+from whisperft.synth import speak
 
 
 @pytest.fixture(scope="session")

@@ -216,3 +216,50 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     assert import_cycle(mods) == ["whisperft.data.store", "whisperft.train.loop", "whisperft.data.store"]
     del mods["whisperft.data.store"]
     assert import_cycle(mods) == ["whisperft.models.a", "whisperft.models.b", "whisperft.models.a"]
+
+
+TEST_ONLY = ("devkit", "tests", "benchmarks", "demo")  # beside the package, never in the wheel
+
+
+def _reached(tree: ast.Module, mods: dict[str, ast.Module]) -> set[str]:
+    """whisperft modules ``tree`` imports, at the top or deferred (``from whisperft.x import y`` reaches x.y
+    when that is a module)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("whisperft"):
+            out |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return out & set(mods)
+
+
+def test_the_wheel_ships_no_test_only_code() -> None:
+    """The packages setuptools builds from pyproject are whisperft's; none of their modules imports the test-only
+    folders (the wheel would break without them); and every module is reached from the CLI or an export target
+    (``export.TARGETS``, imported by name). A module that only tests, the demo or benchmarks import, such as a tiny
+    random model or synthesized corpora, belongs in ``devkit/``."""
+    from setuptools.config.pyprojecttoml import read_configuration  # the build backend's own reading
+
+    from whisperft.export.targets import TARGETS
+
+    packages = read_configuration(PACKAGE.parent / "pyproject.toml")["tool"]["setuptools"]["packages"]
+    assert "whisperft" in packages and all(p.split(".")[0] == "whisperft" for p in packages), packages
+    mods = modules()
+    uses = [
+        f"{name} imports {node.module if isinstance(node, ast.ImportFrom) else node.names[0].name}"
+        for name, tree in mods.items()
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in TEST_ONLY)
+        or (isinstance(node, ast.Import) and any(a.name.split(".")[0] in TEST_ONLY for a in node.names))
+    ]
+    assert not uses, "\n".join(uses)
+    seen: set[str] = set()
+    todo = ["whisperft", "whisperft.cli", *(f"whisperft.export.{module}" for module, *_ in TARGETS.values())]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            parts = name.split(".")
+            todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # a submodule runs its package first
+            todo += _reached(mods[name], mods)
+    assert not set(mods) - seen, f"shipped but reached only from outside the package: {sorted(set(mods) - seen)}"

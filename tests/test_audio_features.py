@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 from transformers import WhisperFeatureExtractor
 
+from devkit.synth import convert
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.store import Example, FeatureStore, Split, SplitWriter, write_meta
 from whisperft.features import N_FRAMES, log_mel_batch, num_frames, pad_features
-from whisperft.synth import convert
 
 
 def test_decodes_common_voice_mp3_to_mono_16k(cv_folder: Path) -> None:

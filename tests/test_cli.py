@@ -238,8 +238,8 @@ def test_an_empty_evaluation_split_is_an_error_not_a_wer(
     tiny_model: Path, wavs: list[tuple[Path, str]], tmp_path: Path
 ) -> None:
     """A split whose every row was filtered out: eval and train say so in one line, unless evaluation is off."""
+    from devkit.synth import convert
     from tests.helpers import write_tsv
-    from whisperft.synth import convert
 
     cv = tmp_path / "cv"
     for i, (wav, _) in enumerate(wavs[:4]):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devkit.synth import convert
 from tests.helpers import write_tsv
 from whisperft.audio import SAMPLE_RATE, decode_audio
 from whisperft.data.store import FeatureStore
@@ -16,7 +17,7 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.prepare.filters import RateBounds
 from whisperft.prepare.request import PrepareRequest
 from whisperft.prepare.run import prepare
-from whisperft.synth import convert, speak
+from whisperft.synth import speak
 from whisperft.text import MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND, speech_chars, transcript_note
 
 

@@ -60,7 +60,7 @@ def talk(tmp_path_factory: pytest.TempPathFactory, clips: list[Path]) -> Path:
 def long_talk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """3 minutes of English read without pauses, and its transcript. Unrepaired, faster-whisper's batched
     timestamp mode left 3 of its stretches of speech without a segment (faster-whisper#1427)."""
-    from whisperft.synth import long_recording
+    from devkit.synth import long_recording
 
     sentences = (Path(__file__).parent.parent / "demo" / "sentences_en.txt").read_text().splitlines()
     out = tmp_path_factory.mktemp("fw-long") / "long.wav"

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devkit.synth import convert
 from tests.helpers import invoke, run_cli, train_config, write_tsv
 from whisperft.languages import LANGUAGES
-from whisperft.synth import convert, speak
+from whisperft.synth import speak
 
 ESPERANTO = [
     "Hieraŭ mia patrino desegnis altan arbon en la parko.",

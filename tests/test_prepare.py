@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from devkit.synth import convert
 from whisperft.data.store import FeatureStore
 from whisperft.errors import UsageError
 from whisperft.prepare.request import PrepareRequest
 from whisperft.prepare.run import prepare
-from whisperft.synth import convert
 from whisperft.text import clean_text
 
 
@@ -79,7 +79,7 @@ def test_manifest_with_filters_and_reasons(tmp_path: Path, wavs: list[tuple[Path
 def test_label_limit_comes_from_model_config(tmp_path: Path, wavs: list[tuple[Path, str]]) -> None:
     from transformers import AutoConfig
 
-    from whisperft.models.tiny import make_tiny_model
+    from devkit.tiny import make_tiny_model
 
     model = make_tiny_model(tmp_path / "m")
     cfg = AutoConfig.from_pretrained(model)

@@ -1,4 +1,5 @@
-"""Tiny randomly initialised Whispers with the real tokenizer: fast stand-ins for tests, benchmarks and demos."""
+"""Tiny randomly initialised Whispers with the real tokenizer: fast stand-ins for tests, benchmarks and demos
+(not packaged; see devkit/__init__)."""
 
 from __future__ import annotations
 
