@@ -4,6 +4,7 @@ short functions, and deferred imports only where start-up time is the reason."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "whisperft"
@@ -263,3 +264,54 @@ def test_the_wheel_ships_no_test_only_code() -> None:
             todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # a submodule runs its package first
             todo += _reached(mods[name], mods)
     assert not set(mods) - seen, f"shipped but reached only from outside the package: {sorted(set(mods) - seen)}"
+
+
+def _module_rows() -> dict[str, int]:
+    """ARCHITECTURE.md's module table: ``transcribe/decoding`` -> its layer."""
+    rows = re.findall(r"^\| (\d) \| `([a-z0-9_/]+)` \|", (PACKAGE.parent / "ARCHITECTURE.md").read_text(), re.M)
+    return {name: int(number) for number, name in rows}
+
+
+def test_architecture_md_names_every_module_in_its_layer() -> None:
+    listed = _module_rows()
+    ours = {name.removeprefix("whisperft.").replace(".", "/"): name for name in modules() if name != "whisperft"}
+    packages = {p.parent.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
+    missing = sorted(set(ours) - set(listed) - packages)
+    assert not missing, f"not in ARCHITECTURE.md's module table: {missing}"
+    gone = sorted(set(listed) - set(ours))
+    assert not gone, f"ARCHITECTURE.md names modules that do not exist: {gone}"
+    wrong = {m: (n, layer(ours[m])[0]) for m, n in listed.items() if layer(ours[m])[0] != n}
+    assert not wrong, f"ARCHITECTURE.md puts these in another layer (page, test_architecture): {wrong}"
+
+
+def _is_table(node: ast.stmt) -> bool:
+    """A module- or class-level constant whose value is a literal dict, list, tuple or set."""
+    value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+    return isinstance(value, (ast.Dict, ast.List, ast.Tuple, ast.Set))
+
+
+def fmt_skips_off_tables(package: Path = PACKAGE) -> list[str]:
+    """``path:line`` of each ``# fmt: skip`` that is not on a data table: hand-packed code, which should be
+    formatted, and split where it is then too long."""
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        tables = [n for n in tree.body if _is_table(n)]
+        tables += [n for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body if _is_table(n)]
+        ends = {n.end_lineno for n in tables}
+        for number, line in enumerate(text.splitlines(), 1):
+            if "# fmt: skip" in line and number not in ends:
+                wrong.append(f"{path.relative_to(package.parent)}:{number}")
+    return wrong
+
+
+def test_fmt_skip_only_on_data_tables(tmp_path: Path) -> None:
+    wrong = fmt_skips_off_tables()
+    assert not wrong, "\n".join(wrong)
+    pkg = tmp_path / "whisperft"
+    pkg.mkdir()
+    (pkg / "a.py").write_text(
+        "T = {1: 2,   3: 4}  # fmt: skip\n\n\ndef f():\n    return g(1,\n             2)  # fmt: skip\n"
+    )
+    assert fmt_skips_off_tables(pkg) == ["whisperft/a.py:6"]
