@@ -52,8 +52,8 @@ sysdeps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check whisperft tests benchmarks demo devkit
-	$(BIN)/ruff format --check whisperft tests benchmarks demo devkit
+	$(BIN)/ruff check whisperft tests benchmarks demo devkit docs
+	$(BIN)/ruff format --check whisperft tests benchmarks demo devkit docs
 
 # The documentation site, into site/: a stale docs/config.md, a broken link or anchor, or a page missing from
 # the nav fails. No --quiet: it hides the warnings that --strict counts.

@@ -5,8 +5,8 @@
 
 Every key of the schema's dataclasses is listed by its dotted name with its type, default and doc. A
 field's doc is its ``# comment``: on the field's line, else the comment lines right above it; a section
-(``model``, ``train.lora``, ...) is documented by its class docstring. ``data.augment``'s fields live in
-whisperft/data/augment.py; those without a comment there take their doc from ``config.AUGMENT_DOCS``.
+(``model``, ``train.lora``, ...) is documented by its class docstring. ``data.augment``'s fields and
+their comments live in whisperft/data/augment.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from whisperft import config
-from whisperft.data.augment import AugmentSettings
 
 PAGE = Path(__file__).resolve().parent / "config.md"
 HEADER = """# Configuration reference
@@ -120,7 +119,6 @@ def reference_keys(cls: type = config.Config, prefix: str = "") -> list[Key]:
     """Every key of the schema below ``cls``, depth first, in the order the dataclasses declare them."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
-    extra = config.AUGMENT_DOCS if cls is AugmentSettings else {}
     out = []
     for f in dataclasses.fields(cls):
         tp, name = hints[f.name], prefix + f.name
@@ -132,7 +130,7 @@ def reference_keys(cls: type = config.Config, prefix: str = "") -> list[Key]:
             out.append(Key(name, f"list of {item.__name__}", "[]", docs[f.name] or _first_line(item.__doc__)))
             out += reference_keys(item, name + ".N.")
         else:
-            doc = docs[f.name] or extra.get(f.name, "")
+            doc = docs[f.name]
             out.append(Key(name, type_name(tp), yaml_value(_default(f)), doc))
     return out
 

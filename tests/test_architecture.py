@@ -34,6 +34,7 @@ LAYERS = {
     "whisperft.publish": 5,
     "whisperft.cli": 6,
     "whisperft.serve": 6,
+    "whisperft.serve_request": 6,
     "whisperft": 0,  # the package's __init__ (version only)
 }
 STAGE_IMPORTS = {
@@ -158,6 +159,7 @@ MAY_DEFER = {
     "whisperft.prepare.request",
     "whisperft.export.request",
     "whisperft.train.request",
+    "whisperft.serve_request",
 }
 
 

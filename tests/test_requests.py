@@ -19,6 +19,7 @@ from whisperft.data.store import AUDIO_FORMATS as STORE_AUDIO_FORMATS
 from whisperft.evaluate.request import EvalRequest
 from whisperft.export.request import ExportRequest
 from whisperft.prepare.request import AUDIO_FORMATS, PrepareRequest
+from whisperft.serve_request import ServeRequest
 from whisperft.text import EVAL_BATCH_SIZE, MAX_CLIP_SECONDS
 from whisperft.train.request import PlanRequest, SweepRequest
 from whisperft.transcribe.decoding import DecodeOptions
@@ -41,6 +42,7 @@ def _defaults(stage: Any) -> dict[str, Any]:
         ("export", ExportRequest, 4),
         ("plan", PlanRequest, 2),
         ("sweep", SweepRequest, 6),
+        ("serve", ServeRequest, 8),
     ],
 )
 def test_the_cli_shows_the_stage_defaults(command: str, stage: Any, least: int) -> None:

@@ -20,6 +20,7 @@ from whisperft.export.request import ExportRequest
 from whisperft.extras import missing_extra
 from whisperft.log import setup_logging
 from whisperft.prepare.request import PrepareRequest
+from whisperft.serve_request import ServeRequest
 from whisperft.text import CT2_BEAMS, PYTORCH_BEAMS
 from whisperft.train.request import PlanRequest, SweepRequest
 from whisperft.transcribe.request import TranscribeRequest
@@ -501,41 +502,47 @@ def serve(
         str | None, typer.Option(help="Model spec, or a CTranslate2 folder. Default: the newest run under ./runs.")
     ] = None,
     compare: Annotated[str | None, typer.Option(help="A second model, shown side by side with its time.")] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 opens the app to your network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 opens the app to your network.")
+    ] = ServeRequest.host,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = ServeRequest.port,
     lang: Annotated[
         str | None,
         typer.Option(help="The language the page starts with, or auto. Default: the model's own, else auto."),
     ] = None,
     dataset_dir: Annotated[
         Path, typer.Option(help="Where the Record tab adds clips (a Common Voice style folder).")
-    ] = Path("recordings"),
-    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload accepted.")] = 100,
-    max_seconds: Annotated[float, typer.Option(min=1, help="Longest audio transcribed.")] = 600.0,
-    compute_type: Annotated[str, typer.Option(help="CTranslate2 models only: default, int8, float32...")] = "default",
+    ] = ServeRequest.dataset_dir,
+    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload accepted.")] = ServeRequest.max_upload_mb,
+    max_seconds: Annotated[float, typer.Option(min=1, help="Longest audio transcribed.")] = ServeRequest.max_seconds,
+    compute_type: Annotated[
+        str, typer.Option(help="CTranslate2 models only: default, int8, float32...")
+    ] = ServeRequest.compute_type,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
 ) -> None:
     """A web app (Gradio) to try a model: microphone or upload, timestamps, SRT, compare, record a dataset."""
 
     def go() -> None:
-        from whisperft.languages import get_language
-        from whisperft.transcribe.load import decide_language, load_engine
-
+        request = ServeRequest(
+            model=model or _newest_run(),
+            compare=compare,
+            host=host,
+            port=port,
+            lang=lang,
+            dataset_dir=dataset_dir,
+            max_upload_mb=max_upload_mb,
+            max_seconds=max_seconds,
+            compute_type=compute_type,
+            trust_pickle=trust_pickle,
+            quiet=not _state["debug"],
+        )
         try:
-            from whisperft import serve as web  # deferred: gradio takes seconds to import
+            from whisperft.serve import run_serve  # deferred: gradio takes seconds to import
         except ImportError as exc:
             raise missing_extra("whisperft serve", [exc.name or "gradio"]) from None
-        if lang not in (None, "auto"):
-            get_language(lang)
-        quiet = not _state["debug"]
-        specs = [model or _newest_run(), *([compare] if compare else [])]
-        loaded = [web.Loaded(s, load_engine(s, compute_type, trust_pickle, quiet=quiet)) for s in specs]
-        for m in loaded:
-            decide_language(m.engine, lang)  # a language a model cannot decode is refused before the page opens
-        if host not in ("127.0.0.1", "localhost", "::1"):
+        if request.public:
             typer.echo(f"warning: serving on {host}: anyone who can reach this machine can use the app", err=True)
-        limits = web.Limits(max_upload_mb=max_upload_mb, max_seconds=max_seconds)
-        web.serve(loaded, dataset_dir, host, port, lang, limits)
+        run_serve(request)
 
     _run(go, transformers=False)
 

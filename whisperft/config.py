@@ -110,20 +110,6 @@ class DataConfig:
 
 # data.augment's keys are AugmentSettings' fields (data/augment.py); the docs of those it has no comment for are here,
 # so that docs/config.md (python -m docs.gen_config) gives every key of the schema one line
-AUGMENT_DOCS = {
-    "speed_prob": "chance that a clip plays faster or slower (pitch moves with it); refused with data.pack",
-    "speed_range": "[low, high] speed factor, within [0.5, 2.0]",
-    "pitch_prob": "chance that a clip's pitch moves, at the same length",
-    "pitch_semitones": "[low, high] pitch shift in semitones",
-    "gain_prob": "chance that a clip gets louder or softer",
-    "gain_db": "[low, high] gain in dB",
-    "noise_prob": "chance that noise is added to a clip",
-    "noise_snr_db": "[low, high] signal-to-noise ratio of the added noise, in dB",
-    "mask_time_prob": "SpecAugment: share of frames masked in time",
-    "mask_time_length": "SpecAugment: frames per time mask",
-    "mask_feature_prob": "SpecAugment: share of mel bins masked",
-    "mask_feature_length": "SpecAugment: mel bins per frequency mask",
-}
 
 
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")

@@ -28,9 +28,11 @@ import gradio as gr
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.recorder import SPLIT_FILES, add_recording, dataset_counts
-from whisperft.errors import UsageError, WhisperftError
+from whisperft.errors import ConfigError, UsageError, WhisperftError
 from whisperft.languages import LANGUAGES, Decoding, get_language
+from whisperft.serve_request import Limits, ServeRequest
 from whisperft.transcribe.decoding import DecodeOptions, Engine
+from whisperft.transcribe.load import decide_language, load_engine
 from whisperft.transcribe.subtitles import Transcript, format_timestamp, render
 
 logger = logging.getLogger("whisperft")
@@ -38,15 +40,6 @@ logger = logging.getLogger("whisperft")
 KEEP_DOWNLOADS = 100  # SRT files kept for the page's download links (gradio copies them to its cache)
 SILENCE_PEAK = 1e-3  # below about -60 dBFS everywhere: nothing was recorded
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: the app works offline
-
-
-@dataclass
-class Limits:
-    """What one request may cost the server."""
-
-    max_upload_mb: int = 100
-    max_seconds: float = 600.0  # audio to transcribe
-    max_clip_seconds: float = 30.0  # a dataset clip: Whisper trains on windows of at most 30 s
 
 
 @dataclass
@@ -245,3 +238,16 @@ def serve(
         app.block_thread()
     finally:
         app.close()
+
+
+def run_serve(request: ServeRequest) -> None:
+    """Load the request's models, decide each one's starting language (a language a model cannot decode is
+    refused before the page opens), and serve until Ctrl-C. Raises ConfigError for a bad request."""
+    problems = request.problems()
+    if problems:
+        raise ConfigError(problems)
+    specs = [request.model, *([request.compare] if request.compare else [])]
+    loaded = [Loaded(s, load_engine(s, request.compute_type, request.trust_pickle, quiet=request.quiet)) for s in specs]
+    for m in loaded:
+        decide_language(m.engine, request.lang)
+    serve(loaded, request.dataset_dir, request.host, request.port, request.lang, request.limits)

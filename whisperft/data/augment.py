@@ -47,22 +47,24 @@ TELEPHONE_CODECS = ("mulaw", "alaw")
 class AugmentSettings:
     """``data.augment``: every probability is 0 (off) unless set."""
 
-    speed_prob: float = 0.0
-    speed_range: list[float] = field(default_factory=lambda: [0.9, 1.1])
-    pitch_prob: float = 0.0
-    pitch_semitones: list[float] = field(default_factory=lambda: [-2.0, 2.0])
-    gain_prob: float = 0.0
-    gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])
-    noise_prob: float = 0.0
-    noise_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
+    speed_prob: float = 0.0  # chance that a clip plays faster or slower (pitch moves with it); refused with data.pack
+    speed_range: list[float] = field(default_factory=lambda: [0.9, 1.1])  # [low, high] speed factor, within [0.5, 2.0]
+    pitch_prob: float = 0.0  # chance that a clip's pitch moves, at the same length
+    pitch_semitones: list[float] = field(default_factory=lambda: [-2.0, 2.0])  # [low, high] pitch shift in semitones
+    gain_prob: float = 0.0  # chance that a clip gets louder or softer
+    gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])  # [low, high] gain in dB
+    noise_prob: float = 0.0  # chance that noise is added to a clip
+    noise_snr_db: list[float] = field(
+        default_factory=lambda: [5.0, 25.0]
+    )  # [low, high] signal-to-noise ratio of the added noise, in dB
     noise_dir: str | None = None  # a folder of noise recordings; none: generated white, pink or brown noise
     telephone_prob: float = 0.0  # a telephone channel (300-3400 Hz, 8 kHz, 8-bit G.711), applied last
     telephone_codec: Literal["mulaw", "alaw", "random"] = "random"  # random: either, drawn per clip
     spec_augment: bool = False  # SpecAugment masks on the log-mel frames (Whisper's apply_spec_augment)
-    mask_time_prob: float = 0.05
-    mask_time_length: int = 10
-    mask_feature_prob: float = 0.05
-    mask_feature_length: int = 10
+    mask_time_prob: float = 0.05  # SpecAugment: share of frames masked in time
+    mask_time_length: int = 10  # SpecAugment: frames per time mask
+    mask_feature_prob: float = 0.05  # SpecAugment: share of mel bins masked
+    mask_feature_length: int = 10  # SpecAugment: mel bins per frequency mask
 
     @property
     def needs_audio(self) -> bool:
