@@ -18,6 +18,7 @@ from whisperft.data.align import AlignOptions
 from whisperft.data.store import AUDIO_FORMATS as STORE_AUDIO_FORMATS
 from whisperft.evaluate.request import EvalRequest
 from whisperft.export.request import ExportRequest
+from whisperft.languages import DETECT
 from whisperft.prepare.request import AUDIO_FORMATS, PrepareRequest
 from whisperft.serve_request import ServeRequest
 from whisperft.text import EVAL_BATCH_SIZE, MAX_CLIP_SECONDS
@@ -60,7 +61,7 @@ def test_shared_limits_have_one_value() -> None:
     assert longest == (MAX_CLIP_SECONDS,) * 3
     assert cfg.eval.batch_size == EvalRequest.batch_size == EVAL_BATCH_SIZE
     assert tuple(cfg.train.lora.target_modules) == LORA_TARGETS
-    assert DecodeOptions().batch_size == TranscribeRequest.batch_size
+    assert DecodeOptions(DETECT).batch_size == TranscribeRequest.batch_size
     assert AlignOptions().max_cer == PrepareRequest.max_cer
     assert set(AUDIO_FORMATS) == set(STORE_AUDIO_FORMATS)  # prepare --audio offers what the store can write
 

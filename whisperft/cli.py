@@ -153,8 +153,16 @@ def prepare(
     clips at pauses, where the text matches what was read (docs/long-recordings.md)."""
 
     def go() -> None:
+        from whisperft.languages import get_language
         from whisperft.prepare.run import prepare as run
 
+        language = get_language(lang)  # a note only: the stage decides the language
+        if not language.whisper:  # say so: "se" is Northern Sami, not Swedish
+            typer.echo(
+                f"note: --lang {lang} is {language.name} ({language.code}), which Whisper has no token for; "
+                "training gives it one (language_token)",
+                err=True,
+            )
         request = PrepareRequest(
             source=source,
             lang=lang,
@@ -407,7 +415,7 @@ def eval_cmd(
         from whisperft.evaluate.run import run_eval
 
         request = EvalRequest(
-            model=model or _newest_run(),
+            model=model,
             data=data,
             split=split,
             lang=lang,
@@ -470,7 +478,7 @@ def transcribe(
         result = run_transcribe(
             TranscribeRequest(
                 audio=tuple(audio),
-                model=model or _newest_run(),
+                model=model,
                 lang=lang,
                 format=format,
                 output_dir=output_dir,
@@ -524,7 +532,7 @@ def serve(
 
     def go() -> None:
         request = ServeRequest(
-            model=model or _newest_run(),
+            model=model,
             compare=compare,
             host=host,
             port=port,
@@ -539,9 +547,7 @@ def serve(
         try:
             from whisperft.serve import run_serve  # deferred: gradio takes seconds to import
         except ImportError as exc:
-            raise missing_extra("whisperft serve", [exc.name or "gradio"]) from None
-        if request.public:
-            typer.echo(f"warning: serving on {host}: anyone who can reach this machine can use the app", err=True)
+            raise missing_extra("whisperft serve", ["gradio"], f"({exc.name} is missing)") from None
         run_serve(request)
 
     _run(go, transformers=False)
@@ -730,15 +736,6 @@ def configs() -> None:
             f"{name:12} {cfg.model.name:13} {cfg.language:3} {t.max_steps:>5} steps  lr {t.learning_rate:<9.3g} "
             f"batch {t.batch_size}x{t.gradient_accumulation_steps}  {about}"
         )
-
-
-def _newest_run() -> str:
-    """The model of the newest finished run under ./runs, named on stderr; a one-line error when there is none."""
-    from whisperft.models.registry import default_model
-
-    spec = default_model()
-    typer.echo(f"model: {spec} (the newest finished run; pass --model to choose)", err=True)
-    return spec
 
 
 def _print_eval(result: Any) -> None:

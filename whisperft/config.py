@@ -108,10 +108,6 @@ class DataConfig:
         return out + self.augment.problems()
 
 
-# data.augment's keys are AugmentSettings' fields (data/augment.py); the docs of those it has no comment for are here,
-# so that docs/config.md (python -m docs.gen_config) gives every key of the schema one line
-
-
 DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
 

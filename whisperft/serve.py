@@ -30,6 +30,7 @@ from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.recorder import SPLIT_FILES, add_recording, dataset_counts
 from whisperft.errors import ConfigError, UsageError, WhisperftError
 from whisperft.languages import LANGUAGES, Decoding, get_language
+from whisperft.models.registry import model_or_newest
 from whisperft.serve_request import Limits, ServeRequest
 from whisperft.transcribe.decoding import DecodeOptions, Engine
 from whisperft.transcribe.load import decide_language, load_engine
@@ -101,7 +102,8 @@ def transcribe_clip(model: Loaded, audio: np.ndarray, decoding: Decoding, out_di
     srt = Path(tempfile.mkdtemp(dir=out_dir)) / "transcript.srt"
     srt.write_text(render(t, "srt"), encoding="utf-8")
     audio_s = len(audio) / SAMPLE_RATE
-    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {out.language or decoding.language or 'none'}"
+    shown = out.language or decoding.language or ("auto" if decoding.detect else "none")
+    timing = f"{seconds:.2f} s for {audio_s:.1f} s of audio · language {shown}"
     return timestamped(t) or "(no speech)", srt, timing
 
 
@@ -241,13 +243,17 @@ def serve(
 
 
 def run_serve(request: ServeRequest) -> None:
-    """Load the request's models, decide each one's starting language (a language a model cannot decode is
-    refused before the page opens), and serve until Ctrl-C. Raises ConfigError for a bad request."""
+    """Load the request's models, each checked for the starting language as it loads (a language a model
+    cannot decode is refused before the page opens), and serve until Ctrl-C. Raises ConfigError for a bad
+    request; logs a warning when the app listens beyond this machine."""
     problems = request.problems()
     if problems:
         raise ConfigError(problems)
-    specs = [request.model, *([request.compare] if request.compare else [])]
-    loaded = [Loaded(s, load_engine(s, request.compute_type, request.trust_pickle, quiet=request.quiet)) for s in specs]
-    for m in loaded:
-        decide_language(m.engine, request.lang)
+    loaded = []
+    for spec in [model_or_newest(request.model), *([request.compare] if request.compare else [])]:
+        engine = load_engine(spec, request.compute_type, request.trust_pickle, quiet=request.quiet)
+        decide_language(engine, request.lang)
+        loaded.append(Loaded(spec, engine))
+    if request.public:
+        logger.warning("serving on %s: anyone who can reach this machine can use the app", request.host)
     serve(loaded, request.dataset_dir, request.host, request.port, request.lang, request.limits)

@@ -26,13 +26,13 @@ class Limits:
 class ServeRequest:
     """Everything ``whisperft serve`` takes. These defaults are the only copy: the CLI reads them.
 
-    ``model``: a spec or CTranslate2 folder; ``compare``: a second model, side by side; ``host``/``port``:
-    where to listen (anything but a local address opens the app to the network); ``lang``: the language
-    the page starts with (None: the first model's own, else auto); ``dataset_dir``: where the Record tab
-    adds clips; ``max_upload_mb``/``max_seconds``: ``Limits``; ``compute_type``: CTranslate2's.
+    ``model``: a spec or CTranslate2 folder (None: the newest finished run); ``compare``: a second model, side by
+    side; ``host``/``port``: where to listen (anything but a local address opens the app to the network); ``lang``:
+    the language the page starts with (None: the first model's own, else auto); ``dataset_dir``: where the Record
+    tab adds clips; ``max_upload_mb``/``max_seconds``: ``Limits``; ``compute_type``: CTranslate2's.
     """
 
-    model: str
+    model: str | None
     compare: str | None = None
     host: str = LOCAL_HOSTS[0]
     port: int = 7860  # Gradio's own default

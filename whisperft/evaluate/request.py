@@ -16,17 +16,17 @@ METRICS = "metrics.json"
 class EvalRequest:
     """Everything ``whisperft eval`` takes. These defaults are the only copy: the CLI reads them.
 
-    ``model``: a spec, run, folder or CTranslate2 folder; ``data``: a feature store (a folder or an fsspec
-    URL) or any source prepare accepts; ``split``: None for test, else validation; ``lang``: None for the
-    store's (else the model's own); ``num_beams``: None for the engine's default, the beam width
-    ``transcribe`` decodes it with (so the WER measured is the WER transcribed); ``max_new_tokens``: a cap
-    on tokens per utterance (None: the run's ``eval.max_new_tokens`` when the model is a run's);
-    ``out``: metrics.json to write, or a folder to write it in (None: nothing written), with
-    predictions.jsonl (and report.html with ``report``) beside it; ``bound``: bound each utterance by its
-    duration and stop repeats (``text.token_limit``, ``text.runaway_stop``).
+    ``model``: a spec, run, folder or CTranslate2 folder (None: the newest finished run); ``data``: a feature store
+    (a folder or an fsspec URL) or any source prepare accepts; ``split``: None for test, else validation; ``lang``:
+    None for the store's (else the model's own); ``num_beams``: None for the engine's default, the beam width
+    ``transcribe`` decodes it with (so the WER measured is the WER transcribed); ``max_new_tokens``: a cap on tokens
+    per utterance (None: the run's ``eval.max_new_tokens`` when the model is a run's); ``out``: metrics.json to
+    write, or a folder to write it in (None: nothing written), with predictions.jsonl (and report.html with
+    ``report``) beside it; ``bound``: bound each utterance by its duration and stop repeats (``text.token_limit``,
+    ``text.runaway_stop``).
     """
 
-    model: str
+    model: str | None
     data: str
     split: str | None = None
     lang: str | None = None

@@ -30,7 +30,7 @@ from whisperft.languages import Decoding, ModelLanguage, decode_language, get_la
 from whisperft.metrics import Utterance, score
 from whisperft.models.ct2_decode import CT2Decoder
 from whisperft.models.decode import decode_rows, generate_decoded
-from whisperft.models.registry import load_model, load_processor, resolve_model
+from whisperft.models.registry import load_model, load_processor, model_or_newest, resolve_model
 from whisperft.models.whisper import context_frames, is_multilingual, own_language
 from whisperft.prepare.request import PrepareRequest
 from whisperft.prepare.run import prepare
@@ -77,12 +77,13 @@ def run_eval(
     problems = request.problems()
     if problems:
         raise ConfigError(problems)
-    model = _load(request.model, request.trust_pickle)
+    spec = model_or_newest(request.model)
+    model = _load(spec, request.trust_pickle)
     num_beams = request.num_beams or model.default_beams
     max_new_tokens = model.max_new_tokens if request.max_new_tokens is None else request.max_new_tokens
     with tempfile.TemporaryDirectory(prefix="whisperft-eval-") as tmp:
         store = _open_store(request.data, request.lang, model.source, Path(tmp))
-        decoding = model.decoding(request.lang or store.language, request.model)  # None: the model's own
+        decoding = model.decoding(request.lang or store.language, spec)  # None: the model's own
         if decoding.detect or decoding.language is None:
             raise UsageError("no language known for this data; pass --lang")
         language, token = decoding.language, decoding.token
@@ -113,7 +114,7 @@ def run_eval(
         **{k: metrics[k] for k in RATES},
         num_utterances=n,
         audio_seconds=round(sum(durations), 3),
-        model=request.model,
+        model=spec,
         language=language,
         headline="cer" if get_language(language).spaceless else "wer",
         seconds=round(seconds, 3),

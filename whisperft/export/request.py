@@ -34,7 +34,7 @@ class ExportRequest:
             check_names(self.to, self.quantization)
         except UsageError as exc:
             out.append(str(exc))
-        missing = [str(p) for p in self.verify_audio or () if not Path(p).is_file()]
+        missing = [str(p) for p in (self.verify_audio or ()) if self.verify and not Path(p).is_file()]
         if missing:
             out.append(f"--verify-audio: no such file: {', '.join(missing)}")
         if self.lang is not None:

@@ -9,6 +9,7 @@ command fails in seconds with one line. A released size's architecture needs no 
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from whisperft.hub import hub_or_cache
 from whisperft.io import COMPLETE_MARKER, is_complete, is_ct2_folder
 from whisperft.models.bundled import BUNDLES, ensure_bundled
 from whisperft.models.sizes import RELEASED
+
+logger = logging.getLogger("whisperft")
 
 RUNS_DIR = Path("runs")  # where train's configs/ put their output_dir, relative to the working directory
 RUN_MODELS = ("*/final", "*/*/final", "*/model")  # a run's final model; the demo copies its final/ to model/
@@ -188,3 +191,12 @@ def default_model(root: Path = RUNS_DIR) -> str:
             "a size such as small, or a run folder such as runs/small-1000"
         )
     return str(found)
+
+
+def model_or_newest(spec: str | None) -> str:
+    """``spec``, or when it is None the newest finished run (``default_model``), said in the log."""
+    if spec:
+        return spec
+    found = default_model()
+    logger.info("model: %s (the newest finished run; pass --model to choose)", found)
+    return found

@@ -101,7 +101,7 @@ class LongformSource:
         self.summary = AlignSummary(model, options.max_cer)
         self._spec = model
         self._engine: Engine | None = None
-        self._options = DecodeOptions(words=True)  # its language is decided when the engine loads
+        self._options: DecodeOptions | None = None  # decided with the engine's language, when it loads
 
     def source(self, description: str) -> Source:
         splits = dict.fromkeys(r.split for r in self.recordings)
@@ -144,6 +144,7 @@ class LongformSource:
             return
         duration = len(audio) / SAMPLE_RATE
         engine = self._load()
+        assert self._options is not None  # set by _load with the engine
         try:
             speech = speech_regions(audio)
             segments = engine.transcribe([audio], self._options)[0].segments

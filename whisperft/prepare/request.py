@@ -58,8 +58,6 @@ class PrepareRequest:
             out.append(f"--max-cer must be in [0, 1], got {self.max_cer:g}")
         if not 0 < self.validation_fraction < 1:
             out.append(f"validation_fraction must be in (0, 1), got {self.validation_fraction:g}")
-        if self.num_proc is not None and self.num_proc < 1:
-            out.append(f"--num-proc takes a number of 1 or more, got {self.num_proc}")
         from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
 
         try:

@@ -153,13 +153,6 @@ def prepare(request: PrepareRequest, progress: Callable[[int], None] | None = No
     if problems:
         raise ConfigError(problems)
     lang = get_language(request.lang)
-    if not lang.whisper:  # say so: "se" is Northern Sami, not Swedish
-        logger.warning(
-            "--lang %s is %s (%s), which Whisper has no token for; training gives it one (language_token)",
-            request.lang,
-            lang.name,
-            lang.code,
-        )
     source, model, max_duration, audio = request.source, request.model, request.max_duration, request.audio
     bounds = RateBounds(request.min_chars_per_second, request.max_chars_per_second)
     out = Path(request.out) if request.out is not None else Path("data") / lang.code
@@ -175,7 +168,7 @@ def prepare(request: PrepareRequest, progress: Callable[[int], None] | None = No
     if not src.splits:
         raise UsageError(f"{src.description}: no splits found (expected train/dev/test tables)")
     check_free_space(out.parent if out.parent.exists() else Path.cwd(), MIN_FREE_BYTES, "the feature store")
-    num_proc = request.num_proc or max(1, os.cpu_count() or 1)
+    num_proc = max(1, request.num_proc if request.num_proc is not None else (os.cpu_count() or 1))
     make_validation = "validation" not in src.splits and "train" in src.splits
     seen = SeenRows()
     with staged_dir(out) as tmp:

@@ -404,7 +404,8 @@ def gpu_budget(text: str | None) -> tuple[int, str]:
     ``DEFAULT_GPU_MEMORY``."""
     if text is not None:
         size = parse_size(text)
-        assert size is not None  # PlanRequest.problems refused anything else
+        if size is None or size < 1024**3:  # "24" alone is 24 bytes: a forgotten unit
+            raise UsageError(f"--gpu-memory: expected a size like 16GB or 80G, got {text!r}")
         return size, "--gpu-memory"
     if torch.cuda.is_available():
         return int(torch.cuda.get_device_properties(0).total_memory), torch.cuda.get_device_name(0)

@@ -102,7 +102,8 @@ def stop_signals() -> Iterator[list[bool]]:
 
 @dataclass
 class SweepResult:
-    """A sweep's folder and one row per trial (``sweep_results.result_row``), in trial order."""
+    """A sweep's folder (as given, or derived from the config) and one row per trial
+    (``sweep_results.result_row``), in trial order."""
 
     folder: Path
     rows: list[dict[str, Any]]
@@ -125,7 +126,8 @@ def sweep(request: SweepRequest) -> SweepResult:
     if request.asha and steps:
         raise UsageError(f"ASHA compares trials at the same steps: sweep {', '.join(steps)} with --no-asha")
     require("whisperft sweep", ["ray", *(["optuna"] if request.search == "optuna" else [])])
-    out = (request.out or Path(load_config(config, overrides).train.output_dir + "-sweep")).resolve()
+    folder = request.out or Path(load_config(config, overrides).train.output_dir + "-sweep")
+    out = folder.resolve()
     digest = hashlib.sha256(config.read_bytes()).hexdigest()
     trials = request.sample_count
     spec = Spec(
@@ -139,7 +141,7 @@ def sweep(request: SweepRequest) -> SweepResult:
             "sweep interrupted; Ray saved its state: run the same command again to resume "
             f"(the table so far: {out / SWEEP_CSV})"
         )
-    return SweepResult(out, rows)
+    return SweepResult(folder, rows)
 
 
 def _run_tune(

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from whisperft.languages import DETECT, Decoding, ModelLanguage
+from whisperft.languages import Decoding, ModelLanguage
 from whisperft.transcribe.request import BATCH_SIZE
 from whisperft.transcribe.subtitles import Segment
 
@@ -30,7 +30,7 @@ class DecodeOptions:
     their fine-tunes have).
     """
 
-    decoding: Decoding = DETECT
+    decoding: Decoding
     task: str = "transcribe"
     num_beams: int | None = None
     batch_size: int = BATCH_SIZE

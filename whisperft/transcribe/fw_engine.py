@@ -85,7 +85,9 @@ class FasterWhisperTranscriber:
 
     default_beams = CT2_BEAMS  # faster-whisper's own default
 
-    def __init__(self, folder: str | Path, compute_type: str = "default", device: str | None = None) -> None:
+    def __init__(
+        self, folder: str | Path, compute_type: str = "default", device: str | None = None, name: str | None = None
+    ) -> None:
         _, device, threads = ct2_runtime(folder, device)
         try:
             import faster_whisper  # deferred: an optional extra, and slow to import
@@ -100,7 +102,7 @@ class FasterWhisperTranscriber:
         except (RuntimeError, ValueError) as exc:
             raise WhisperftError(f"cannot load the CTranslate2 model {folder}: {exc}") from None
         self.own = folder_language(folder)
-        self.name = str(folder)
+        self.name = name or str(folder)  # the spec, for messages
         vocabulary = self.model.hf_tokenizer
         self.languages = token_languages(lambda token: vocabulary.token_to_id(token) is not None)
         self.pipeline = _keeping_encoder_output(faster_whisper.BatchedInferencePipeline)(self.model)

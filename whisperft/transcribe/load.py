@@ -25,7 +25,7 @@ def load_engine(spec: str, compute_type: str = "default", trust_pickle: bool = F
     if is_ct2_folder(Path(spec).expanduser()):
         from whisperft.transcribe.fw_engine import FasterWhisperTranscriber  # deferred: imports ctranslate2
 
-        return FasterWhisperTranscriber(Path(spec).expanduser(), compute_type)
+        return FasterWhisperTranscriber(Path(spec).expanduser(), compute_type, name=spec)
     if quiet:
         quiet_transformers()
     import torch  # deferred: slow to import, and a CTranslate2 model does without it

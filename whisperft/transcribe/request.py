@@ -19,14 +19,14 @@ class TranscribeRequest:
     """Everything ``whisperft transcribe`` takes. These defaults are the only copy: the CLI reads them.
 
     ``audio``: files or folders (searched for ``audio.AUDIO_SUFFIXES``); ``model``: a spec, run, folder or
-    CTranslate2 folder; ``lang``: None for the model's own (detected when it has none), ``auto`` to detect,
-    or a language; ``output_dir``: where ``<name>.<format>`` files go (None: beside the audio, or printed
-    for txt); ``timestamps``: None for on with srt, vtt and json, off with txt; ``compute_type``:
-    CTranslate2's (``default``: as exported).
+    CTranslate2 folder (None: the newest finished run under ./runs); ``lang``: None for the model's own (detected
+    when it has none), ``auto`` to detect, or a language; ``output_dir``: where ``<name>.<format>`` files go (None:
+    beside the audio, or printed for txt); ``timestamps``: None for on with srt, vtt and json, off with txt;
+    ``compute_type``: CTranslate2's (``default``: as exported).
     """
 
     audio: tuple[str, ...]
-    model: str
+    model: str | None
     lang: str | None = None
     format: str = "txt"
     output_dir: Path | None = None
