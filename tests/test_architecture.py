@@ -29,6 +29,7 @@ LAYERS = {
     "whisperft.train": 5,
     "whisperft.evaluate": 5,
     "whisperft.transcribe": 5,
+    "whisperft.label": 5,
     "whisperft.export": 5,
     "whisperft.doctor": 5,
     "whisperft.publish": 5,
@@ -39,6 +40,7 @@ LAYERS = {
 }
 STAGE_IMPORTS = {
     ("whisperft.evaluate", "whisperft.prepare"),  # eval of a raw source runs prepare first
+    ("whisperft.label", "whisperft.transcribe"),  # labelling is transcribing, then judging each clip
     ("whisperft.prepare", "whisperft.transcribe"),  # long recordings are transcribed to align their text
     ("whisperft.prepare", "whisperft.export"),  # ... on faster-whisper, converted once by export's converter
 }
@@ -160,6 +162,7 @@ MAY_DEFER = {
     "whisperft.export.request",
     "whisperft.train.request",
     "whisperft.serve_request",
+    "whisperft.label.request",
 }
 
 

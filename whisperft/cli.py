@@ -18,6 +18,7 @@ from whisperft.errors import UsageError, WhisperftError
 from whisperft.evaluate.request import METRICS, EvalRequest
 from whisperft.export.request import ExportRequest
 from whisperft.extras import missing_extra
+from whisperft.label.request import LabelRequest
 from whisperft.log import setup_logging
 from whisperft.prepare.request import PrepareRequest
 from whisperft.serve_request import ServeRequest
@@ -153,16 +154,9 @@ def prepare(
     clips at pauses, where the text matches what was read (docs/long-recordings.md)."""
 
     def go() -> None:
-        from whisperft.languages import get_language
         from whisperft.prepare.run import prepare as run
 
-        language = get_language(lang)  # a note only: the stage decides the language
-        if not language.whisper:  # say so: "se" is Northern Sami, not Swedish
-            typer.echo(
-                f"note: --lang {lang} is {language.name} ({language.code}), which Whisper has no token for; "
-                "training gives it one (language_token)",
-                err=True,
-            )
+        _note_new_language(lang)
         request = PrepareRequest(
             source=source,
             lang=lang,
@@ -194,6 +188,19 @@ def prepare(
         typer.echo(f"feature store: {result.out} (report: {result.out / 'prepare_report.json'})")
 
     _run(go)
+
+
+def _note_new_language(lang: str) -> None:
+    """Say when ``--lang`` names a language Whisper has no token for: "se" is Northern Sami, not Swedish."""
+    from whisperft.languages import get_language
+
+    language = get_language(lang)  # a note only: the stage decides the language
+    if not language.whisper:
+        typer.echo(
+            f"note: --lang {lang} is {language.name} ({language.code}), which Whisper has no token for; "
+            "training gives it one (language_token)",
+            err=True,
+        )
 
 
 @app.command(epilog="Example: whisperft train configs/small-1000.yaml train.max_steps=2000 train.learning_rate=3e-5")
@@ -439,6 +446,67 @@ def eval_cmd(
         typer.echo(f"metrics: {metrics}" + (f"   report: {metrics.with_name('report.html')}" if report else ""))
 
     _run(go)
+
+
+@app.command(
+    epilog="Example: whisperft label radio/ --model bundled:base --lang es --out data/radio-labels, then "
+    "whisperft prepare --lang es --source data/radio-labels/manifest.csv"
+)
+def label(
+    audio: Annotated[list[str], typer.Argument(help="Recordings without text: files or folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for clips/, manifest.csv and rejected.csv.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="The teacher: a model spec, or a CTranslate2 folder (faster). Default: newest run."),
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="The recordings' language. Default: the model's own.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = LabelRequest.batch_size,
+    num_beams: Annotated[int | None, typer.Option(min=1, help=BEAMS_HELP)] = None,
+    max_clip_seconds: Annotated[
+        float, typer.Option(help="Longest clip, cut at pauses.")
+    ] = LabelRequest.max_clip_seconds,
+    min_avg_logprob: Annotated[
+        float, typer.Option(help="Reject a label whose mean token log-probability is lower (low_confidence).")
+    ] = LabelRequest.min_avg_logprob,
+    max_no_speech_prob: Annotated[
+        float, typer.Option(help="With a low log-probability, reject as no_speech above this <|nospeech|> probability.")
+    ] = LabelRequest.max_no_speech_prob,
+    max_compression_ratio: Annotated[
+        float, typer.Option(help="Reject a label that repeats itself more (repetition).")
+    ] = LabelRequest.max_compression_ratio,
+    compute_type: Annotated[str, typer.Option(help="CTranslate2 models only.")] = LabelRequest.compute_type,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+) -> None:
+    """Pseudo-label recordings that have no text: clips cut at pauses, each transcribed and kept in manifest.csv
+    (for prepare --source) or listed in rejected.csv with its reason."""
+
+    def go() -> None:
+        from whisperft.label.run import label as run_label
+
+        request = LabelRequest(
+            audio=tuple(audio),
+            model=model,
+            out=out,
+            lang=lang,
+            batch_size=batch_size,
+            num_beams=num_beams,
+            compute_type=compute_type,
+            max_clip_seconds=max_clip_seconds,
+            min_avg_logprob=min_avg_logprob,
+            max_no_speech_prob=max_no_speech_prob,
+            max_compression_ratio=max_compression_ratio,
+            trust_pickle=trust_pickle,
+            quiet=not _state["debug"],
+        )
+        result = run_label(request)
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(result.rejected.items())) or "none"
+        typer.echo(
+            f"kept {result.kept} clips ({result.seconds_kept / 60:.1f} min) of {result.files} files; "
+            f"rejected {sum(result.rejected.values())}: {reasons}"
+        )
+        typer.echo(f"manifest: {result.manifest}   rejected: {result.rejected_manifest}")
+
+    _run(go, transformers=False)
 
 
 @app.command(

@@ -284,5 +284,6 @@ class FasterWhisperTranscriber:
                     for w in seg.get("words") or []
                     if w["word"].strip()
                 ]
-                out.append(Segment(start, end, text, words))
+                scores = (seg.get("avg_logprob"), seg.get("no_speech_prob"))
+                out.append(Segment(start, end, text, words, *(None if x is None else float(x) for x in scores)))
         return out

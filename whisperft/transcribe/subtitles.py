@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 FORMATS = ("txt", "srt", "vtt", "json")
 
@@ -13,12 +13,16 @@ class Segment:
     """A stretch of a recording and its text; ``start`` and ``end`` in seconds from the recording's start.
 
     ``words``: (start, end, word) in seconds, when word timestamps were asked for (cross-attention DTW
-    over the model's alignment heads, as openai-whisper and faster-whisper time words)."""
+    over the model's alignment heads, as openai-whisper and faster-whisper time words). ``avg_logprob``
+    and ``no_speech_prob``: the decoder's mean token log-probability and <|nospeech|> probability for the
+    window the segment came from, where the engine reports them (faster-whisper does; None otherwise)."""
 
     start: float
     end: float
     text: str
     words: list[tuple[float, float, str]] = field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
 
 
 @dataclass
@@ -48,7 +52,7 @@ def clamp_segments(segments: list[Segment], duration: float) -> list[Segment]:
     out = []
     for s in segments:
         start = min(max(s.start, 0.0), duration)
-        out.append(Segment(start, min(max(s.end, start), duration), s.text, s.words))
+        out.append(replace(s, start=start, end=min(max(s.end, start), duration)))
     return out
 
 
@@ -89,4 +93,7 @@ def render(t: Transcript, fmt: str) -> str:
     for seg in data["segments"]:
         if not seg["words"]:
             del seg["words"]  # only when word timestamps were asked for
+        for key in ("avg_logprob", "no_speech_prob"):
+            if seg[key] is None:
+                del seg[key]  # only where the engine reports them
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"

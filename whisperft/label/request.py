@@ -1,0 +1,78 @@
+"""What ``whisperft label`` takes. Light to import: the command line reads its defaults from here.
+
+The filter's defaults are openai-whisper's own rules for a decode it does not trust (``transcribe.py``'s
+``logprob_threshold=-1.0``, ``no_speech_threshold=0.6``, ``compression_ratio_threshold=2.4``), which
+``text`` names for every engine, and the plausible speaking rate prepare applies (``text``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from whisperft.errors import UsageError
+from whisperft.text import (
+    COMPRESSION_RATIO_THRESHOLD,
+    LOG_PROB_FLOOR,
+    MAX_CHARS_PER_SECOND,
+    MAX_CLIP_SECONDS,
+    MIN_CHARS_PER_SECOND,
+    NO_SPEECH_PROB,
+)
+from whisperft.transcribe.request import BATCH_SIZE
+
+MIN_CLIP_SECONDS = 1.0  # a shorter stretch of speech joins its neighbour, when the window has room
+PAUSE_PAD_SECONDS = 0.15  # silence kept at each end of a clip (at most half the pause), as data.align keeps
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """Everything ``whisperft label`` takes. These defaults are the only copy: the CLI reads them.
+
+    ``audio``: files or folders of recordings without text; ``model``: the teacher (a spec, run, folder or
+    CTranslate2 folder; None: the newest finished run); ``out``: the folder that gets ``clips/``,
+    ``manifest.csv`` and ``rejected.csv``; ``lang``: the recordings' language (None: the model's own);
+    ``max_clip_seconds``: the longest clip cut at pauses; ``min_avg_logprob``, ``max_no_speech_prob``,
+    ``max_compression_ratio``: the filter (a clip under ``min_avg_logprob`` is ``low_confidence``; one
+    also over ``max_no_speech_prob`` is ``no_speech``; one over ``max_compression_ratio`` is
+    ``repetition``); ``min_chars_per_second``/``max_chars_per_second``: the plausible speaking rate.
+    """
+
+    audio: tuple[str, ...]
+    model: str | None
+    out: Path
+    lang: str | None = None
+    batch_size: int = BATCH_SIZE
+    num_beams: int | None = None
+    compute_type: str = "default"
+    max_clip_seconds: float = MAX_CLIP_SECONDS
+    min_avg_logprob: float = LOG_PROB_FLOOR
+    max_no_speech_prob: float = NO_SPEECH_PROB
+    max_compression_ratio: float = COMPRESSION_RATIO_THRESHOLD
+    min_chars_per_second: float = MIN_CHARS_PER_SECOND
+    max_chars_per_second: float = MAX_CHARS_PER_SECOND
+    trust_pickle: bool = False
+    quiet: bool = True
+
+    def problems(self) -> list[str]:
+        """Every usage error in the request, each naming its option."""
+        out = []
+        if not MIN_CLIP_SECONDS < self.max_clip_seconds <= MAX_CLIP_SECONDS:
+            bounds = f"({MIN_CLIP_SECONDS:g}, {MAX_CLIP_SECONDS:g}]"
+            out.append(f"--max-clip-seconds must be in {bounds}, got {self.max_clip_seconds}")
+        if self.batch_size < 1 or (self.num_beams is not None and self.num_beams < 1):
+            out.append("--batch-size and --num-beams take a number of 1 or more")
+        if not 0 <= self.max_no_speech_prob <= 1:
+            out.append(f"--max-no-speech-prob must be in [0, 1], got {self.max_no_speech_prob:g}")
+        if not 0 <= self.min_chars_per_second < self.max_chars_per_second:
+            out.append("--min-chars-per-second must be >= 0 and below --max-chars-per-second")
+        if self.lang not in (None, "auto"):
+            from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
+
+            try:
+                get_language(self.lang)
+            except UsageError as exc:
+                out.append(str(exc))
+        elif self.lang == "auto":
+            out.append("--lang auto: a labelled set is in one language; name it (e.g. --lang es)")
+        return out
