@@ -18,6 +18,7 @@ from whisperft.data.align import AlignOptions
 from whisperft.data.store import AUDIO_FORMATS as STORE_AUDIO_FORMATS
 from whisperft.evaluate.request import EvalRequest
 from whisperft.export.request import ExportRequest
+from whisperft.label.request import LabelRequest
 from whisperft.languages import DETECT
 from whisperft.prepare.request import AUDIO_FORMATS, PrepareRequest
 from whisperft.serve_request import ServeRequest
@@ -44,6 +45,7 @@ def _defaults(stage: Any) -> dict[str, Any]:
         ("plan", PlanRequest, 2),
         ("sweep", SweepRequest, 6),
         ("serve", ServeRequest, 8),
+        ("label", LabelRequest, 9),
     ],
 )
 def test_the_cli_shows_the_stage_defaults(command: str, stage: Any, least: int) -> None:
