@@ -6,9 +6,11 @@ compared with bundled base through PyTorch. Audio is espeak-ng speech uploaded t
 
 from __future__ import annotations
 
+import csv
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,10 +22,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.helpers import ENGLISH, cli_command, run_cli
+from tests.helpers import ENGLISH, cli_command, invoke, run_cli
 from whisperft.data.tables import read_table
 from whisperft.metrics import score
 from whisperft.synth import speak
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
+import real_speech
 
 gr = pytest.importorskip("gradio", reason="the ui extra is part of the test environment (requirements/lock.txt)")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -71,11 +76,26 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, base_ct2: Path) -> Iterator[tuple[str, Path]]:
+def labels(tmp_path_factory: pytest.TempPathFactory, base_ct2: Path) -> Path:
+    """A ``whisperft label`` folder: three Asterisk prompts (a real Spanish voice) labelled by bundled base."""
+    real_speech.ensure_packages(["asterisk-core-sounds-es", "asterisk-core-sounds-es-wav"])
+    script = {p.name: p for p in real_speech.read_script("es")}
+    root = tmp_path_factory.mktemp("review")
+    (root / "in").mkdir()
+    for name in ("conf-getpin", "conf-hasleft", "auth-incorrect"):
+        (root / "in" / f"{name}.wav").write_bytes(script[name].wav.read_bytes())
+    r = invoke("label", str(root / "in"), "--out", str(root / "labels"), "--model", str(base_ct2), "--lang", "es")
+    assert r.exit_code == 0, r.output
+    return root / "labels"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, base_ct2: Path, labels: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("serve")
     port = _free_port()
     args = ["serve", "--model", str(base_ct2), "--compare", "bundled:base", "--port", str(port),
-            "--dataset-dir", str(root / "recorded"), "--max-upload-mb", "1", "--lang", "en"]  # fmt: skip
+            "--dataset-dir", str(root / "recorded"), "--max-upload-mb", "1", "--lang", "en",
+            "--review", str(labels)]  # fmt: skip
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([*cli_command(), *args], cwd=root, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -186,6 +206,44 @@ def test_record_a_dataset_that_prepare_accepts(
                 "--out", str(tmp_path / "store"))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "store" / "train").is_dir() and (tmp_path / "store" / "validation").is_dir()
+
+
+def _manifest(folder: Path, name: str) -> dict[str, dict[str, str]]:
+    with open(folder / name, encoding="utf-8", newline="") as fh:
+        return {row["audio"]: row for row in csv.DictReader(fh) if row["audio"]}
+
+
+def _until(check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail("the manifest was not rewritten")
+        time.sleep(0.2)
+
+
+def test_review_corrects_and_drops_labels_in_the_browser(page: Any, labels: Path, tmp_path: Path) -> None:
+    """The Review tab shows the least confident clip first; a correction typed in the page lands in
+    manifest.csv (reviewed: corrected), and a dropped clip moves to rejected.csv (reason: dropped)."""
+    rows = {**_manifest(labels, "rejected.csv"), **_manifest(labels, "manifest.csv")}
+    order = sorted(rows, key=lambda a: float(rows[a]["confidence"] or 0))
+    page.get_by_role("tab", name="Review").click()
+    page.wait_for_function(
+        "t => document.querySelector('#review-text textarea').value === t", arg=rows[order[0]]["text"]
+    )
+    assert "3 to review" in page.locator("#review-info").inner_text()
+    page.fill("#review-text textarea", "Por favor ingrese la clave de entrada para la conferencia.")
+    page.click("#review-accept")
+    _until(lambda: _manifest(labels, "manifest.csv").get(order[0], {}).get("reviewed") == "corrected")
+    fixed = _manifest(labels, "manifest.csv")[order[0]]
+    assert fixed["text"] == "Por favor ingrese la clave de entrada para la conferencia."
+    page.wait_for_function(
+        "t => document.querySelector('#review-text textarea').value === t", arg=rows[order[1]]["text"]
+    )
+    page.click("#review-drop")
+    _until(lambda: _manifest(labels, "rejected.csv").get(order[1], {}).get("reason") == "dropped")
+    assert order[1] not in _manifest(labels, "manifest.csv")
+    page.get_by_text("1 to review").first.wait_for()
+    page.screenshot(path=str(tmp_path / "review.png"), full_page=True)
 
 
 def test_the_app_serves_no_server_path(server: tuple[str, Path]) -> None:

@@ -595,6 +595,9 @@ def serve(
         str, typer.Option(help="CTranslate2 models only: default, int8, float32...")
     ] = ServeRequest.compute_type,
     trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow pickle (*.bin) weights.")] = False,
+    review: Annotated[
+        Path | None, typer.Option(help="A whisperft label folder: a Review tab to accept, correct or drop its labels.")
+    ] = None,
 ) -> None:
     """A web app (Gradio) to try a model: microphone or upload, timestamps, SRT, compare, record a dataset."""
 
@@ -610,6 +613,7 @@ def serve(
             max_seconds=max_seconds,
             compute_type=compute_type,
             trust_pickle=trust_pickle,
+            review=review,
             quiet=not _state["debug"],
         )
         try:

@@ -29,6 +29,8 @@ import gradio as gr
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.recorder import SPLIT_FILES, add_recording, dataset_counts
 from whisperft.errors import ConfigError, UsageError, WhisperftError
+from whisperft.label.review import Item, decide, queue
+from whisperft.label.run import CLIPS
 from whisperft.languages import LANGUAGES, Decoding, get_language
 from whisperft.models.registry import model_or_newest
 from whisperft.serve_request import Limits, ServeRequest
@@ -141,7 +143,13 @@ def language_for(model: Loaded, code: str) -> str | None:
     return code
 
 
-def build_app(models: list[Loaded], dataset_dir: Path, lang: str | None = None, limits: Limits | None = None) -> Any:
+def build_app(
+    models: list[Loaded],
+    dataset_dir: Path,
+    lang: str | None = None,
+    limits: Limits | None = None,
+    review: Path | None = None,
+) -> Any:
     """The Gradio Blocks: a Transcribe tab (side by side with ``--compare``) and a Record tab.
 
     ``lang``: the language the page starts with; None for the first model's own (auto when it has none)."""
@@ -155,7 +163,65 @@ def build_app(models: list[Loaded], dataset_dir: Path, lang: str | None = None, 
             _transcribe_tab(models, lang, limits, work)
         with gr.Tab("Record a dataset"):
             _record_tab(dataset_dir, page_languages(models, lang)[1], limits)
+        if review is not None:
+            with gr.Tab("Review"):
+                show, outputs, skipped = _review_tab(review)
+            app.load(show, [skipped], outputs)
     return app
+
+
+def _review_line(item: Item, left: int) -> str:
+    row = item.row
+    where = "kept" if item.kept else f"rejected: {row.get('reason')} ({row.get('detail')})"
+    confidence = f"{float(row['confidence']):.2f}" if row.get("confidence") else "not reported"
+    source = Path(row.get("source", "")).name
+    return (
+        f"**{left} to review** · confidence {confidence} · {where} · `{source}` {row.get('start')}-{row.get('end')} s"
+    )
+
+
+def _review_tab(folder: Path) -> tuple[Any, list[Any], Any]:
+    """The clips of a ``whisperft label`` folder, least confident first: accept, correct or drop each one.
+    Returns the function that shows the next clip, its outputs and the skipped-clips state."""
+    gr.Markdown(
+        f"The clips of `{folder}`, least confident first. Accept a label as it is, correct it and accept, or "
+        "drop the clip; manifest.csv and rejected.csv are rewritten after each decision."
+    )
+    audio = gr.Audio(type="filepath", interactive=False, label="Clip", elem_id="review-audio")
+    text = gr.Textbox(label="Label: what is said in the clip", elem_id="review-text")
+    info = gr.Markdown(elem_id="review-info")
+    with gr.Row():
+        accept = gr.Button("Accept", variant="primary", elem_id="review-accept")
+        drop = gr.Button("Drop", variant="stop", elem_id="review-drop")
+        skip = gr.Button("Skip", elem_id="review-skip")
+    current, skipped = gr.State(None), gr.State([])
+    outputs = [audio, text, info, current]
+
+    def show(passed: list[str]) -> list[Any]:
+        items = [i for i in queue(folder) if i.row["audio"] not in passed]
+        if not items:
+            return [None, "", "Every clip is reviewed.", None]
+        first = items[0]
+        return [
+            str(folder / first.row["audio"]),
+            first.row["text"],
+            _review_line(first, len(items)),
+            first.row["audio"],
+        ]
+
+    def act(clip: str | None, label: str | None, passed: list[str]) -> list[Any]:
+        if clip is None:
+            raise page_error("No clip to review.")
+        try:
+            decide(folder, clip, label)
+        except WhisperftError as exc:
+            raise page_error(str(exc)) from None
+        return show(passed)
+
+    accept.click(lambda clip, label, passed: act(clip, label, passed), [current, text, skipped], outputs)
+    drop.click(lambda clip, passed: act(clip, None, passed), [current, skipped], outputs)
+    skip.click(lambda clip, passed: [*show([*passed, clip]), [*passed, clip]], [current, skipped], [*outputs, skipped])
+    return show, outputs, skipped
 
 
 def _transcribe_tab(models: list[Loaded], lang: str | None, limits: Limits, work: Path) -> None:
@@ -218,10 +284,12 @@ def serve(
     port: int = 7860,
     lang: str | None = None,
     limits: Limits | None = None,
+    review: Path | None = None,
 ) -> None:
-    """Start the app, print its address, and block until Ctrl-C."""
+    """Start the app, print its address, and block until Ctrl-C. ``review``: a ``whisperft label`` folder for
+    the Review tab (its clips are the only files of it the page may serve)."""
     limits = limits or Limits()
-    app = build_app(models, dataset_dir, lang, limits)
+    app = build_app(models, dataset_dir, lang, limits, review)
     app.queue(default_concurrency_limit=1)  # one model call at a time: the models are shared
     _, url, _ = app.launch(
         server_name=host,
@@ -234,6 +302,7 @@ def serve(
         quiet=True,
         footer_links=["settings"],
         prevent_thread_lock=True,
+        allowed_paths=[str(review / CLIPS)] if review is not None else None,
     )
     print(f"whisperft serve: {url} (Ctrl-C to stop)", flush=True)
     try:
@@ -256,4 +325,6 @@ def run_serve(request: ServeRequest) -> None:
         loaded.append(Loaded(spec, engine))
     if request.public:
         logger.warning("serving on %s: anyone who can reach this machine can use the app", request.host)
-    serve(loaded, request.dataset_dir, request.host, request.port, request.lang, request.limits)
+    if request.review is not None:
+        queue(request.review)  # a folder label did not write is refused before the page opens
+    serve(loaded, request.dataset_dir, request.host, request.port, request.lang, request.limits, request.review)

@@ -29,7 +29,8 @@ class ServeRequest:
     ``model``: a spec or CTranslate2 folder (None: the newest finished run); ``compare``: a second model, side by
     side; ``host``/``port``: where to listen (anything but a local address opens the app to the network); ``lang``:
     the language the page starts with (None: the first model's own, else auto); ``dataset_dir``: where the Record
-    tab adds clips; ``max_upload_mb``/``max_seconds``: ``Limits``; ``compute_type``: CTranslate2's.
+    tab adds clips; ``max_upload_mb``/``max_seconds``: ``Limits``; ``compute_type``: CTranslate2's; ``review``: a
+    ``whisperft label`` folder for the Review tab.
     """
 
     model: str | None
@@ -42,6 +43,7 @@ class ServeRequest:
     max_seconds: float = Limits.max_seconds
     compute_type: str = TranscribeRequest.compute_type
     trust_pickle: bool = False
+    review: Path | None = None
     quiet: bool = True
 
     def problems(self) -> list[str]:

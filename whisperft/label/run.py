@@ -42,7 +42,7 @@ logger = logging.getLogger("whisperft")
 
 MANIFEST, REJECTED, CLIPS = "manifest.csv", "rejected.csv", "clips"
 COLUMNS = ("audio", "text", "source", "start", "end", "duration", "confidence", "avg_logprob", "no_speech_prob",
-           "compression_ratio", "chars_per_second")  # fmt: skip
+           "compression_ratio", "chars_per_second", "reviewed")  # fmt: skip
 REJECTED_COLUMNS = (*COLUMNS, "reason", "detail")
 Span = tuple[float, float]
 
@@ -185,8 +185,8 @@ def _label_files(files: list[Path], engine: Engine, options: DecodeOptions, requ
             batch = []
     _decode(batch, engine, options, request, stems, kept, rejected)
     manifest, rejects = out / MANIFEST, out / REJECTED
-    atomic_write_text(manifest, _csv(kept, COLUMNS))
-    atomic_write_text(rejects, _csv(rejected, REJECTED_COLUMNS))
+    write_rows(manifest, kept, COLUMNS)
+    write_rows(rejects, rejected, REJECTED_COLUMNS)
     reasons = Counter(str(r["reason"]) for r in rejected)
     seconds = round(sum(float(r["duration"]) for r in kept), 3)  # type: ignore[arg-type]
     logger.info(
@@ -280,7 +280,12 @@ def _stems(files: list[Path]) -> dict[Path, str]:
     return out
 
 
-def _csv(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:
+def write_rows(path: Path, rows: list[dict[str, object]] | list[dict[str, str]], columns: tuple[str, ...]) -> None:
+    """``rows`` as a CSV with ``columns`` (others ignored, missing ones empty), written atomically."""
+    atomic_write_text(path, _csv(rows, columns))
+
+
+def _csv(rows: list[dict[str, object]] | list[dict[str, str]], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
