@@ -134,7 +134,8 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, server: tuple[str, Path]) -> Iterator[Any]:
     pg = browser.new_page(viewport={"width": 1280, "height": 900})
     pg.set_default_timeout(120_000)
-    pg.goto(server[0], wait_until="networkidle")
+    pg.goto(server[0], wait_until="load")
+    pg.locator("#transcribe").wait_for()  # the app has rendered (an idle network is not a given: gradio polls)
     yield pg
     pg.close()
 

@@ -164,9 +164,9 @@ def build_app(
         with gr.Tab("Record a dataset"):
             _record_tab(dataset_dir, page_languages(models, lang)[1], limits)
         if review is not None:
-            with gr.Tab("Review"):
+            with gr.Tab("Review", elem_id="review-tab") as tab:
                 show, outputs, skipped = _review_tab(review)
-            app.load(show, [skipped], outputs)
+            tab.select(show, [skipped], outputs)  # the folder is read when the tab opens: the queue is current
     return app
 
 
