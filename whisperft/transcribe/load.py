@@ -38,6 +38,16 @@ def load_engine(spec: str, compute_type: str = "default", trust_pickle: bool = F
     return Transcriber(model, load_processor(path), device="cuda" if torch.cuda.is_available() else None, name=spec)
 
 
+def spec_or_newest(spec: str | None) -> str:
+    """``spec``, or the newest finished run when it is None (``models.registry.model_or_newest``, imported only
+    then: the registry imports transformers, which a CTranslate2 model does without)."""
+    if spec:
+        return spec
+    from whisperft.models.registry import model_or_newest  # deferred: imports transformers
+
+    return model_or_newest(None)
+
+
 def decide_language(engine: Engine, requested: str | None) -> Decoding:
     """The language ``engine`` decodes a request for ``requested`` in (None: the model's own, detected when
     it has none; ``auto``: always detect), decided once and passed down in ``DecodeOptions``. Logs a warning

@@ -7,10 +7,9 @@ is then decided once (``load.decide_language``) and carried to the decoder in ``
 from __future__ import annotations
 
 from whisperft.errors import ConfigError, UsageError
-from whisperft.models.registry import model_or_newest
 from whisperft.transcribe.decoding import DecodeOptions
 from whisperft.transcribe.files import collect_audio, transcribe_files, write_transcripts
-from whisperft.transcribe.load import decide_language, load_engine
+from whisperft.transcribe.load import decide_language, load_engine, spec_or_newest
 from whisperft.transcribe.request import TranscribeRequest, TranscribeResult
 
 
@@ -24,7 +23,7 @@ def transcribe(request: TranscribeRequest) -> TranscribeResult:
     files = collect_audio(list(request.audio))
     if not files:
         raise UsageError(f"no audio files found in {', '.join(request.audio)}")
-    spec = model_or_newest(request.model)
+    spec = spec_or_newest(request.model)
     engine = load_engine(spec, request.compute_type, request.trust_pickle, quiet=request.quiet)
     decoding = decide_language(engine, request.lang)
     options = DecodeOptions(decoding, request.task, request.num_beams, request.batch_size, request.timestamped)
