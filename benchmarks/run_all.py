@@ -32,6 +32,7 @@ SCRIPTS = [
     "bench_levers",
     "bench_runaway",
     "bench_real_speech",
+    "bench_pseudo_label",
     "bench_new_language",
     "bench_audiobook",
     "bench_export",

@@ -20,6 +20,17 @@ PAGE = ROOT / "BENCHMARKS.md"
 AREAS = ["data", "training", "decoding", "export", "long recordings", "languages"]
 
 MET, MISSED, NO_TARGET = "met", "**missed**", "no target"
+PSEUDO_RUNS = ("a", "b", "b_tight", "c", "d", "e")  # bench_pseudo_label's runs
+PSEUDO_PAGE = ROOT / "docs" / "no-text.md"  # carries the experiment's table, between these two markers
+PSEUDO_BEGIN, PSEUDO_END = "<!-- pseudo-label table: python -m benchmarks.summary -->", "<!-- end of table -->"
+PSEUDO_WHAT = {
+    "a": "L only",
+    "b": "L + U labelled by (a), default filter",
+    "b_tight": "the same, kept at log-prob ≥ -0.5",
+    "c": "L + U labelled by (a), unfiltered",
+    "d": "L + U labelled by bundled base, default filter",
+    "e": "L + U with its true text (the oracle)",
+}
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,25 @@ def _real_speech(r: dict) -> str:
 def _real_speech_met(r: dict) -> bool:
     english = r["full_en_espeak_wer_normalized"] - r["before_en_espeak_wer_normalized"]
     return r["ratio"] >= 2 and english <= 3
+
+
+def _pseudo(r: dict) -> str:
+    runs = ", ".join(f"{k} {r[f'run_{k}_wer_normalized']}%" for k in PSEUDO_RUNS if f"run_{k}_wer_normalized" in r)
+    lb, t = r["labels_a"], r["throughput"]
+    return (
+        f"WER on T: {runs}; labels kept {lb['kept_wer']}% vs rejected {lb['rejected_wer']}% "
+        f"({pct(lb['share_kept'])} kept); ×{t['ratio']} the pipeline"
+    )
+
+
+def _pseudo_met(r: dict) -> bool:
+    lb = r["labels_a"]
+    return (
+        (r["ratio"] or 0) >= 0.5
+        and r["b_beats_c"]
+        and lb["kept_wer"] <= lb["rejected_wer"] / 2
+        and r["throughput"]["ratio"] >= 1
+    )
 
 
 def _new_language(r: dict) -> str:
@@ -141,6 +171,14 @@ SUMMARIES: dict[str, Summary] = {
     "real_speech_fr": Summary(
         "training", "real voice (Asterisk, French): normalized WER, base → fine-tune", _real_speech,
         "÷2 WER, English ≤ +3 points", _real_speech_met,
+    ),
+    "pseudo_label_es": Summary(
+        "training", "pseudo-labels (Asterisk, Spanish): runs a-e, normalized WER on T", _pseudo,
+        "b closes ≥ ½ of a→e; b < c; kept ≤ ½ rejected WER; ≥ ×1", _pseudo_met,
+    ),
+    "pseudo_label_fr": Summary(
+        "training", "pseudo-labels (Asterisk, French): runs a-e, normalized WER on T", _pseudo,
+        "b closes ≥ ½ of a→e; b < c; kept ≤ ½ rejected WER; ≥ ×1", _pseudo_met,
     ),
     "real_speech_es_lr_1e-5": Summary(
         "training", "the same, one run at learning rate 1e-5 instead of 2.5e-5",
@@ -306,9 +344,39 @@ def render(results: list[dict]) -> str:
     return "\n".join(out)
 
 
+def pseudo_table(results: list[dict]) -> str:
+    """The docs page's table of bench_pseudo_label: normalized WER and CER on T per run and language, and
+    the labels' WER kept and rejected."""
+    langs = [r for r in results if r["claim"].startswith("pseudo_label_")]
+    if not langs:
+        return "(not measured yet: `python -m benchmarks.run_all bench_pseudo_label`)"
+    names = [r["claim"].rsplit("_", 1)[1] for r in langs]
+    out = ["| run | " + " | ".join(f"{n} WER | {n} CER" for n in names) + " |", "|---|" + "---|---|" * len(langs)]
+    for k in PSEUDO_RUNS:
+        cells = [f"{r.get(f'run_{k}_wer_normalized', '–')}% | {r.get(f'run_{k}_cer_normalized', '–')}%" for r in langs]
+        out.append(f"| ({k}) {PSEUDO_WHAT[k]} | " + " | ".join(cells) + " |")
+    for tag, who in (("labels_a", "(a)"), ("labels_base", "bundled base")):
+        cells = [
+            f"{r[tag]['kept_wer']}% kept ({pct(r[tag]['share_kept'])}) | {r[tag]['rejected_wer']}% rejected"
+            for r in langs
+        ]
+        out.append(f"| labels by {who}: their WER | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def pseudo_page(results: list[dict]) -> str:
+    """docs/no-text.md with its table rewritten from ``results``."""
+    page = PSEUDO_PAGE.read_text(encoding="utf-8")
+    head, _, rest = page.partition(PSEUDO_BEGIN)
+    _, _, tail = rest.partition(PSEUDO_END)
+    return f"{head}{PSEUDO_BEGIN}\n{pseudo_table(results)}\n{PSEUDO_END}{tail}"
+
+
 def write(results: list[dict] | None = None) -> None:
-    PAGE.write_text(render(load() if results is None else results), encoding="utf-8")
-    print(f"wrote {PAGE}")
+    results = load() if results is None else results
+    PAGE.write_text(render(results), encoding="utf-8")
+    PSEUDO_PAGE.write_text(pseudo_page(results), encoding="utf-8")
+    print(f"wrote {PAGE} and {PSEUDO_PAGE}'s table")
 
 
 if __name__ == "__main__":

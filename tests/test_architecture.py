@@ -41,6 +41,7 @@ LAYERS = {
 STAGE_IMPORTS = {
     ("whisperft.evaluate", "whisperft.prepare"),  # eval of a raw source runs prepare first
     ("whisperft.label", "whisperft.transcribe"),  # labelling is transcribing, then judging each clip
+    ("whisperft.label", "whisperft.export"),  # ... on faster-whisper, converted once by export's converter
     ("whisperft.prepare", "whisperft.transcribe"),  # long recordings are transcribed to align their text
     ("whisperft.prepare", "whisperft.export"),  # ... on faster-whisper, converted once by export's converter
 }

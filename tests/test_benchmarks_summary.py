@@ -34,6 +34,8 @@ def test_missed_targets_are_marked():
 def test_page_is_current():
     page = summary.PAGE.read_text(encoding="utf-8")
     assert page == summary.render(RESULTS), "BENCHMARKS.md is out of date: run python -m benchmarks.summary"
+    docs = summary.PSEUDO_PAGE.read_text(encoding="utf-8")
+    assert summary.PSEUDO_BEGIN in docs and docs == summary.pseudo_page(RESULTS), "run python -m benchmarks.summary"
 
 
 def test_run_all_scripts_exist():

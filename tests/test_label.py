@@ -5,6 +5,7 @@ with a reason, and through ``prepare`` and ``train`` unchanged. Real voices: Deb
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -102,6 +103,11 @@ def test_label_then_prepare_then_train(
     r = invoke("train", str(cfg))
     assert r.exit_code == 0, r.output
     assert (tmp_path / "run" / "final" / "config.json").is_file()
+    info = json.loads((out / "label.json").read_text())
+    assert info["kept"] == len(kept) and sum(info["rejected"].values()) == len(rejected)
+    hours = f"{info['seconds_kept'] / 3600:.2f} h transcribed by `{base_ct2}`"
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    assert "### Pseudo-labelled data" in card and hours in card and "at least -1.0" in card, card
 
 
 def test_bad_input_is_one_clear_line(recordings: tuple[Path, dict[str, str]], base_ct2: Path, tmp_path: Path) -> None:

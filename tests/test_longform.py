@@ -194,7 +194,7 @@ def test_long_recording_problems_are_counted_not_fatal(tmp_path: Path, base_ct2:
 
 def test_the_aligner_runs_on_faster_whisper_converted_once(tiny_model: Path, base_ct2: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from whisperft.prepare.longform import ct2_folder
+    from whisperft.export.ct2 import ct2_folder
 
     monkeypatch.setenv("WHISPERFT_CACHE", str(tmp_path / "cache"))
     assert ct2_folder(str(base_ct2)) == str(base_ct2)

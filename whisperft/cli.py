@@ -457,7 +457,10 @@ def label(
     out: Annotated[Path, typer.Option(help="Folder for clips/, manifest.csv and rejected.csv.")],
     model: Annotated[
         str | None,
-        typer.Option(help="The teacher: a model spec, or a CTranslate2 folder (faster). Default: newest run."),
+        typer.Option(
+            help="The teacher: a model spec, run or CTranslate2 folder (on faster-whisper with the ct2 extra). "
+            "Default: newest run."
+        ),
     ] = None,
     lang: Annotated[str | None, typer.Option(help="The recordings' language. Default: the model's own.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = LabelRequest.batch_size,

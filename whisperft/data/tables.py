@@ -15,6 +15,10 @@ from typing import Any
 
 from whisperft.errors import UsageError
 
+# ``whisperft label`` writes this beside its manifest.csv: the teacher, the filter, what was kept. prepare
+# copies it into the store's metadata, and the model card says how much of the data was pseudo-labelled.
+LABEL_INFO, LABEL_MANIFEST = "label.json", "manifest.csv"
+
 
 def read_text_file(path: Path) -> str:
     """The file's text: UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8 (a BOM dropped)."""
@@ -117,3 +121,18 @@ def _read_jsonl(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]
         columns.update(dict.fromkeys(obj))
         rows.append((n, obj))
     return list(columns), rows
+
+
+def pseudo_label_info(source: str) -> dict[str, Any] | None:
+    """``label.json`` of a ``whisperft label`` folder when ``source`` is that folder's ``manifest.csv`` (or
+    the folder), else None. Another table in the folder (a hand-made, unfiltered one) is not the filtered
+    manifest the file describes, so it gets None too."""
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    if (not path.is_dir() and path.name != LABEL_MANIFEST) or not (folder / LABEL_INFO).is_file():
+        return None
+    try:
+        info = json.loads((folder / LABEL_INFO).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None

@@ -4,13 +4,16 @@ model, kept or rejected with a reason.
 A recording is cut where Silero VAD hears pauses (``transcribe.vad.speech_regions``), into clips of at
 most ``max_clip_seconds``: speech regions are joined while the clip fits, as faster-whisper's
 ``collect_chunks`` and whisperX join theirs. Every clip is decoded as one unit (without timestamps, as
-the recipe trains), in batches that span recordings. Its label is then judged by openai-whisper's rules
+the recipe trains), in batches that span recordings, on faster-whisper when the ct2 extra is installed
+(a PyTorch teacher is converted once, as prepare's long recordings are: ``export.ct2.ct2_folder``).
+Its label is then judged by openai-whisper's rules
 for a decode not to trust, with the decoder's own numbers where the engine reports them (faster-whisper
 does; the PyTorch engine gives no log-probabilities, so there only the repetition and rate rules apply).
 
 Written to ``out``: ``clips/`` (16 kHz mono WAV, the rejected ones too, so that a review can take them
 back), ``manifest.csv`` (what ``prepare --source`` reads: ``audio,text`` and the signals) and
-``rejected.csv`` (the same columns, with ``reason`` and ``detail``). Every input file is in one of the two.
+``rejected.csv`` (the same columns, with ``reason`` and ``detail``) and ``label.json`` (the teacher, the
+filter, the counts: ``label_info``). Every input file is in one of the two manifests.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ import numpy as np
 import soundfile as sf
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
+from whisperft.data.tables import LABEL_INFO, LABEL_MANIFEST
 from whisperft.errors import ConfigError, UsageError
-from whisperft.io import RunLock, atomic_write_text
+from whisperft.export.ct2 import ct2_folder
+from whisperft.io import RunLock, atomic_write_json, atomic_write_text
 from whisperft.label.request import PAUSE_PAD_SECONDS, LabelRequest
 from whisperft.models.registry import model_or_newest
 from whisperft.text import compression_ratio, speech_chars
@@ -40,7 +45,7 @@ from whisperft.transcribe.vad import speech_regions
 
 logger = logging.getLogger("whisperft")
 
-MANIFEST, REJECTED, CLIPS = "manifest.csv", "rejected.csv", "clips"
+MANIFEST, REJECTED, CLIPS = LABEL_MANIFEST, "rejected.csv", "clips"
 COLUMNS = ("audio", "text", "source", "start", "end", "duration", "confidence", "avg_logprob", "no_speech_prob",
            "compression_ratio", "chars_per_second", "reviewed")  # fmt: skip
 REJECTED_COLUMNS = (*COLUMNS, "reason", "detail")
@@ -157,7 +162,8 @@ def label(request: LabelRequest) -> LabelResult:
     if not files:
         raise UsageError(f"no audio files found in {', '.join(request.audio)}")
     spec = model_or_newest(request.model)
-    engine = load_engine(spec, request.compute_type, request.trust_pickle, quiet=request.quiet)
+    teacher = ct2_folder(spec) or spec  # faster-whisper, batched, with the decoder's log-probabilities
+    engine = load_engine(teacher, request.compute_type, request.trust_pickle, request.quiet, name=spec)
     decoding = decide_language(engine, request.lang)
     if decoding.detect:
         raise UsageError(f"{spec} has no language of its own: pass --lang, the language of the recordings")
@@ -189,6 +195,9 @@ def _label_files(files: list[Path], engine: Engine, options: DecodeOptions, requ
     write_rows(rejects, rejected, REJECTED_COLUMNS)
     reasons = Counter(str(r["reason"]) for r in rejected)
     seconds = round(sum(float(r["duration"]) for r in kept), 3)  # type: ignore[arg-type]
+    beams = options.num_beams or engine.default_beams
+    info = label_info(request, options.decoding.language, beams, len(kept), reasons, seconds)
+    atomic_write_json(out / LABEL_INFO, info)
     logger.info(
         "labelled %d clips (%.1f min) of %d files; rejected %d (%s)",
         len(kept),
@@ -198,6 +207,28 @@ def _label_files(files: list[Path], engine: Engine, options: DecodeOptions, requ
         ", ".join(f"{k} {v}" for k, v in reasons.items()) or "none",
     )
     return LabelResult(manifest, rejects, len(kept), reasons, len(files), seconds)
+
+
+def label_info(
+    request: LabelRequest, language: str | None, beams: int, kept: int, reasons: Counter, seconds: float
+) -> dict[str, object]:
+    """What ``label.json`` records: the teacher, the language, the beam width, the filter, and the clips kept
+    (with their seconds) and rejected by reason. prepare copies it into the store, the card reports it."""
+    return {
+        "teacher": request.model or "newest run",
+        "language": language,
+        "num_beams": beams,
+        "filter": {
+            "min_avg_logprob": request.min_avg_logprob,
+            "max_no_speech_prob": request.max_no_speech_prob,
+            "max_compression_ratio": request.max_compression_ratio,
+            "min_chars_per_second": request.min_chars_per_second,
+            "max_chars_per_second": request.max_chars_per_second,
+        },
+        "kept": kept,
+        "seconds_kept": seconds,
+        "rejected": dict(sorted(reasons.items())),
+    }
 
 
 def _clips(files: list[Path], request: LabelRequest, rejected: list[dict[str, object]]) -> Iterator[Clip]:

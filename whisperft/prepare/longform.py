@@ -20,27 +20,18 @@ prepare_report.json accounts for the whole recording:
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from transformers import AutoConfig
 
 from whisperft.audio import SAMPLE_RATE, AudioError, decode_audio
 from whisperft.data.align import NO_SPEECH, Alignment, AlignOptions, align, pauses
 from whisperft.data.longform import Recording, read_units
 from whisperft.data.sources import Row, Source
 from whisperft.errors import UsageError
-from whisperft.export.ct2 import export_ct2
-from whisperft.io import cache_dir, is_ct2_folder, waiting_lock
+from whisperft.export.ct2 import ct2_folder
 from whisperft.languages import Language
-from whisperft.models.bundled import ensure_bundled_ct2
-from whisperft.models.registry import resolve_model
-from whisperft.models.whisper import FULL_WINDOW_POSITIONS
 from whisperft.transcribe.decoding import DecodeOptions, Engine
 from whisperft.transcribe.load import load_engine
 from whisperft.transcribe.vad import speech_regions
@@ -197,28 +188,3 @@ def _rows_of(
 
 def _span(start: float, end: float) -> str:
     return f"{start:.2f}-{end:.2f} s"
-
-
-def ct2_folder(spec: str) -> str | None:
-    """The CTranslate2 folder that runs ``spec`` on faster-whisper, the fast path, when the ct2 extra is
-    installed: the folder itself; a bundled model as it ships; another model exported once (int8, by
-    ``whisperft export``'s converter) into the cache, keyed by its files. None without the extra, or for
-    a model trained with a shorter audio context than Whisper's 30 s (``model.audio_context_s``)."""
-    if is_ct2_folder(Path(spec).expanduser()):
-        return spec
-    if not all(importlib.util.find_spec(m) for m in ("ctranslate2", "faster_whisper")):
-        return None
-    if spec.startswith("bundled:"):
-        return str(ensure_bundled_ct2(spec.split(":", 1)[1]))
-    path = Path(resolve_model(spec))
-    if int(AutoConfig.from_pretrained(path).max_source_positions) < FULL_WINDOW_POSITIONS:
-        return None  # trained with a short audio context: PyTorch keeps its window, faster-whisper pads to 30 s
-    key = hashlib.sha256(str(path.resolve()).encode())
-    for f in sorted(p for p in path.iterdir() if p.is_file()):
-        key.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
-    target = cache_dir() / "ct2" / f"{path.name}-{key.hexdigest()[:16]}"
-    with waiting_lock(target.with_name(f".{target.name}.lock")):
-        if not (target / "model.bin").is_file():
-            logger.info("converting %s to CTranslate2 (int8, once) in %s for faster-whisper", spec, target)
-            export_ct2(str(path), target, "int8")
-    return str(target)

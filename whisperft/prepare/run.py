@@ -21,6 +21,7 @@ from whisperft.data.align import AlignOptions
 from whisperft.data.longform import find_recordings
 from whisperft.data.sources import Row, Source, open_source
 from whisperft.data.store import REPORT, SplitWriter, write_meta
+from whisperft.data.tables import pseudo_label_info
 from whisperft.errors import ConfigError, UsageError, WhisperftError
 from whisperft.features import mel_filters
 from whisperft.io import atomic_write_json, check_free_space, mark_complete, staged_dir
@@ -190,6 +191,9 @@ def prepare(request: PrepareRequest, progress: Callable[[int], None] | None = No
             "splits": list(builder.writers),
             "audio": audio,
         }
+        labels = pseudo_label_info(source)
+        if labels is not None:  # a whisperft label manifest: its teacher and filter, and the hours kept here
+            meta["pseudo_labels"] = {**labels, "hours": round(sum(r["hours"] for r in report.values()), 4)}
         write_meta(tmp, meta)
         atomic_write_json(tmp / REPORT, report)
         summary = longform.summary.to_dict(sum(r["hours"] for r in report.values())) if longform else None

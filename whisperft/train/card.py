@@ -98,10 +98,16 @@ def _percent(x: float | None) -> str:
 
 
 def render_card(
-    cfg: Config, source: str, results: dict[str, Any], curves: bool, own: ModelLanguage | None = None
+    cfg: Config,
+    source: str,
+    results: dict[str, Any],
+    curves: bool,
+    own: ModelLanguage | None = None,
+    pseudo: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> str:
     """The whole README.md. ``results``: before_wer/before_cer (step 0), after_wer/after_cer (the best
-    step), best_step, steps, train_seconds. ``own``: the model's language and the token it prompts with."""
+    step), best_step, steps, train_seconds. ``own``: the model's language and the token it prompts with.
+    ``pseudo``: (store name, its ``pseudo_labels`` metadata) of each source ``whisperft label`` made."""
     lang = get_language(cfg.language)
     name = Path(cfg.train.output_dir).name
     base = base_model_id(cfg.model.name) or cfg.model.name
@@ -140,6 +146,7 @@ def render_card(
         f"`{t.mixed_precision}`",
         f"- hardware: {hardware()}; training time {results.get('train_seconds', 0) / 60:.1f} min",
         "",
+        *_pseudo_label_lines(pseudo or []),
         "The run's config (`config.yaml` in this folder):",
         "",
         "```yaml",
@@ -161,6 +168,28 @@ def render_card(
         *_token_note(lang, own),
     ]
     return "\n".join(lines)
+
+
+def _pseudo_label_lines(pseudo: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """How many hours of the training data are pseudo-labels, by which teacher, under which filter."""
+    if not pseudo:
+        return []
+    lines = ["### Pseudo-labelled data", ""]
+    for name, info in pseudo:
+        f = info.get("filter", {})
+        lines.append(
+            f"- `{name}`: {float(info.get('hours', 0)):.2f} h transcribed by `{info.get('teacher')}` with "
+            f"`whisperft label` (beam {info.get('num_beams')}), not by people. Kept where the mean token "
+            f"log-probability is at least {f.get('min_avg_logprob')}, the text compresses at most "
+            f"{f.get('max_compression_ratio')}x, no-speech probability at most {f.get('max_no_speech_prob')} "
+            f"(with a low log-probability), and {f.get('min_chars_per_second')}-{f.get('max_chars_per_second')} "
+            f"characters per second; rejected: {_reasons(info.get('rejected', {}))}."
+        )
+    return [*lines, ""]
+
+
+def _reasons(rejected: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in rejected.items()) or "none"
 
 
 def _token_note(lang: Language, own: ModelLanguage | None) -> list[str]:
@@ -205,9 +234,8 @@ def write_card(cfg: Config, state: TrainState, out: Path, final: Path, seconds: 
         "steps": state.step,
         "train_seconds": seconds,
     }
-    source = " + ".join(
-        str(FeatureStore(local_store(store)).meta.get("source", store)) + (f" ({weight:g})" if cfg.data.mix else "")
-        for _, store, weight in cfg.data.sources()
-    )
+    metas = [(name, FeatureStore(local_store(store)).meta, store, w) for name, store, w in cfg.data.sources()]
+    source = " + ".join(str(m.get("source", s)) + (f" ({w:g})" if cfg.data.mix else "") for _, m, s, w in metas)
+    pseudo = [(name, m["pseudo_labels"]) for name, m, _, _ in metas if isinstance(m.get("pseudo_labels"), dict)]
     own = ModelLanguage.read(json.loads((final / "config.json").read_text(encoding="utf-8")))
-    atomic_write_text(final / "README.md", render_card(cfg, source, results, curves=True, own=own))
+    atomic_write_text(final / "README.md", render_card(cfg, source, results, curves=True, own=own, pseudo=pseudo))

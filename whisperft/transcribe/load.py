@@ -18,14 +18,17 @@ from whisperft.transcribe.decoding import Engine
 logger = logging.getLogger("whisperft")
 
 
-def load_engine(spec: str, compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True) -> Engine:
+def load_engine(
+    spec: str, compute_type: str = "default", trust_pickle: bool = False, quiet: bool = True, name: str | None = None
+) -> Engine:
     """The engine for ``spec`` (a spec, run, folder or CTranslate2 folder). ``compute_type``: CTranslate2's
-    (``default``: as exported); ``quiet`` turns transformers' info logs and progress bars off before it loads.
+    (``default``: as exported); ``name``: the model as messages name it (default ``spec``); ``quiet`` turns
+    transformers' info logs and progress bars off before it loads.
     On the PyTorch path the model runs on CUDA when there is a GPU."""
     if is_ct2_folder(Path(spec).expanduser()):
         from whisperft.transcribe.fw_engine import FasterWhisperTranscriber  # deferred: imports ctranslate2
 
-        return FasterWhisperTranscriber(Path(spec).expanduser(), compute_type, name=spec)
+        return FasterWhisperTranscriber(Path(spec).expanduser(), compute_type, name=name or spec)
     if quiet:
         quiet_transformers()
     import torch  # deferred: slow to import, and a CTranslate2 model does without it
@@ -35,7 +38,9 @@ def load_engine(spec: str, compute_type: str = "default", trust_pickle: bool = F
 
     path = resolve_model(spec)
     model = load_model(path, trust_pickle=trust_pickle)
-    return Transcriber(model, load_processor(path), device="cuda" if torch.cuda.is_available() else None, name=spec)
+    return Transcriber(
+        model, load_processor(path), device="cuda" if torch.cuda.is_available() else None, name=name or spec
+    )
 
 
 def spec_or_newest(spec: str | None) -> str:
