@@ -249,6 +249,7 @@ def label_quality(folder: Path, greedy: Path, truth: dict[str, str], teacher: st
     signals = {
         "avg_logprob": [num(r, "avg_logprob", -10.0) for r in scored],
         "min_token_logprob": [r["tf_min"] for r in scored],
+        "teacher_forced_mean": [r["tf_mean"] for r in scored],  # the check on the one above: ~ avg_logprob
         "no_speech_prob": [-num(r, "no_speech_prob", 1.0) for r in scored],
         "compression_ratio": [-num(r, "compression_ratio", 10.0) for r in scored],
         "rate_vs_median": [-abs(math.log(max(float(r["chars_per_second"]), 0.1) / median)) for r in scored],
