@@ -17,6 +17,7 @@ LAYERS = {
     "whisperft.hub": 1,
     "whisperft.log": 1,
     "whisperft.audio": 2,
+    "whisperft.checks": 2,
     "whisperft.features": 2,
     "whisperft.languages": 2,
     "whisperft.text": 2,
@@ -156,6 +157,7 @@ def test_no_import_cycles() -> None:
 # when asked to.
 MAY_DEFER = {
     "whisperft.cli",
+    "whisperft.checks",
     "whisperft.transcribe.load",
     "whisperft.transcribe.request",
     "whisperft.evaluate.request",

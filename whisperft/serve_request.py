@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisperft.errors import UsageError
+from whisperft.checks import language_problems
 from whisperft.text import MAX_CLIP_SECONDS
 from whisperft.transcribe.request import TranscribeRequest
 
@@ -53,13 +53,7 @@ class ServeRequest:
             out.append(f"--port must be in [1, 65535], got {self.port}")
         if self.max_upload_mb < 1 or self.max_seconds < 1:
             out.append("--max-upload-mb and --max-seconds take a number of 1 or more")
-        if self.lang not in (None, "auto"):
-            from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
-
-            try:
-                get_language(self.lang)
-            except UsageError as exc:
-                out.append(str(exc))
+        out += language_problems(self.lang)
         return out
 
     @property

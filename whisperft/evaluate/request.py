@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisperft.errors import UsageError
+from whisperft.checks import language_problems
 from whisperft.text import EVAL_BATCH_SIZE
 
 METRICS = "metrics.json"
@@ -48,13 +48,7 @@ class EvalRequest:
                 out.append(f"--{name.replace('_', '-')} takes a number of 1 or more, got {value}")
         if self.report and self.out is None:
             out.append("--report writes report.html beside metrics.json: give --out")
-        if self.lang is not None:
-            from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
-
-            try:
-                get_language(self.lang)
-            except UsageError as exc:
-                out.append(str(exc))
+        out += language_problems(self.lang, auto=False)
         return out
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from whisperft.checks import language_problems
 from whisperft.errors import UsageError
 from whisperft.export.targets import check_names
 
@@ -37,11 +38,5 @@ class ExportRequest:
         missing = [str(p) for p in (self.verify_audio or ()) if self.verify and not Path(p).is_file()]
         if missing:
             out.append(f"--verify-audio: no such file: {', '.join(missing)}")
-        if self.lang is not None:
-            from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
-
-            try:
-                get_language(self.lang)
-            except UsageError as exc:
-                out.append(str(exc))
+        out += language_problems(self.lang, auto=False)
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisperft.errors import UsageError
+from whisperft.checks import language_problems
 from whisperft.text import (
     COMPRESSION_RATIO_THRESHOLD,
     LOG_PROB_FLOOR,
@@ -66,13 +66,7 @@ class LabelRequest:
             out.append(f"--max-no-speech-prob must be in [0, 1], got {self.max_no_speech_prob:g}")
         if not 0 <= self.min_chars_per_second < self.max_chars_per_second:
             out.append("--min-chars-per-second must be >= 0 and below --max-chars-per-second")
-        if self.lang not in (None, "auto"):
-            from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
-
-            try:
-                get_language(self.lang)
-            except UsageError as exc:
-                out.append(str(exc))
-        elif self.lang == "auto":
+        out += language_problems(self.lang)
+        if self.lang == "auto":
             out.append("--lang auto: a labelled set is in one language; name it (e.g. --lang es)")
         return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisperft.errors import UsageError
+from whisperft.checks import language_problems
 from whisperft.text import MAX_ALIGN_CER, MAX_CHARS_PER_SECOND, MAX_CLIP_SECONDS, MIN_CHARS_PER_SECOND
 
 AUDIO_FORMATS = ("opus", "flac")  # --audio: the codecs a store may keep each clip's audio in (data.store)
@@ -58,10 +58,5 @@ class PrepareRequest:
             out.append(f"--max-cer must be in [0, 1], got {self.max_cer:g}")
         if not 0 < self.validation_fraction < 1:
             out.append(f"validation_fraction must be in (0, 1), got {self.validation_fraction:g}")
-        from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
-
-        try:
-            get_language(self.lang)
-        except UsageError as exc:
-            out.append(str(exc))
+        out += language_problems(self.lang, auto=False)
         return out

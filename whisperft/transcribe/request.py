@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from whisperft.errors import UsageError
+from whisperft.checks import language_problems
 from whisperft.transcribe.subtitles import FORMATS, Transcript
 
 BATCH_SIZE = 8  # windows decoded together: a CPU gains little past 8, a GPU's memory holds 8 of any size
@@ -47,13 +47,7 @@ class TranscribeRequest:
             out.append(f"--task must be {' or '.join(TASKS)}, got {self.task!r}")
         if self.batch_size < 1 or (self.num_beams is not None and self.num_beams < 1):
             out.append("--batch-size and --num-beams take a number of 1 or more")
-        if self.lang not in (None, "auto"):
-            from whisperft.languages import get_language  # deferred: langcodes' tables take 0.1 s to load
-
-            try:
-                get_language(self.lang)
-            except UsageError as exc:
-                out.append(str(exc))
+        out += language_problems(self.lang)
         return out
 
     @property
