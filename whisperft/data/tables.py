@@ -123,10 +123,12 @@ def _read_jsonl(text: str) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]
     return list(columns), rows
 
 
-def pseudo_label_info(source: str) -> dict[str, Any] | None:
+def pseudo_label_info(source: str | None) -> dict[str, Any] | None:
     """``label.json`` of a ``whisperft label`` folder when ``source`` is that folder's ``manifest.csv`` (or
     the folder), else None. Another table in the folder (a hand-made, unfiltered one) is not the filtered
     manifest the file describes, so it gets None too."""
+    if not source:  # a Hub dataset: no local folder
+        return None
     path = Path(source)
     folder = path if path.is_dir() else path.parent
     if (not path.is_dir() and path.name != LABEL_MANIFEST) or not (folder / LABEL_INFO).is_file():
