@@ -140,25 +140,23 @@ def rows(folder: Path, rejected: bool = True) -> list[dict[str, str]]:
 
 def unfiltered_manifest(folder: Path) -> Path:
     """Every labelled clip with text, kept or rejected: run (c)'s manifest, beside the label's."""
-    path = folder / "unfiltered.csv"
-    if not path.is_file():
-        every = [r for r in rows(folder) if r["text"].strip() and r["audio"]]
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["audio", "text", "duration"], extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(every)
-    return path
+    every = [r for r in rows(folder) if r["text"].strip() and r["audio"]]
+    return _manifest(folder / "unfiltered.csv", every)
 
 
 def tightened_manifest(folder: Path, threshold: float) -> Path:
     """The label's kept rows whose mean token log-probability is at least ``threshold``: run b_tight's."""
-    path = folder / f"manifest{threshold:g}.csv"
+    keep = [r for r in rows(folder, rejected=False) if r["avg_logprob"] and float(r["avg_logprob"]) >= threshold]
+    return _manifest(folder / f"manifest{threshold:g}.csv", keep)
+
+
+def _manifest(path: Path, table: list[dict[str, str]]) -> Path:
+    """``table`` as a manifest prepare reads (audio, text, duration) at ``path``, written once."""
     if not path.is_file():
-        keep = [r for r in rows(folder, rejected=False) if r["avg_logprob"] and float(r["avg_logprob"]) >= threshold]
         with open(path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=["audio", "text", "duration"], extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(keep)
+            writer.writerows(table)
     return path
 
 
