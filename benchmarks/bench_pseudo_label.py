@@ -3,7 +3,7 @@
 Debian's Asterisk prompts (demo/real_speech.py screens them: one professional voice, 8 kHz telephone
 audio) are split by prompt text into three parts, by clip count: L, transcribed (a quarter); U,
 untranscribed (half: its text is withheld from training and used only to score the labels); T, test
-(a quarter, never trained on). Five runs, each from bundled base with configs/real-es.yaml and the
+(a quarter, never trained on). Seven runs, each from bundled base with configs/real-es.yaml and the
 same number of steps (``train.max_steps``, 40 packed batches of 4 windows):
 
 - a: L only;
@@ -13,7 +13,9 @@ same number of steps (``train.max_steps``, 40 packed batches of 4 windows):
   does a stricter filter than openai-whisper's -1.0 pay?);
 - c: the same labels, unfiltered (every clip with text, rejected ones too);
 - d: L plus U labelled by bundled base, filtered;
-- e: the oracle, L plus U with its true text.
+- e: the oracle, L plus U with its true text;
+- chapter: U read in a row as one long recording with no text (like demo/chapter.py's chapters),
+  labelled by (a): ``label`` cuts it at pauses, and the kept clips are mixed with L like (b).
 
 L and U are mixed with ``data.mix`` at weights in proportion to their hours. Each final model is scored
 on T (normalized WER and CER, ``whisperft eval``). For the labels themselves: their WER against the
@@ -31,7 +33,7 @@ no timestamps; audio-seconds per second, model load included on both sides.
 
 Targets: (b) closes at least half of the gap between (a) and (e); (b) beats (c); kept labels' WER at
 most half of the rejected ones'; label at least as fast as the BatchedInferencePipeline.
-Part of make bench (slow: five trainings of about 10 minutes per language on 2 cores).
+Part of make bench (slow: seven trainings of about 10 minutes per language on 2 cores).
 
     python -m benchmarks.bench_pseudo_label                 # es and fr
     python -m benchmarks.bench_pseudo_label --langs es
@@ -62,7 +64,7 @@ from whisperft.text import normalize_text
 CONFIG = ROOT / "configs" / "real-es.yaml"
 SHARES = (("T", 0.25), ("L", 0.25), ("U", 0.5))
 GOOD_WER = 0.10  # a label with at most this normalized WER against the withheld text is good
-RUNS = ("a", "b", "b_tight", "c", "d", "e")
+RUNS = ("a", "b", "b_tight", "c", "d", "e", "chapter")
 TIGHT_LOGPROB = -0.5  # run b_tight: (b)'s labels kept only at this mean token log-probability or higher
 LOGPROB_SWEEP = (-1.0, -0.8, -0.6, -0.5, -0.4, -0.3, -0.2)
 
@@ -94,8 +96,8 @@ def split_prompts(lang: str, seed: int = 35) -> dict[str, list[real_speech.Promp
 def write_folders(lang: str, root: Path) -> dict[str, list[real_speech.Prompt]]:
     """Under ``root``: ``L/`` (train.tsv: L, test.tsv: T), ``U-true/`` (train.tsv: U with its text, the
     oracle), ``U-audio/`` (U's clips alone, what label reads), all on one ``clips/`` copy."""
-    splits = split_prompts(lang)
     real_speech.ensure_packages([f"asterisk-core-sounds-{lang}", f"asterisk-core-sounds-{lang}-wav"])
+    splits = split_prompts(lang)
     clips = root / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     for ps in splits.values():
@@ -353,6 +355,52 @@ def hours(store: Path) -> float:
     return float(json.loads((store / "prepare_report.json").read_text())["train"]["hours"])
 
 
+def chapter_trial(splits: dict[str, list[real_speech.Prompt]], root: Path, lang: str, teacher: Path,
+                  store_l: Path) -> tuple[dict, Path]:  # fmt: skip
+    """U read in a row as one long recording with no text beside it (pauses of 0.3-0.9 s, as
+    demo/chapter.py's ``build_real`` makes a chapter), labelled by ``teacher`` (``label`` cuts it at the
+    pauses Silero VAD hears), then prepared and mixed with L like run (b). Each clip's reference is the
+    prompts whose middle lies in it; ``recording_wer`` is every label in order against every prompt in
+    order, which cutting cannot bias. Returns (the labels' figures, the prepared store)."""
+    from devkit.synth import render_recording
+
+    folder = root / "U-chapter"
+    recording, truth_path = folder / "chapter01.mp3", folder / "truth.json"
+    if not truth_path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(35)
+        order = sorted(splits["U"], key=lambda p: p.clip)
+        rng.shuffle(order)
+        items = [("file", str(root / "clips" / p.clip), rng.uniform(0.3, 0.9)) for p in order]
+        said = render_recording(items, recording)
+        truth_path.write_text(json.dumps([{**s, "text": p.text} for s, p in zip(said, order, strict=True)],
+                                         ensure_ascii=False, indent=1) + "\n")  # fmt: skip
+    truth = json.loads(truth_path.read_text())
+    out = root / "label-chapter"
+    if not (out / "manifest.csv").is_file():
+        cli("label", str(recording), "--model", str(teacher), "--lang", lang, "--out", str(out))
+    table = sorted((r for r in rows(out) if r["start"]), key=lambda r: float(r["start"]))
+    for r in table:
+        a, b = float(r["start"]), float(r["end"])
+        r["truth"] = " ".join(t["text"] for t in truth if a <= (t["start"] + t["end"]) / 2 < b)
+    kept = [r for r in table if r["kept"] == "1"]
+    speech = sum(t["end"] - t["start"] for t in truth)
+    in_kept = sum(min(float(r["end"]), t["end"]) - max(float(r["start"]), t["start"]) for r in kept for t in truth
+                  if min(float(r["end"]), t["end"]) > max(float(r["start"]), t["start"]))  # fmt: skip
+    figures = {
+        "recording_minutes": round(truth[-1]["end"] / 60, 1),
+        "clips": len(table),
+        "share_kept": round(len(kept) / max(1, len(table)), 3),
+        "speech_in_kept_clips": round(in_kept / speech, 3),
+        "recording_wer": corpus_wer([(" ".join(t["text"] for t in truth), " ".join(r["text"] for r in table))]),
+        "kept_wer": corpus_wer([(r["truth"], r["text"]) for r in kept]),
+        "rejected_wer": corpus_wer([(r["truth"], r["text"]) for r in table if r["kept"] == "0"]),
+        "rejected_by_reason": dict(sorted(_count(r.get("reason", "") for r in table if r["kept"] == "0").items())),
+        "median_clip_s": round(statistics.median(float(r["duration"]) for r in table), 1) if table else None,
+    }
+    return figures, prepared(out / "manifest.csv", lang, root / "store-U-chapter")
+
+
 def run_language(lang: str) -> dict:
     from whisperft.export.ct2 import ct2_folder
 
@@ -380,6 +428,8 @@ def run_language(lang: str) -> dict:
         "d": prepared(labels["base"] / "manifest.csv", lang, root / "store-U-base"),
         "e": store_true,
     }
+    result["chapter_labels"], stores["chapter"] = chapter_trial(splits, root, lang, final_a, store_l)
+    print(lang, "chapter", json.dumps(result["chapter_labels"]), flush=True)
     finals = {"a": final_a}
     for name, store in stores.items():
         finals[name] = train_run(name, root, lang, [(store_l, hours(store_l)), (store, hours(store))])
@@ -415,6 +465,7 @@ def main() -> None:
             b_beats_c=b < c,
             labels_a=lb,
             labels_base=r["labels_base"],
+            chapter_labels=r["chapter_labels"],
             throughput=r["throughput"],
             splits=r["splits"],
             setting=f"configs/real-es.yaml from bundled base with language={lang}, the same steps for every run; "

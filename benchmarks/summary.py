@@ -20,7 +20,7 @@ PAGE = ROOT / "BENCHMARKS.md"
 AREAS = ["data", "training", "decoding", "export", "long recordings", "languages"]
 
 MET, MISSED, NO_TARGET = "met", "**missed**", "no target"
-PSEUDO_RUNS = ("a", "b", "b_tight", "c", "d", "e")  # bench_pseudo_label's runs
+PSEUDO_RUNS = ("a", "b", "b_tight", "c", "d", "e", "chapter")  # bench_pseudo_label's runs
 PSEUDO_PAGE = ROOT / "docs" / "no-text.md"  # carries the experiment's table, between these two markers
 PSEUDO_BEGIN, PSEUDO_END = "<!-- pseudo-label table: python -m benchmarks.summary -->", "<!-- end of table -->"
 PSEUDO_WHAT = {
@@ -30,6 +30,7 @@ PSEUDO_WHAT = {
     "c": "L + U labelled by (a), unfiltered",
     "d": "L + U labelled by bundled base, default filter",
     "e": "L + U with its true text (the oracle)",
+    "chapter": "L + U read as one recording, labelled by (a), default filter",
 }
 
 
@@ -355,9 +356,14 @@ def pseudo_table(results: list[dict]) -> str:
     for k in PSEUDO_RUNS:
         cells = [f"{r.get(f'run_{k}_wer_normalized', '–')}% | {r.get(f'run_{k}_cer_normalized', '–')}%" for r in langs]
         out.append(f"| ({k}) {PSEUDO_WHAT[k]} | " + " | ".join(cells) + " |")
-    for tag, who in (("labels_a", "(a)"), ("labels_base", "bundled base")):
+    for tag, who in (("labels_a", "(a)"), ("labels_base", "bundled base"), ("chapter_labels", "(a), one recording")):
+        if not any(tag in r for r in langs):
+            continue
         cells = [
-            f"{r[tag]['kept_wer']}% kept ({pct(r[tag]['share_kept'])}) | {r[tag]['rejected_wer']}% rejected"
+            f"{r[tag]['kept_wer']}% kept ({pct(r[tag]['share_kept'])}) | "
+            + (f"{r[tag]['rejected_wer']}% rejected" if r[tag]["rejected_wer"] is not None else "none rejected")
+            if tag in r
+            else "– | –"
             for r in langs
         ]
         out.append(f"| labels by {who}: their WER | " + " | ".join(cells) + " |")
