@@ -272,13 +272,21 @@ def label_quality(folder: Path, greedy: Path, truth: dict[str, str], teacher: st
         "hours_kept": round(sum(float(r["duration"]) for r in kept) / 3600, 3),
         "good_share": round(sum(good) / len(scored), 3),
         "all_wer": corpus_wer([(r["truth"], r["text"]) for r in table]),
-        "kept_wer": corpus_wer([(r["truth"], r["text"]) for r in kept]),
-        "rejected_wer": corpus_wer([(r["truth"], r["text"]) for r in table if r["kept"] == "0"]),
-        "rejected_by_reason": dict(sorted(_count(r.get("reason", "") for r in table if r["kept"] == "0").items())),
+        **_kept_and_rejected(table),
         "auc": {name: roc_auc(s, good) for name, s in signals.items()},
         "precision_at_share_kept": {name: precision_at(s, good, share) for name, s in signals.items()},
         "default_filter_precision": round(sum(r["wer"] <= GOOD_WER for r in kept) / max(1, len(kept)), 3),
         "avg_logprob_sweep": sweep,
+    }
+
+
+def _kept_and_rejected(table: list[dict]) -> dict:
+    """The labels' WER against ``truth``, kept and rejected, and the rejected ones counted by reason."""
+    rejected = [r for r in table if r["kept"] == "0"]
+    return {
+        "kept_wer": corpus_wer([(r["truth"], r["text"]) for r in table if r["kept"] == "1"]),
+        "rejected_wer": corpus_wer([(r["truth"], r["text"]) for r in rejected]),
+        "rejected_by_reason": dict(sorted(_count(r.get("reason", "") for r in rejected).items())),
     }
 
 
@@ -355,8 +363,9 @@ def hours(store: Path) -> float:
     return float(json.loads((store / "prepare_report.json").read_text())["train"]["hours"])
 
 
-def chapter_trial(splits: dict[str, list[real_speech.Prompt]], root: Path, lang: str, teacher: Path,
-                  store_l: Path) -> tuple[dict, Path]:  # fmt: skip
+def chapter_trial(
+    splits: dict[str, list[real_speech.Prompt]], root: Path, lang: str, teacher: Path
+) -> tuple[dict, Path]:
     """U read in a row as one long recording with no text beside it (pauses of 0.3-0.9 s, as
     demo/chapter.py's ``build_real`` makes a chapter), labelled by ``teacher`` (``label`` cuts it at the
     pauses Silero VAD hears), then prepared and mixed with L like run (b). Each clip's reference is the
@@ -385,17 +394,16 @@ def chapter_trial(splits: dict[str, list[real_speech.Prompt]], root: Path, lang:
         r["truth"] = " ".join(t["text"] for t in truth if a <= (t["start"] + t["end"]) / 2 < b)
     kept = [r for r in table if r["kept"] == "1"]
     speech = sum(t["end"] - t["start"] for t in truth)
-    in_kept = sum(min(float(r["end"]), t["end"]) - max(float(r["start"]), t["start"]) for r in kept for t in truth
-                  if min(float(r["end"]), t["end"]) > max(float(r["start"]), t["start"]))  # fmt: skip
+    in_kept = sum(
+        max(0.0, min(float(r["end"]), t["end"]) - max(float(r["start"]), t["start"])) for r in kept for t in truth
+    )
     figures = {
         "recording_minutes": round(truth[-1]["end"] / 60, 1),
         "clips": len(table),
         "share_kept": round(len(kept) / max(1, len(table)), 3),
         "speech_in_kept_clips": round(in_kept / speech, 3),
         "recording_wer": corpus_wer([(" ".join(t["text"] for t in truth), " ".join(r["text"] for r in table))]),
-        "kept_wer": corpus_wer([(r["truth"], r["text"]) for r in kept]),
-        "rejected_wer": corpus_wer([(r["truth"], r["text"]) for r in table if r["kept"] == "0"]),
-        "rejected_by_reason": dict(sorted(_count(r.get("reason", "") for r in table if r["kept"] == "0").items())),
+        **_kept_and_rejected(table),
         "median_clip_s": round(statistics.median(float(r["duration"]) for r in table), 1) if table else None,
     }
     return figures, prepared(out / "manifest.csv", lang, root / "store-U-chapter")
@@ -428,7 +436,7 @@ def run_language(lang: str) -> dict:
         "d": prepared(labels["base"] / "manifest.csv", lang, root / "store-U-base"),
         "e": store_true,
     }
-    result["chapter_labels"], stores["chapter"] = chapter_trial(splits, root, lang, final_a, store_l)
+    result["chapter_labels"], stores["chapter"] = chapter_trial(splits, root, lang, final_a)
     print(lang, "chapter", json.dumps(result["chapter_labels"]), flush=True)
     finals = {"a": final_a}
     for name, store in stores.items():

@@ -359,15 +359,17 @@ def pseudo_table(results: list[dict]) -> str:
     for tag, who in (("labels_a", "(a)"), ("labels_base", "bundled base"), ("chapter_labels", "(a), one recording")):
         if not any(tag in r for r in langs):
             continue
-        cells = [
-            f"{r[tag]['kept_wer']}% kept ({pct(r[tag]['share_kept'])}) | "
-            + (f"{r[tag]['rejected_wer']}% rejected" if r[tag]["rejected_wer"] is not None else "none rejected")
-            if tag in r
-            else "– | –"
-            for r in langs
-        ]
+        cells = [_label_cells(r.get(tag)) for r in langs]
         out.append(f"| labels by {who}: their WER | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def _label_cells(labels: dict | None) -> str:
+    """Two table cells: the labels' WER kept (with the share kept) and rejected."""
+    if labels is None:
+        return "– | –"
+    rejected = "none rejected" if labels["rejected_wer"] is None else f"{labels['rejected_wer']}% rejected"
+    return f"{labels['kept_wer']}% kept ({pct(labels['share_kept'])}) | {rejected}"
 
 
 def pseudo_page(results: list[dict]) -> str:
