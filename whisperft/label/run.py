@@ -131,8 +131,10 @@ def clip_spans(speech: list[Span], duration: float, max_seconds: float) -> list[
 def judge(clip: Clip, request: LabelRequest) -> tuple[str, str] | None:
     """(reason, detail) when the clip's label is not to be trusted, else None: openai-whisper's rules
     (``transcribe.py``: a compression ratio over 2.4 is a loop; a <|nospeech|> probability over 0.6 with a
-    mean log-probability under -1.0 is silence; a mean log-probability under -1.0 is a failed decode),
-    then the plausible speaking rate."""
+    low mean log-probability is silence; a low mean log-probability is a failed decode), where low is under
+    ``request.min_avg_logprob`` (``MIN_AVG_LOGPROB``, stricter than openai-whisper's -1.0), then the
+    plausible speaking rate. The rules for a kept label are a conjunction, so the labels kept at a stricter
+    floor are those kept at a looser one whose mean log-probability reaches it."""
     if not clip.text:
         return "no_speech", "the model heard no words"
     ratio = compression_ratio(clip.text)
