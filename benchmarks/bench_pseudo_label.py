@@ -3,20 +3,24 @@
 Debian's Asterisk prompts (demo/real_speech.py screens them: one professional voice, 8 kHz telephone
 audio) are split by prompt text into three parts, by clip count: L, transcribed (a quarter); U,
 untranscribed (half: its text is withheld from training and used only to score the labels); T, test
-(a quarter, never trained on). Seven runs, each from bundled base with configs/real-es.yaml and the
+(a quarter, never trained on). Eight runs, each from bundled base with configs/real-es.yaml and the
 same number of steps (``train.max_steps``, 40 packed batches of 4 windows):
 
 - a: L only;
 - b: L plus U labelled by ``whisperft label`` with the model from (a) as the teacher, filtered at the
-  default threshold (``manifest.csv``);
-- b_tight: the same labels, kept only at a mean token log-probability of -0.5 or more (``TIGHT_LOGPROB``:
-  does a stricter filter than openai-whisper's -1.0 pay?);
+  default threshold (``label.request.MIN_AVG_LOGPROB``);
+- b_loose: the same labels at openai-whisper's log-probability floor, -1.0 (``LOOSE_LOGPROB``);
+- b_strict: the same labels kept only at a mean token log-probability of -0.2 or more (``STRICT_LOGPROB``:
+  does a filter that keeps only labels near 10% WER close the gap to the oracle?);
 - c: the same labels, unfiltered (every clip with text, rejected ones too);
-- d: L plus U labelled by bundled base, filtered;
+- d: L plus U labelled by bundled base, filtered at the default;
 - e: the oracle, L plus U with its true text;
 - chapter: U read in a row as one long recording with no text (like demo/chapter.py's chapters),
   labelled by (a): ``label`` cuts it at pauses, and the kept clips are mixed with L like (b).
 
+``label`` runs once per teacher, at ``LOOSE_LOGPROB``; each stricter filter keeps the rows of that
+manifest whose mean token log-probability reaches it, which are exactly the rows ``label`` keeps at that
+floor (its rules for a kept label are a conjunction, ``label.run.judge``).
 L and U are mixed with ``data.mix`` at weights in proportion to their hours. Each final model is scored
 on T (normalized WER and CER, ``whisperft eval``). For the labels themselves: their WER against the
 withheld text, kept and rejected; the share of U kept; and, per confidence signal, how well it tells
@@ -33,7 +37,7 @@ no timestamps; audio-seconds per second, model load included on both sides.
 
 Targets: (b) closes at least half of the gap between (a) and (e); (b) beats (c); kept labels' WER at
 most half of the rejected ones'; label at least as fast as the BatchedInferencePipeline.
-Part of make bench (slow: seven trainings of about 10 minutes per language on 2 cores).
+Part of make bench (slow: eight trainings of about 10 minutes per language on 2 cores).
 
     python -m benchmarks.bench_pseudo_label                 # es and fr
     python -m benchmarks.bench_pseudo_label --langs es
@@ -59,13 +63,15 @@ from benchmarks.common import DATA, ROOT, cli, emit, prepared, setup
 sys.path.insert(0, str(ROOT / "demo"))
 import real_speech
 
+from whisperft.label.request import MIN_AVG_LOGPROB
 from whisperft.text import normalize_text
 
 CONFIG = ROOT / "configs" / "real-es.yaml"
 SHARES = (("T", 0.25), ("L", 0.25), ("U", 0.5))
 GOOD_WER = 0.10  # a label with at most this normalized WER against the withheld text is good
-RUNS = ("a", "b", "b_tight", "c", "d", "e", "chapter")
-TIGHT_LOGPROB = -0.5  # run b_tight: (b)'s labels kept only at this mean token log-probability or higher
+RUNS = ("a", "b", "b_loose", "b_strict", "c", "d", "e", "chapter")
+LOOSE_LOGPROB = -1.0  # openai-whisper's logprob_threshold: what label runs at here, and run b_loose's filter
+STRICT_LOGPROB = -0.2  # run b_strict: (b)'s labels kept only at this mean token log-probability or higher
 LOGPROB_SWEEP = (-1.0, -0.8, -0.6, -0.5, -0.4, -0.3, -0.2)
 
 
@@ -124,20 +130,25 @@ def labelled(teacher: str, root: Path, tag: str, lang: str, beams: int | None = 
     timing = out / "seconds.json"
     if not timing.is_file():
         extra = ["--num-beams", str(beams)] if beams else []
+        extra += ["--min-avg-logprob", str(LOOSE_LOGPROB)]
         seconds, _ = cli("label", str(root / "U-audio"), "--model", teacher, "--lang", lang, "--out", str(out), *extra)
         timing.write_text(json.dumps({"seconds": round(seconds, 2)}))
     return out, json.loads(timing.read_text())["seconds"]
 
 
-def rows(folder: Path, rejected: bool = True) -> list[dict[str, str]]:
-    """The label folder's kept rows (``kept`` = "1") and, with ``rejected``, its rejected ones."""
+def rows(folder: Path, rejected: bool = True, floor: float = MIN_AVG_LOGPROB) -> list[dict[str, str]]:
+    """The label folder's rows as ``label`` keeps them at the log-probability ``floor`` (``kept`` = "1"),
+    and, with ``rejected``, the others: its rejected ones, and those of its manifest under ``floor``
+    (all counted ``low_confidence``; ``label`` at that floor calls one over the no-speech probability
+    ``no_speech``)."""
     out = []
     for name, kept in (("manifest.csv", "1"), ("rejected.csv", "0")):
-        if kept == "0" and not rejected:
-            continue
         with open(folder / name, newline="", encoding="utf-8") as fh:
             out += [{**r, "kept": kept} for r in csv.DictReader(fh)]
-    return out
+    for r in out:
+        if r["kept"] == "1" and r["avg_logprob"] and float(r["avg_logprob"]) < floor:
+            r["kept"], r["reason"] = "0", "low_confidence"
+    return out if rejected else [r for r in out if r["kept"] == "1"]
 
 
 def unfiltered_manifest(folder: Path) -> Path:
@@ -146,10 +157,9 @@ def unfiltered_manifest(folder: Path) -> Path:
     return _manifest(folder / "unfiltered.csv", every)
 
 
-def tightened_manifest(folder: Path, threshold: float) -> Path:
-    """The label's kept rows whose mean token log-probability is at least ``threshold``: run b_tight's."""
-    keep = [r for r in rows(folder, rejected=False) if r["avg_logprob"] and float(r["avg_logprob"]) >= threshold]
-    return _manifest(folder / f"manifest{threshold:g}.csv", keep)
+def filtered_manifest(folder: Path, floor: float = MIN_AVG_LOGPROB) -> Path:
+    """The rows ``label`` keeps at the log-probability ``floor``, as a manifest beside the label's."""
+    return _manifest(folder / f"manifest{floor:g}.csv", rows(folder, rejected=False, floor=floor))
 
 
 def _manifest(path: Path, table: list[dict[str, str]]) -> Path:
@@ -387,7 +397,8 @@ def chapter_trial(
     truth = json.loads(truth_path.read_text())
     out = root / "label-chapter"
     if not (out / "manifest.csv").is_file():
-        cli("label", str(recording), "--model", str(teacher), "--lang", lang, "--out", str(out))
+        cli("label", str(recording), "--model", str(teacher), "--lang", lang, "--out", str(out),
+            "--min-avg-logprob", str(LOOSE_LOGPROB))  # fmt: skip
     table = sorted((r for r in rows(out) if r["start"]), key=lambda r: float(r["start"]))
     for r in table:
         a, b = float(r["start"]), float(r["end"])
@@ -406,7 +417,7 @@ def chapter_trial(
         **_kept_and_rejected(table),
         "median_clip_s": round(statistics.median(float(r["duration"]) for r in table), 1) if table else None,
     }
-    return figures, prepared(out / "manifest.csv", lang, root / "store-U-chapter")
+    return figures, prepared(filtered_manifest(out), lang, root / "store-U-chapter")
 
 
 def run_language(lang: str) -> dict:
@@ -430,10 +441,11 @@ def run_language(lang: str) -> dict:
                                    "agreement_cost": round(greedy_s / seconds, 2)}  # fmt: skip
         print(lang, tag, json.dumps(result[f"labels_{tag}"]), flush=True)
     stores = {
-        "b": prepared(labels["a"] / "manifest.csv", lang, root / "store-U-a"),
-        "b_tight": prepared(tightened_manifest(labels["a"], TIGHT_LOGPROB), lang, root / "store-U-a-tight"),
+        "b": prepared(filtered_manifest(labels["a"]), lang, root / "store-U-a-tight"),
+        "b_loose": prepared(labels["a"] / "manifest.csv", lang, root / "store-U-a"),
+        "b_strict": prepared(filtered_manifest(labels["a"], STRICT_LOGPROB), lang, root / "store-U-a-strict"),
         "c": prepared(unfiltered_manifest(labels["a"]), lang, root / "store-U-a-unfiltered"),
-        "d": prepared(labels["base"] / "manifest.csv", lang, root / "store-U-base"),
+        "d": prepared(filtered_manifest(labels["base"]), lang, root / "store-U-base-tight"),
         "e": store_true,
     }
     result["chapter_labels"], stores["chapter"] = chapter_trial(splits, root, lang, final_a)
@@ -478,7 +490,8 @@ def main() -> None:
             splits=r["splits"],
             setting=f"configs/real-es.yaml from bundled base with language={lang}, the same steps for every run; "
             "L/U/T split by prompt text, U mixed with L at weights in proportion to hours; labels by "
-            "whisperft label (faster-whisper, beam 5) at the default filter; WER normalized, on T",
+            f"whisperft label (faster-whisper, beam 5), kept at a mean token log-probability of {MIN_AVG_LOGPROB:g} "
+            "(the default) unless a run says otherwise; WER normalized, on T",
         )
 
 
