@@ -53,6 +53,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +65,13 @@ sys.path.insert(0, str(ROOT / "demo"))
 import real_speech
 
 from whisperft.label.request import MIN_AVG_LOGPROB
-from whisperft.text import normalize_text
+from whisperft.text import LOG_PROB_FLOOR, normalize_text
 
 CONFIG = ROOT / "configs" / "real-es.yaml"
 SHARES = (("T", 0.25), ("L", 0.25), ("U", 0.5))
 GOOD_WER = 0.10  # a label with at most this normalized WER against the withheld text is good
 RUNS = ("a", "b", "b_loose", "b_strict", "c", "d", "e", "chapter")
-LOOSE_LOGPROB = -1.0  # openai-whisper's logprob_threshold: what label runs at here, and run b_loose's filter
+LOOSE_LOGPROB = LOG_PROB_FLOOR  # openai-whisper's -1.0: what label runs at here, and run b_loose's filter
 STRICT_LOGPROB = -0.2  # run b_strict: (b)'s labels kept only at this mean token log-probability or higher
 LOGPROB_SWEEP = (-1.0, -0.8, -0.6, -0.5, -0.4, -0.3, -0.2)
 
@@ -296,15 +297,8 @@ def _kept_and_rejected(table: list[dict]) -> dict:
     return {
         "kept_wer": corpus_wer([(r["truth"], r["text"]) for r in table if r["kept"] == "1"]),
         "rejected_wer": corpus_wer([(r["truth"], r["text"]) for r in rejected]),
-        "rejected_by_reason": dict(sorted(_count(r.get("reason", "") for r in rejected).items())),
+        "rejected_by_reason": dict(sorted(Counter(r.get("reason", "") for r in rejected).items())),
     }
-
-
-def _count(items: object) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for k in items:  # type: ignore[attr-defined]
-        out[k] = out.get(k, 0) + 1
-    return out
 
 
 def throughput(teacher_ct2: str, audio: Path, lang: str, root: Path) -> dict:
